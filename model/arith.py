@@ -1,0 +1,180 @@
+"""The low-bit tensor arithmetic of DESIGN §3: exact integer GEMM/conv, finite accumulators,
+and the output converter to FP32. This is the golden model of the PE array.
+
+An element with its group exponent is the integer ``to_int()`` in units of ``2**-L``, so a
+GEMM tile is an integer matmul; a product of two formats is in units of ``2**-(L_a + L_b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .formats import MLSFormat
+from .quantize import FP32_MIN_NORMAL, MLSTensor
+
+__all__ = [
+    "MAX_EXACT_BITS",
+    "accumulate",
+    "exact_conv2d",
+    "exact_matmul",
+    "finite_matmul",
+    "fp32_from_int",
+    "matmul_products",
+    "mls_conv2d",
+    "mls_matmul",
+    "output_convert",
+    "saturate",
+]
+
+#: int64 holds every accumulator up to this width exactly.
+MAX_EXACT_BITS = 63
+_FLOAT64_EXACT_BITS = 54  # |C| < 2**53: every partial sum of integers is exact in float64
+
+
+def _check_width(a: MLSFormat, b: MLSFormat, k: int, what: str) -> int:
+    bits = a.acc_bits_exact(k, b)
+    if bits > MAX_EXACT_BITS:
+        raise ValueError(
+            f"{what}: exact accumulator for K={k} with {a} x {b} needs {bits} bits, "
+            f"more than the {MAX_EXACT_BITS} int64 holds; split the reduction"
+        )
+    return bits
+
+
+def exact_matmul(a: MLSTensor, b: MLSTensor) -> torch.Tensor:
+    """``C_int[i, j] = sum_k int(A[i, k]) * int(B[k, j])`` exactly (int64). A is [M, K], B is [K, N]."""
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"exact_matmul needs [M, K] x [K, N], got {a.shape} x {b.shape}")
+    _check_width(a.fmt, b.fmt, a.shape[1], "exact_matmul")
+    return a.to_int() @ b.to_int()
+
+
+def exact_conv2d(a: MLSTensor, w: MLSTensor, stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] = 0) -> torch.Tensor:
+    """Integer accumulators of a conv (NCHW activation, OIHW weight), exact (int64).
+
+    Uses a float64 conv while every partial sum provably stays below 2**53, else im2col + int64.
+    """
+    if len(a.shape) != 4 or len(w.shape) != 4 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"exact_conv2d needs NCHW x OIHW with equal C, got {a.shape} x {w.shape}")
+    k = w.shape[1] * w.shape[2] * w.shape[3]
+    bits = _check_width(a.fmt, w.fmt, k, "exact_conv2d")
+    a_int, w_int = a.to_int(), w.to_int()
+    if bits <= _FLOAT64_EXACT_BITS:
+        return F.conv2d(a_int.double(), w_int.double(), stride=stride, padding=padding).to(torch.int64)
+    # Each integer is a short significand times a power of two: exact in float64 for unfold.
+    n, _, h, wd = a.shape
+    cols = F.unfold(a_int.double(), w.shape[2:], padding=padding, stride=stride).to(torch.int64)
+    out = w_int.reshape(w.shape[0], -1) @ cols  # [N, Cout, L]
+    stride2 = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    pad2 = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    ho = (h + 2 * pad2[0] - w.shape[2]) // stride2[0] + 1
+    wo = (wd + 2 * pad2[1] - w.shape[3]) // stride2[1] + 1
+    return out.reshape(n, w.shape[0], ho, wo)
+
+
+def saturate(value: torch.Tensor, acc_bits: int) -> torch.Tensor:
+    """Clamp to the two's-complement range of ``acc_bits`` bits."""
+    return value.clamp(-(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
+
+
+def accumulate(products: torch.Tensor, acc_bits: int, order: Sequence[int] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A finite saturating accumulator over the last axis of ``products`` (int64).
+
+    Adds in ``order`` (default: k ascending, as the PE does), saturating after every add, and
+    returns ``(acc, overflow)`` where ``overflow`` is the sticky flag (any add saturated).
+    """
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 2 <= acc_bits <= MAX_EXACT_BITS:
+        raise ValueError(f"acc_bits must be an int in [2, {MAX_EXACT_BITS}], got {acc_bits!r}")
+    products = torch.as_tensor(products)
+    if torch.is_floating_point(products):
+        raise TypeError(f"products must be integers, got dtype {products.dtype}")
+    k = products.shape[-1]
+    order = range(k) if order is None else list(order)
+    if sorted(order) != list(range(k)):
+        raise ValueError(f"order must be a permutation of range({k})")
+    acc = torch.zeros(products.shape[:-1], dtype=torch.int64)
+    overflow = torch.zeros(products.shape[:-1], dtype=torch.bool)
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    for index in order:
+        # acc and one product each fit in 63 bits; their exact sum fits in int64 unless both are
+        # near the extremes, which the width check of the callers rules out.
+        total = acc + products[..., index].to(torch.int64)
+        overflow |= (total < lo) | (total > hi)
+        acc = total.clamp(lo, hi)
+    return acc, overflow
+
+
+def matmul_products(a: MLSTensor, b: MLSTensor) -> torch.Tensor:
+    """Every product ``int(A[i,k]) * int(B[k,j])`` as an int64 tensor [M, N, K]."""
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_products needs [M, K] x [K, N], got {a.shape} x {b.shape}")
+    _check_width(a.fmt, b.fmt, 1, "matmul_products")
+    return a.to_int()[:, None, :] * b.to_int().T[None, :, :]
+
+
+def finite_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """GEMM through a finite ``acc_bits`` accumulator per output, k ascending: ``(C_int, overflow)``."""
+    return accumulate(matmul_products(a, b), acc_bits)
+
+
+def fp32_from_int(value: torch.Tensor, lsb_exponent: int) -> torch.Tensor:
+    """``fp32_rne(value * 2**-lsb_exponent)`` for int64 ``value``, computed exactly.
+
+    The integer is rounded once to 24 significant bits (ties to even); a result below the FP32
+    normal range is flushed to zero, one above it becomes ±inf.
+    """
+    value = torch.as_tensor(value).to(torch.int64)
+    magnitude = value.abs()
+    bit_length = _bit_length(magnitude)
+    drop = (bit_length - 24).clamp(min=0)
+    kept = magnitude >> drop
+    remainder = magnitude - (kept << drop)
+    half = torch.where(drop > 0, torch.ones_like(drop) << (drop - 1).clamp(min=0), torch.zeros_like(drop))
+    round_up = (drop > 0) & ((remainder > half) | ((remainder == half) & (kept & 1 == 1)))
+    kept = kept + round_up.to(torch.int64)
+    result = torch.ldexp(kept.double(), (drop - lsb_exponent).double())  # exact: kept <= 2**24
+    result = torch.where(value < 0, -result, result)
+    result = torch.where(result.abs() < FP32_MIN_NORMAL, torch.zeros_like(result), result)
+    return result.to(torch.float32)  # exact, or ±inf past the FP32 range
+
+
+def _bit_length(magnitude: torch.Tensor) -> torch.Tensor:
+    """Bit length of non-negative int64 values, by binary search on shifts (exact)."""
+    length = torch.zeros_like(magnitude)
+    rest = magnitude.clone()
+    for step in (32, 16, 8, 4, 2, 1):
+        big = rest >= (1 << step)
+        length += big.to(torch.int64) * step
+        rest = torch.where(big, rest >> step, rest)
+    return length + (rest > 0).to(torch.int64)
+
+
+def output_convert(c_int: torch.Tensor, scale_a: float, scale_b: float, lsb_exponent: int) -> torch.Tensor:
+    """§3 output converter: ``fp32_rne(C_int * 2**-L)`` then ``* fp32(S_tA * S_tB)``, RNE, FTZ.
+
+    ``lsb_exponent`` is ``L_a + L_b`` of the two operand formats.
+    """
+    scale = torch.tensor(scale_a, dtype=torch.float32) * torch.tensor(scale_b, dtype=torch.float32)
+    product = fp32_from_int(c_int, lsb_exponent) * scale
+    return torch.where(product.abs() < FP32_MIN_NORMAL, torch.zeros_like(product), product)
+
+
+def mls_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int | None = None) -> torch.Tensor:
+    """FP32 result of an MLS GEMM as the hardware computes it (exact or finite accumulator)."""
+    if acc_bits is None:
+        c_int = exact_matmul(a, b)
+    else:
+        c_int, _ = finite_matmul(a, b, acc_bits)
+    return output_convert(c_int, a.scale, b.scale, a.fmt.lsb_exponent + b.fmt.lsb_exponent)
+
+
+def mls_conv2d(a: MLSTensor, w: MLSTensor, stride: int | tuple[int, int] = 1,
+               padding: int | tuple[int, int] = 0) -> torch.Tensor:
+    """FP32 result of an MLS conv through the exact path: the golden model of a whole conv layer."""
+    c_int = exact_conv2d(a, w, stride, padding)
+    return output_convert(c_int, a.scale, w.scale, a.fmt.lsb_exponent + w.fmt.lsb_exponent)

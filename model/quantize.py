@@ -1,0 +1,391 @@
+"""Dynamic quantization FP32 -> MLS, bit-exact (DESIGN §2), and the ``MLSTensor`` container.
+
+Every step is exact integer or exactly-rounded IEEE FP32 arithmetic, so the hardware quantization
+unit can be checked against it bit for bit. The public step functions (``tensor_scale``,
+``scale_input``, ``group_exponent``, ``round_to_codes``) are the pieces the RTL implements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .formats import MLSFormat
+from .grouping import Grouping
+
+__all__ = [
+    "DEFAULT_SR_BITS",
+    "FP32_MIN_NORMAL",
+    "MLSTensor",
+    "Rounding",
+    "daz",
+    "decode_codes",
+    "ftz",
+    "group_exponent",
+    "pack_bits",
+    "quantize",
+    "random_bits_like",
+    "round_to_codes",
+    "scale_input",
+    "tensor_scale",
+    "unpack_bits",
+]
+
+Rounding = Literal["nearest", "stochastic"]
+ROUNDINGS = ("nearest", "stochastic")
+
+#: Random bits added below the target ulp in stochastic rounding (R of DESIGN §2.5).
+DEFAULT_SR_BITS = 8
+MAX_SR_BITS = 24
+FP32_MIN_NORMAL = 2.0**-126
+
+
+# -- FP32 helpers ------------------------------------------------------------------------------
+def ftz(t: torch.Tensor) -> torch.Tensor:
+    """Flush FP32 subnormals to +0 (also used as DAZ on inputs)."""
+    return torch.where(t.abs() < FP32_MIN_NORMAL, torch.zeros_like(t), t)
+
+
+daz = ftz
+
+
+def _as_fp32(x: torch.Tensor | np.ndarray | float) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if not torch.is_floating_point(x):
+        raise TypeError(f"quantize expects a floating-point tensor, got dtype {x.dtype}")
+    return x.to(torch.float32)
+
+
+def check_finite(x: torch.Tensor, what: str = "tensor") -> None:
+    """Raise ValueError naming the shape and the count of NaN/Inf values."""
+    bad = ~torch.isfinite(x)
+    n_bad = int(bad.sum())
+    if n_bad:
+        first = tuple(int(i) for i in torch.nonzero(bad)[0]) if x.dim() else ()
+        n_nan = int(torch.isnan(x).sum())
+        raise ValueError(
+            f"cannot quantize {what} of shape {tuple(x.shape)}: {n_bad} non-finite value(s) "
+            f"({n_nan} NaN, {n_bad - n_nan} Inf), first at index {first}"
+        )
+
+
+# -- §2 steps ----------------------------------------------------------------------------------
+def tensor_scale(amax: float | torch.Tensor, fmt: MLSFormat) -> tuple[float, float]:
+    """§2.2: ``(S_t, inv) = (fp32(amax / elem_max), fp32(elem_max / amax))``, one IEEE division each.
+
+    ``amax`` must already be an FP32 value after DAZ. All-zero tensors get ``(1.0, 1.0)``.
+    """
+    amax_t = torch.as_tensor(amax, dtype=torch.float32)
+    if not torch.isfinite(amax_t) or amax_t < 0:
+        raise ValueError(f"amax must be finite and non-negative, got {float(amax_t)}")
+    if amax_t == 0:
+        return 1.0, 1.0
+    elem_max = torch.tensor(fmt.elem_max, dtype=torch.float32)
+    scale = amax_t / elem_max
+    inv = elem_max / amax_t
+    if not torch.isfinite(inv):
+        raise ValueError(
+            f"inverse scale elem_max/amax = {fmt.elem_max}/{float(amax_t):.6g} overflows FP32 for {fmt}; "
+            f"amax must be at least {fmt.elem_max / float(torch.finfo(torch.float32).max):.6g}"
+        )
+    return float(scale), float(inv)
+
+
+def scale_input(x: torch.Tensor, inv: float) -> torch.Tensor:
+    """§2.3: ``y = ftz(fp32(x * inv))``, an IEEE FP32 multiply with RNE then flush-to-zero."""
+    return ftz(x * torch.tensor(inv, dtype=torch.float32))
+
+
+def group_exponent(group_max: torch.Tensor, fmt: MLSFormat) -> torch.Tensor:
+    """§2.4: largest g in [0, 2**G-1] with ``group_max * 2**g <= elem_max``, from exponents and mantissas.
+
+    With ``group_max = my * 2**ey`` and ``elem_max = me * 2**ee`` (frexp, mantissas in [0.5, 1)),
+    the condition holds iff ``g < ee - ey`` or (``g == ee - ey`` and ``my <= me``). A group whose
+    max exceeds elem_max (possible by one FP32 rounding of y) gets g = 0 and saturates; an
+    all-zero group gets the clamp ``2**G - 1``.
+    """
+    group_max = group_max.to(torch.float32)
+    my, ey = torch.frexp(group_max)
+    me, ee = torch.frexp(torch.tensor(fmt.elem_max, dtype=torch.float32))
+    g = ee.to(torch.int32) - ey.to(torch.int32) - (my > me).to(torch.int32)
+    g = torch.where(group_max == 0, torch.full_like(g, fmt.max_group_exp), g)
+    return g.clamp(0, fmt.max_group_exp).to(torch.uint8)
+
+
+def round_to_codes(
+    magnitude: torch.Tensor,
+    fmt: MLSFormat,
+    rounding: Rounding = "nearest",
+    random_bits: torch.Tensor | None = None,
+    sr_bits: int = DEFAULT_SR_BITS,
+) -> torch.Tensor:
+    """§2.5: round non-negative FP32 magnitudes (``|y| * 2**g``) onto the grid; return unsigned codes.
+
+    The code ``e << M | m`` is linear in the grid: a magnitude in binade b (clamped below at the
+    smallest normal binade) with ``n`` ulps of ``2**(b-M)`` has code ``(b - b_min) * 2**M + n``,
+    which makes mantissa carries and the subnormal/normal seam automatic. Codes saturate at the
+    largest code (elem_max).
+
+    - ``nearest``: round half to even.
+    - ``stochastic``: ``n = (floor(|z| * 2**(R - u)) + r) >> R`` with R = ``sr_bits`` random bits
+      ``r`` per element (an explicit input, so hardware LFSRs can be matched).
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    z = magnitude.to(torch.float32)
+    _, z_exp = torch.frexp(z)
+    binade = torch.clamp(z_exp.to(torch.int64) - 1, min=fmt.min_normal_exponent)
+    ulp_exp = binade - fmt.man_bits
+    if rounding == "nearest":
+        if random_bits is not None:
+            raise ValueError("random_bits were given but rounding is 'nearest'")
+        ulps = torch.round(torch.ldexp(z.double(), -ulp_exp.double())).to(torch.int64)
+    else:
+        if random_bits is None:
+            raise ValueError("stochastic rounding needs random_bits (see random_bits_like)")
+        _check_random_bits(random_bits, z.shape, sr_bits)
+        truncated = torch.floor(torch.ldexp(z.double(), (sr_bits - ulp_exp).double())).to(torch.int64)
+        ulps = (truncated + random_bits.to(torch.int64)) >> sr_bits
+    codes = (binade - fmt.min_normal_exponent) * (1 << fmt.man_bits) + ulps
+    max_code = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
+    return codes.clamp(max=max_code)
+
+
+def _check_random_bits(random_bits: torch.Tensor, shape: torch.Size, sr_bits: int) -> None:
+    if not 1 <= sr_bits <= MAX_SR_BITS:
+        raise ValueError(f"sr_bits must be in [1, {MAX_SR_BITS}], got {sr_bits}")
+    if tuple(random_bits.shape) != tuple(shape):
+        raise ValueError(f"random_bits has shape {tuple(random_bits.shape)}, expected {tuple(shape)}")
+    if torch.is_floating_point(random_bits):
+        raise TypeError(f"random_bits must be an integer tensor, got dtype {random_bits.dtype}")
+    if random_bits.numel() and (int(random_bits.min()) < 0 or int(random_bits.max()) >= 1 << sr_bits):
+        raise ValueError(
+            f"random_bits must lie in [0, 2**{sr_bits}), got range "
+            f"[{int(random_bits.min())}, {int(random_bits.max())}]"
+        )
+
+
+def random_bits_like(
+    shape: torch.Size | tuple[int, ...],
+    sr_bits: int = DEFAULT_SR_BITS,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Uniform random integers in [0, 2**sr_bits) from torch's RNG (the training-time source)."""
+    if not 1 <= sr_bits <= MAX_SR_BITS:
+        raise ValueError(f"sr_bits must be in [1, {MAX_SR_BITS}], got {sr_bits}")
+    return torch.randint(0, 1 << sr_bits, tuple(shape), generator=generator, dtype=torch.int32, device=device)
+
+
+def decode_codes(codes: torch.Tensor, fmt: MLSFormat) -> torch.Tensor:
+    """Unsigned codes ``e << M | m`` -> element magnitudes as exact FP32."""
+    codes = codes.to(torch.int64)
+    exp = codes >> fmt.man_bits
+    man = codes & ((1 << fmt.man_bits) - 1)
+    normal = exp > 0
+    sig = torch.where(normal, man + (1 << fmt.man_bits), man)
+    power = torch.where(normal, exp, torch.ones_like(exp)) - fmt.bias - fmt.man_bits
+    return torch.ldexp(sig.double(), power.double()).to(torch.float32)
+
+
+# -- the container -----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class MLSTensor:
+    """A tensor in MLS form: integer fields, group exponents and the FP32 tensor scale.
+
+    ``sign``/``exp``/``man`` have the tensor's shape; ``group_exp`` has ``grouping.group_shape``.
+    Zero elements are canonical: sign 0, exp 0, man 0.
+    """
+
+    fmt: MLSFormat
+    grouping: Grouping
+    sign: torch.Tensor
+    exp: torch.Tensor
+    man: torch.Tensor
+    group_exp: torch.Tensor
+    scale: float
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.sign.shape)
+        for name in ("exp", "man"):
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, sign has {shape}")
+        expected = self.grouping.group_shape(shape)
+        if tuple(self.group_exp.shape) != expected:
+            raise ValueError(f"group_exp has shape {tuple(self.group_exp.shape)}, expected {expected}")
+        limits = (("sign", self.sign, 1), ("exp", self.exp, self.fmt.max_exp_field),
+                  ("man", self.man, (1 << self.fmt.man_bits) - 1), ("group_exp", self.group_exp, self.fmt.max_group_exp))
+        for name, t, high in limits:
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) > high):
+                raise ValueError(f"{name} values must lie in [0, {high}] for {self.fmt}, got [{int(t.min())}, {int(t.max())}]")
+        if float(np.float32(self.scale)) != self.scale or not np.isfinite(self.scale) or self.scale <= 0:
+            raise ValueError(f"scale must be a positive finite FP32 value, got {self.scale!r}")
+
+    # -- views ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.sign.shape)
+
+    def codes(self) -> torch.Tensor:
+        """Signed element codes ``s << (E+M) | e << M | m`` (int64), the bits the hardware streams."""
+        fmt = self.fmt
+        return (self.sign.to(torch.int64) << (fmt.exp_bits + fmt.man_bits)) | (
+            self.exp.to(torch.int64) << fmt.man_bits) | self.man.to(torch.int64)
+
+    @classmethod
+    def from_codes(cls, codes: torch.Tensor, group_exp: torch.Tensor, scale: float,
+                   fmt: MLSFormat | str, grouping: Grouping | str) -> MLSTensor:
+        fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+        codes = torch.as_tensor(codes).to(torch.int64)
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= fmt.code_count):
+            raise ValueError(f"codes must lie in [0, {fmt.code_count}) for {fmt}")
+        group_exp = torch.as_tensor(group_exp).to(torch.int64)
+        if group_exp.numel() and (int(group_exp.min()) < 0 or int(group_exp.max()) > fmt.max_group_exp):
+            raise ValueError(f"group_exp values must lie in [0, {fmt.max_group_exp}] for {fmt}")
+        magnitude = codes & ((1 << (fmt.exp_bits + fmt.man_bits)) - 1)
+        return cls(fmt, grouping,
+                   sign=(codes >> (fmt.exp_bits + fmt.man_bits)).to(torch.uint8),
+                   exp=(magnitude >> fmt.man_bits).to(torch.uint8),
+                   man=(magnitude & ((1 << fmt.man_bits) - 1)).to(torch.int16),
+                   group_exp=group_exp.to(torch.uint8), scale=float(scale))
+
+    def group_exp_per_element(self) -> torch.Tensor:
+        return self.grouping.expand(self.group_exp, self.shape)
+
+    def elements(self) -> torch.Tensor:
+        """Signed element values (exact FP32), without group or tensor scale."""
+        magnitude = (self.exp.to(torch.int64) << self.fmt.man_bits) | self.man.to(torch.int64)
+        values = decode_codes(magnitude, self.fmt)
+        return torch.where(self.sign.bool(), -values, values)
+
+    def to_int(self) -> torch.Tensor:
+        """The §3 integer per element (int64): ``±sig << (max(e,1) - 1 + 2**G - 1 - g)``."""
+        fmt = self.fmt
+        exp = self.exp.to(torch.int64)
+        man = self.man.to(torch.int64)
+        sig = torch.where(exp > 0, man + (1 << fmt.man_bits), man)
+        shift = torch.clamp(exp, min=1) - 1 + fmt.max_group_exp - self.group_exp_per_element().to(torch.int64)
+        value = sig << shift
+        return torch.where(self.sign.bool(), -value, value)
+
+    def group_scaled(self) -> torch.Tensor:
+        """``2**-g * elem`` as FP32 (exact: the format limits keep it a normal number)."""
+        return torch.ldexp(self.elements(), -self.group_exp_per_element().to(torch.float32))
+
+    def dequantize(self, *, return_underflows: bool = False):
+        """§2.6: ``fp32(S_t * (2**-g * elem))``, one RNE multiply; subnormal results are flushed.
+
+        With ``return_underflows`` also returns how many nonzero elements were flushed.
+        """
+        inner = self.group_scaled()
+        product = inner * torch.tensor(self.scale, dtype=torch.float32)
+        flushed = ftz(product)
+        if return_underflows:
+            return flushed, int(((flushed == 0) & (inner != 0)).sum())
+        return flushed
+
+    # -- bit layout -------------------------------------------------------------------------
+    def pack(self) -> bytes:
+        """Bytes: FP32 scale (little-endian) | group exponents (G bits each) | element codes.
+
+        Each stream is row-major, value i at bits [i*w, i*w + w) of a little-endian bit
+        string, zero-padded to a whole byte (see docs/numerics.md).
+        """
+        scale = np.float32(self.scale).astype("<f4").tobytes()
+        groups = pack_bits(self.group_exp.reshape(-1), self.fmt.group_bits)
+        elems = pack_bits(self.codes().reshape(-1), self.fmt.elem_bits)
+        return scale + groups + elems
+
+    @staticmethod
+    def packed_size(shape: tuple[int, ...], fmt: MLSFormat, grouping: Grouping) -> int:
+        n_groups = int(np.prod(grouping.group_shape(tuple(shape))))
+        return 4 + _bytes_for(n_groups * fmt.group_bits) + _bytes_for(int(np.prod(shape)) * fmt.elem_bits)
+
+    @classmethod
+    def unpack(cls, data: bytes, shape: tuple[int, ...], fmt: MLSFormat | str, grouping: Grouping | str) -> MLSTensor:
+        fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+        shape = tuple(shape)
+        expected = cls.packed_size(shape, fmt, grouping)
+        if len(data) != expected:
+            raise ValueError(f"packed data has {len(data)} bytes, expected {expected} for {shape} in {fmt}")
+        scale = float(np.frombuffer(data[:4], dtype="<f4")[0])
+        group_shape = grouping.group_shape(shape)
+        n_groups = int(np.prod(group_shape))
+        group_end = 4 + _bytes_for(n_groups * fmt.group_bits)
+        group_exp = unpack_bits(data[4:group_end], fmt.group_bits, n_groups).reshape(group_shape)
+        codes = unpack_bits(data[group_end:], fmt.elem_bits, int(np.prod(shape))).reshape(shape)
+        return cls.from_codes(codes, group_exp, scale, fmt, grouping)
+
+
+def _bytes_for(bits: int) -> int:
+    return -(-bits // 8)
+
+
+def pack_bits(values: torch.Tensor, width: int) -> bytes:
+    """Pack unsigned ints of ``width`` bits, value i at stream bits [i*width, (i+1)*width), LSB first."""
+    values = np.asarray(torch.as_tensor(values).to(torch.int64).reshape(-1))
+    if width == 0:
+        return b""
+    if values.size and (values.min() < 0 or values.max() >= 1 << width):
+        raise ValueError(f"values must lie in [0, 2**{width}) to pack into {width} bits")
+    bits = (values[:, None] >> np.arange(width, dtype=np.int64)) & 1
+    return np.packbits(bits.astype(np.uint8).reshape(-1), bitorder="little").tobytes()
+
+
+def unpack_bits(data: bytes, width: int, count: int) -> torch.Tensor:
+    """Inverse of ``pack_bits``: ``count`` unsigned ints of ``width`` bits (int64 tensor)."""
+    if width == 0:
+        return torch.zeros(count, dtype=torch.int64)
+    if len(data) != _bytes_for(count * width):
+        raise ValueError(f"{len(data)} bytes cannot hold exactly {count} values of {width} bits")
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[: count * width]
+    weights = np.int64(1) << np.arange(width, dtype=np.int64)
+    return torch.from_numpy((bits.reshape(count, width).astype(np.int64) * weights).sum(axis=1))
+
+
+# -- the whole pass ----------------------------------------------------------------------------
+def quantize(
+    x: torch.Tensor,
+    fmt: MLSFormat | str,
+    grouping: Grouping | str = Grouping.channel(),
+    rounding: Rounding = "nearest",
+    random_bits: torch.Tensor | None = None,
+    *,
+    sr_bits: int = DEFAULT_SR_BITS,
+    generator: torch.Generator | None = None,
+) -> MLSTensor:
+    """Quantize a tensor to MLS exactly as DESIGN §2 says (inputs are converted to FP32 first).
+
+    For ``rounding="stochastic"`` give ``random_bits`` (ints in [0, 2**sr_bits), one per element)
+    or let them be drawn from torch's RNG (``generator`` for a seeded stream).
+    """
+    fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    x = _as_fp32(x)
+    if x.numel() == 0:
+        raise ValueError(f"cannot quantize an empty tensor of shape {tuple(x.shape)}")
+    check_finite(x)
+    group_shape = grouping.group_shape(tuple(x.shape))  # validates the grouping against the shape
+    x = daz(x)
+    scale, inv = tensor_scale(x.abs().max(), fmt)
+    y = scale_input(x, inv)
+    magnitude = y.abs()
+    g = group_exponent(grouping.group_amax(magnitude), fmt)
+    assert tuple(g.shape) == group_shape
+    z = torch.ldexp(magnitude, grouping.expand(g, tuple(x.shape)).to(torch.float32))
+    if rounding == "stochastic" and random_bits is None:
+        random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
+    codes = round_to_codes(z, fmt, rounding, random_bits, sr_bits)
+    sign = ((y < 0) & (codes != 0)).to(torch.uint8)
+    return MLSTensor(
+        fmt, grouping,
+        sign=sign,
+        exp=(codes >> fmt.man_bits).to(torch.uint8),
+        man=(codes & ((1 << fmt.man_bits) - 1)).to(torch.int16),
+        group_exp=g,
+        scale=scale,
+    )
