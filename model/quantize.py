@@ -129,7 +129,8 @@ def round_to_codes(
     which makes mantissa carries and the subnormal/normal seam automatic. Codes saturate at the
     largest code (elem_max).
 
-    - ``nearest``: round half to even.
+    - ``nearest``: round to nearest, ties to the even code (the even mantissa when M >= 1;
+      for M = 0 the code's LSB is the exponent's, the only well-defined parity).
     - ``stochastic``: ``n = (floor(|z| * 2**(R - u)) + r) >> R`` with R = ``sr_bits`` random bits
       ``r`` per element (an explicit input, so hardware LFSRs can be matched).
     """
@@ -137,19 +138,27 @@ def round_to_codes(
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     z = magnitude.to(torch.float32)
     _, z_exp = torch.frexp(z)
-    binade = torch.clamp(z_exp.to(torch.int64) - 1, min=fmt.min_normal_exponent)
+    # frexp(0) has exponent 0: zero must sit in the bottom (uniform) binade like any tiny value.
+    binade = torch.where(z > 0, z_exp.to(torch.int64) - 1, fmt.min_normal_exponent)
+    binade = torch.clamp(binade, min=fmt.min_normal_exponent)
     ulp_exp = binade - fmt.man_bits
+    base_code = (binade - fmt.min_normal_exponent) * (1 << fmt.man_bits)
     if rounding == "nearest":
         if random_bits is not None:
             raise ValueError("random_bits were given but rounding is 'nearest'")
-        ulps = torch.round(torch.ldexp(z.double(), -ulp_exp.double())).to(torch.int64)
+        scaled = torch.ldexp(z.double(), -ulp_exp.double())
+        lower = torch.floor(scaled)
+        frac = scaled - lower  # exact: scaled has at most 24 significant bits
+        lower_code = base_code + lower.to(torch.int64)
+        # Ties go to the even code; for M >= 1 that is the even mantissa (IEEE RNE).
+        round_up = (frac > 0.5) | ((frac == 0.5) & (lower_code % 2 == 1))
+        codes = lower_code + round_up.to(torch.int64)
     else:
         if random_bits is None:
             raise ValueError("stochastic rounding needs random_bits (see random_bits_like)")
         _check_random_bits(random_bits, z.shape, sr_bits)
         truncated = torch.floor(torch.ldexp(z.double(), (sr_bits - ulp_exp).double())).to(torch.int64)
-        ulps = (truncated + random_bits.to(torch.int64)) >> sr_bits
-    codes = (binade - fmt.min_normal_exponent) * (1 << fmt.man_bits) + ulps
+        codes = base_code + ((truncated + random_bits.to(torch.int64)) >> sr_bits)
     max_code = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
     return codes.clamp(max=max_code)
 
