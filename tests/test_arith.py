@@ -1,0 +1,241 @@
+"""Exact low-bit arithmetic (DESIGN §3) against Python-integer and rational references."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import model.arith as arith
+from model.arith import (
+    accumulate,
+    exact_conv2d,
+    exact_matmul,
+    finite_matmul,
+    fp32_from_int,
+    mls_conv2d,
+    mls_matmul,
+    output_convert,
+)
+from model.formats import MLSFormat
+from model.grouping import Grouping
+from model.quantize import MLSTensor, quantize
+
+
+def random_mls(shape, fmt, grouping, seed, extreme=False):
+    """An MLSTensor with random codes and group exponents (or every element at max magnitude, g = 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    fmt = MLSFormat.parse(fmt)
+    if extreme:
+        top = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
+        sign = torch.randint(0, 2, shape, generator=gen) << (fmt.exp_bits + fmt.man_bits)
+        codes, g = sign | top, torch.zeros(grouping.group_shape(shape), dtype=torch.int64)
+    else:
+        codes = torch.randint(0, fmt.code_count, shape, generator=gen)
+        g = torch.randint(0, fmt.max_group_exp + 1, grouping.group_shape(shape), generator=gen)
+    return MLSTensor.from_codes(codes, g, 1.0, fmt, grouping)
+
+
+def python_ints(t: MLSTensor):
+    """Python-int §3 integers from the scalar reference (not from to_int)."""
+    fields = zip(t.sign.reshape(-1).tolist(), t.exp.reshape(-1).tolist(), t.man.reshape(-1).tolist(),
+                 t.group_exp_per_element().reshape(-1).tolist())
+    return np.array([t.fmt.int_value(*f) for f in fields], dtype=object).reshape(t.shape)
+
+
+def brute_matmul(a, b):
+    ia, ib = python_ints(a), python_ints(b)
+    m, k = ia.shape
+    n = ib.shape[1]
+    return [[sum(ia[i, kk] * ib[kk, j] for kk in range(k)) for j in range(n)] for i in range(m)]
+
+
+def brute_conv2d(a, w, stride, padding):
+    ia, iw = python_ints(a), python_ints(w)
+    n, c, h, wd = ia.shape
+    co, _, kh, kw = iw.shape
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    out = np.zeros((n, co, ho, wo), dtype=object)
+    for b in range(n):
+        for o in range(co):
+            for y in range(ho):
+                for x in range(wo):
+                    total = 0
+                    for ci in range(c):
+                        for dy in range(kh):
+                            for dx in range(kw):
+                                yy, xx = y * stride + dy - padding, x * stride + dx - padding
+                                if 0 <= yy < h and 0 <= xx < wd:
+                                    total += ia[b, ci, yy, xx] * iw[o, ci, dy, dx]
+                    out[b, o, y, x] = total
+    return out.tolist()
+
+
+@pytest.mark.parametrize("fmt_a, fmt_b", [("e2m1g3", "e2m1g3"), ("e3m3g3", "e3m3g3"), ("e1m1g3", "e4m3g2"), ("e0m3g2", "e2m1g0")])
+@pytest.mark.parametrize("extreme", [False, True])
+def test_exact_matmul_matches_python_ints(fmt_a, fmt_b, extreme):
+    a = random_mls((5, 37), fmt_a, Grouping.blocks(8), seed=1, extreme=extreme)
+    b = random_mls((37, 4), fmt_b, Grouping.blocks(8, 0), seed=2, extreme=extreme)
+    assert exact_matmul(a, b).tolist() == brute_matmul(a, b)
+
+
+@pytest.mark.parametrize("fmt, stride, padding", [("e2m1g3", 1, 1), ("e3m3g3", 2, 0), ("e3m3g4", 1, 1)])
+@pytest.mark.parametrize("extreme", [False, True])
+def test_exact_conv2d_matches_python_ints(fmt, stride, padding, extreme):
+    """e3m3g4 with K = 16*9 needs 58 bits: the int64 im2col path; the others the float64 path."""
+    a = random_mls((2, 16, 5, 5), fmt, Grouping.channel(), seed=3, extreme=extreme)
+    w = random_mls((3, 16, 3, 3), fmt, Grouping.channel(), seed=4, extreme=extreme)
+    assert exact_conv2d(a, w, stride, padding).tolist() == brute_conv2d(a, w, stride, padding)
+
+
+def test_conv_paths_agree(monkeypatch):
+    a = random_mls((2, 4, 6, 6), "e2m1g3", Grouping.channel(2), seed=5)
+    w = random_mls((5, 4, 3, 3), "e2m1g3", Grouping.channel(2), seed=6)
+    float_path = exact_conv2d(a, w, 2, 1)
+    monkeypatch.setattr(arith, "_FLOAT64_EXACT_BITS", 0)
+    assert torch.equal(exact_conv2d(a, w, 2, 1), float_path)
+
+
+def test_width_limit_is_a_clear_error():
+    a = random_mls((2, 40), "e5m10g4", Grouping.blocks(8), seed=1)
+    b = random_mls((40, 2), "e5m10g4", Grouping.blocks(8, 0), seed=2)
+    with pytest.raises(ValueError, match=r"exact accumulator for K=40 with e5m10g4 x e5m10g4 needs \d+ bits, more than the 63"):
+        exact_matmul(a, b)
+    with pytest.raises(ValueError, match=r"needs \[M, K\] x \[K, N\], got \(2, 40\) x \(2, 40\)"):
+        exact_matmul(a, a)
+
+
+def saturating_reference(products, bits):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    acc, overflow = 0, False
+    for p in products:
+        total = acc + p
+        overflow |= not lo <= total <= hi
+        acc = min(max(total, lo), hi)
+    return acc, overflow
+
+
+@settings(max_examples=200, deadline=None)
+@given(products=st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=30), bits=st.integers(2, 24))
+def test_accumulate_matches_saturating_reference(products, bits):
+    acc, overflow = accumulate(torch.tensor([products]), bits)
+    assert (int(acc[0]), bool(overflow[0])) == saturating_reference(products, bits)
+
+
+def test_accumulate_order_and_stickiness():
+    products = torch.tensor([[7, 7, -7, -7]])
+    assert accumulate(products, 4)[0].tolist() == [-7] and accumulate(products, 4)[1].tolist() == [True]
+    acc, overflow = accumulate(products, 4, order=[0, 2, 1, 3])
+    assert acc.tolist() == [0] and overflow.tolist() == [False]
+    with pytest.raises(ValueError, match=r"order must be a permutation of range\(4\)"):
+        accumulate(products, 4, order=[0, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"acc_bits must be an int in \[2, 63\], got 64"):
+        accumulate(products, 64)
+
+
+@pytest.mark.parametrize("fmt", ["e2m1g3", "e3m3g3", "e1m1g2"])
+@pytest.mark.parametrize("k", [1, 5, 64])
+def test_exact_width_is_tight_for_finite_accumulators(fmt, k):
+    """All-max, same-sign operands: exact width never overflows; one bit fewer always does."""
+    fmt = MLSFormat.parse(fmt)
+    top = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
+    ones = torch.full((1, k), top)
+    a = MLSTensor.from_codes(ones, torch.zeros(1, k), 1.0, fmt, Grouping.blocks(1))
+    b = MLSTensor.from_codes(ones.T, torch.zeros(k, 1), 1.0, fmt, Grouping.blocks(1, 0))
+    bits = fmt.acc_bits_exact(k)
+    acc, overflow = finite_matmul(a, b, bits)
+    assert acc.item() == k * fmt.max_int**2 and not overflow.item()
+    acc, overflow = finite_matmul(a, b, bits - 1)
+    assert acc.item() == 2 ** (bits - 2) - 1 and overflow.item()
+
+
+def test_finite_matmul_matches_reference_on_random_tiles():
+    a = random_mls((4, 50), "e2m1g3", Grouping.blocks(10), seed=8)
+    b = random_mls((50, 3), "e2m1g3", Grouping.blocks(10, 0), seed=9)
+    ia, ib = python_ints(a), python_ints(b)
+    acc, overflow = finite_matmul(a, b, 20)
+    for i in range(4):
+        for j in range(3):
+            expected = saturating_reference([ia[i, k] * ib[k, j] for k in range(50)], 20)
+            assert (int(acc[i, j]), bool(overflow[i, j])) == expected
+    assert overflow.any() and not overflow.all()  # the tile exercises both outcomes
+
+
+# -- output converter -----------------------------------------------------------------------------
+def fp32_reference(value: int, lsb: int) -> float:
+    """Round value * 2**-lsb to 24 significant bits (ties to even), flush below 2**-126, inf above."""
+    if value == 0:
+        return 0.0
+    exact = Fraction(value) * Fraction(2) ** -lsb
+    magnitude = abs(exact)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    while Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    while Fraction(2) ** (exponent + 1) <= magnitude:
+        exponent += 1
+    ulp = Fraction(2) ** (exponent - 23)
+    q, r = divmod(magnitude, ulp)
+    if r > ulp / 2 or (r == ulp / 2 and q % 2 == 1):
+        q += 1
+    rounded = q * ulp
+    if rounded < Fraction(2) ** -126:
+        return 0.0
+    if rounded >= Fraction(2) ** 128:
+        return float("inf") if exact > 0 else float("-inf")
+    return float(rounded) if exact > 0 else -float(rounded)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.integers(-(2**62), 2**62), lsb=st.integers(-100, 200))
+def test_fp32_from_int_matches_rational_reference(value, lsb):
+    assert fp32_from_int(torch.tensor([value]), lsb).item() == fp32_reference(value, lsb)
+
+
+def test_fp32_from_int_ties_and_edges():
+    values = [2**24 + 1, 2**24 + 3, 2**25 + 2, 2**25 + 6, 2**25 + 1, 2**25 + 3, 2**53 + 1, -(2**24 + 1),
+              2**62 - 1, 1, 0, -1]
+    got = fp32_from_int(torch.tensor(values), 0).tolist()
+    assert got == [fp32_reference(v, 0) for v in values]
+    assert got[:4] == [2**24, 2**24 + 4, 2**25, 2**25 + 8]
+    assert fp32_from_int(torch.tensor([1, 3]), 127).tolist() == [0.0, 3 * 2.0**-127]
+    assert fp32_from_int(torch.tensor([1]), -128).item() == float("inf")
+
+
+def test_output_convert_is_two_roundings():
+    c = torch.tensor([2**30 + 1, -12345, 0])
+    scale_a, scale_b = float(np.float32(0.1)), float(np.float32(0.3))
+    out = output_convert(c, scale_a, scale_b, 40)
+    scale = np.float32(scale_a) * np.float32(scale_b)
+    expected = [float(np.float32(fp32_reference(int(v), 40)) * scale) for v in c]
+    assert out.tolist() == expected
+
+
+# -- exact path vs the fast (dequantize -> FP32) path --------------------------------------------
+@pytest.mark.parametrize("fmt", ["e2m1g3", "e3m3g3"])
+def test_exact_conv_agrees_with_fast_path(fmt):
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(2, 8, 6, 6, generator=gen)
+    weight = torch.randn(4, 8, 3, 3, generator=gen) * 0.1
+    a, w = quantize(x, fmt, Grouping.channel()), quantize(weight, fmt, Grouping.channel())
+    exact = mls_conv2d(a, w, stride=1, padding=1)
+    fast = F.conv2d(a.dequantize(), w.dequantize(), padding=1)
+    # Exact value of the quantized conv: integer-valued sums of exact FP32 terms, times both scales.
+    reference = F.conv2d(a.group_scaled().double(), w.group_scaled().double(), padding=1) * a.scale * w.scale
+    # The exact path rounds once (plus the scale product); FP32 accumulation error bounds the gap.
+    bound = 72 * torch.finfo(torch.float32).eps * F.conv2d(a.dequantize().abs().double(), w.dequantize().abs().double(), padding=1)
+    assert torch.all((exact.double() - reference).abs() <= 2 * torch.finfo(torch.float32).eps * reference.abs() + 1e-30)
+    assert torch.all((fast.double() - exact.double()).abs() <= bound + 1e-30)
+
+
+def test_mls_matmul_exact_and_finite():
+    gen = torch.Generator().manual_seed(22)
+    a = quantize(torch.randn(3, 16, generator=gen), "e2m1g3", Grouping.blocks(4))
+    b = quantize(torch.randn(16, 2, generator=gen), "e2m1g3", Grouping.blocks(4, 0))
+    exact = mls_matmul(a, b)
+    wide = mls_matmul(a, b, acc_bits=MLSFormat.parse("e2m1g3").acc_bits_exact(16))
+    assert torch.equal(exact, wide)
+    reference = a.dequantize().double() @ b.dequantize().double()
+    assert torch.all((exact.double() - reference).abs() <= 2 * torch.finfo(torch.float32).eps * reference.abs())
