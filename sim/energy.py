@@ -1,0 +1,338 @@
+"""Energy and area-proxy model of the MLS PE, its baselines and SRAM traffic (DESIGN §7).
+
+Every number comes from :data:`CONSTANTS` (one table, each entry with its source) through a few
+primitive scaling laws, and every format-derived width from :class:`model.formats.MLSFormat`:
+
+- integer multiplier ``a x b`` bits: ``C_IMUL * a * b`` (array of a*b partial-product cells),
+  anchored on INT8 mult 0.2 pJ; predicts INT32 mult 3.2 pJ against Horowitz's 3.1 pJ.
+- integer adder of ``b`` bits: ``C_ADD * b``, anchored on INT32 add 0.1 pJ; predicts INT8 add
+  0.025 pJ against 0.03 pJ.
+- shifter / mux bit: ``C_MUX`` per 2:1 mux bit, solved so that the FP adder law below gives
+  Horowitz's FP32 add (0.9 pJ) exactly; predicts FP16 add 0.392 pJ against 0.4 pJ.
+- register bit per cycle: ``C_REG`` = ``C_ADD`` (an assumption: Horowitz lists no flip-flop; a
+  clocked DFF bit is taken to cost one ripple full-adder bit; ``reports/synth.csv`` can override
+  the ratio once synthesized PEs exist).
+- FP multiplier (product rounded to its own format, as Horowitz measured):
+  ``C_ADD*(E+2) + A2*s**2 + A1*s`` with s = M+1, A2 and A1 solved from FP32 mult 3.7 pJ and FP16
+  mult 1.1 pJ (both reproduced exactly).
+- FP adder: ``C_ADD*((E+1) + (s+3) + s) + C_MUX * 2*(s+3)*ceil(log2(s+3))`` (exponent compare,
+  align and normalize shifters on s+3 bits with guard/round/sticky, adder, rounding increment).
+- SRAM: ``E_SRAM_64b / 64`` per bit, interpolated log-log between Horowitz's 8 KB / 32 KB / 1 MB
+  points; default 8 KB (DESIGN §7).
+
+A *design* is a PE datapath (``Design.parse``): ``mls-e2m1g3`` (exact accumulator for the
+largest K of the workload) or ``mls-e2m1g3-acc24``; ``fp32``; ``fp16-fp32acc``;
+``bf16-fp32acc``; ``fp8e4m3-fp16acc``, ``fp8e4m3-fp32acc``, ``fp8e5m2-fp16acc``,
+``fp8e5m2-fp32acc``; ``int8-int32acc``. A ``+exact`` suffix on a float design makes its product
+exact (an integer significand multiplier feeding the wider adder, as fused tensor-core MACs do)
+instead of a rounded FP multiply: the sensitivity case for the FP8 comparison.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from model.formats import MLSFormat
+
+__all__ = [
+    "BASELINES",
+    "CONSTANTS",
+    "DEFAULT_MLS",
+    "Constant",
+    "Design",
+    "FloatFormat",
+    "fp_add_energy",
+    "fp_mul_energy",
+    "pe_area",
+    "pe_energy",
+    "quantize_energy",
+    "convert_energy",
+    "sram_bit_energy",
+]
+
+
+@dataclass(frozen=True)
+class Constant:
+    name: str
+    value: float
+    unit: str
+    source: str
+
+
+# -- the one table of constants (45 nm, 0.9 V) ---------------------------------------------------
+_H = "Horowitz, ISSCC 2014, 45 nm (DESIGN §7)"
+_RAW = [
+    Constant("H_FP32_MUL", 3.7, "pJ", _H),
+    Constant("H_FP32_ADD", 0.9, "pJ", _H),
+    Constant("H_FP16_MUL", 1.1, "pJ", _H),
+    Constant("H_FP16_ADD", 0.4, "pJ", _H),
+    Constant("H_INT8_MUL", 0.2, "pJ", _H),
+    Constant("H_INT8_ADD", 0.03, "pJ", _H + "; cross-check only"),
+    Constant("H_INT32_ADD", 0.1, "pJ", _H),
+    Constant("H_INT32_MUL", 3.1, "pJ", "Horowitz ISSCC 2014; cross-check only"),
+    Constant("H_SRAM_8KB_64b", 10.0, "pJ per 64-bit read", _H),
+    Constant("H_SRAM_32KB_64b", 20.0, "pJ per 64-bit read", "Horowitz ISSCC 2014"),
+    Constant("H_SRAM_1MB_64b", 100.0, "pJ per 64-bit read", "Horowitz ISSCC 2014"),
+]
+_V = {c.name: c.value for c in _RAW}
+
+C_IMUL = _V["H_INT8_MUL"] / 64  # pJ per partial-product bit cell
+C_ADD = _V["H_INT32_ADD"] / 32  # pJ per adder bit
+C_REG = C_ADD  # assumption, see module docstring
+
+
+def _fp_add_counts(exp_bits: int, sig: int) -> tuple[int, int]:
+    """(adder bits, mux bits) of the FP adder law."""
+    wide = sig + 3
+    return (exp_bits + 1) + wide + sig, 2 * wide * math.ceil(math.log2(wide))
+
+
+_add32, _mux32 = _fp_add_counts(8, 24)
+C_MUX = (_V["H_FP32_ADD"] - C_ADD * _add32) / _mux32
+# FP multiplier: solve A2*s^2 + A1*s = H - C_ADD*(E+2) at FP32 (E8, s24) and FP16 (E5, s11).
+_r32 = _V["H_FP32_MUL"] - C_ADD * 10
+_r16 = _V["H_FP16_MUL"] - C_ADD * 7
+A1 = (_r16 * 576 - _r32 * 121) / (11 * 576 - 24 * 121)
+A2 = (_r32 - 24 * A1) / 576
+
+CONSTANTS: list[Constant] = _RAW + [
+    Constant("C_IMUL", C_IMUL, "pJ/bit^2", "H_INT8_MUL / 64"),
+    Constant("C_ADD", C_ADD, "pJ/bit", "H_INT32_ADD / 32"),
+    Constant("C_MUX", C_MUX, "pJ/mux bit", "solved: FP adder law = H_FP32_ADD"),
+    Constant("C_REG", C_REG, "pJ/bit/cycle", "assumption: = C_ADD (no register figure in Horowitz)"),
+    Constant("A2", A2, "pJ/bit^2", "solved: FP mult law = H_FP32_MUL and H_FP16_MUL"),
+    Constant("A1", A1, "pJ/bit", "solved: FP mult law = H_FP32_MUL and H_FP16_MUL"),
+]
+
+
+def sram_bit_energy(kib: float = 8.0) -> float:
+    """pJ per bit read or written from an SRAM of ``kib`` KiB (log-log between Horowitz points)."""
+    if not isinstance(kib, (int, float)) or isinstance(kib, bool) or not 1 <= kib <= 1 << 20:
+        raise ValueError(f"SRAM size must be in [1, 1048576] KiB, got {kib!r}")
+    pts = [(8.0, _V["H_SRAM_8KB_64b"]), (32.0, _V["H_SRAM_32KB_64b"]), (1024.0, _V["H_SRAM_1MB_64b"])]
+    (x0, y0), (x1, y1) = (pts[0], pts[1]) if kib <= 32 else (pts[1], pts[2])
+    slope = math.log(y1 / y0) / math.log(x1 / x0)
+    return y0 * (kib / x0) ** slope / 64
+
+
+# -- formats and designs -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FloatFormat:
+    """An IEEE-style float (E exponent bits, M mantissa bits)."""
+
+    name: str
+    exp_bits: int
+    man_bits: int
+
+    @property
+    def bits(self) -> int:
+        return 1 + self.exp_bits + self.man_bits
+
+    @property
+    def sig_bits(self) -> int:
+        return self.man_bits + 1
+
+
+FLOATS = {
+    "fp32": FloatFormat("fp32", 8, 23),
+    "fp16": FloatFormat("fp16", 5, 10),
+    "bf16": FloatFormat("bf16", 8, 7),
+    "fp8e4m3": FloatFormat("fp8e4m3", 4, 3),
+    "fp8e5m2": FloatFormat("fp8e5m2", 5, 2),
+}
+
+BASELINES = ("fp32", "fp16-fp32acc", "bf16-fp32acc", "fp8e4m3-fp16acc", "fp8e4m3-fp32acc",
+             "fp8e5m2-fp16acc", "fp8e5m2-fp32acc", "int8-int32acc")
+DEFAULT_MLS = ("mls-e2m1g3", "mls-e2m4g3")  # the paper's CIFAR and ImageNet element formats
+
+_FLOAT_RE = re.compile(r"^(fp32|fp16|bf16|fp8e4m3|fp8e5m2)(?:-(fp16|fp32)acc)?(\+exact)?$")
+_MLS_RE = re.compile(r"^mls-(e\d+m\d+g\d+)(?:-acc(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Design:
+    """A PE datapath: operand format, accumulator and product style."""
+
+    name: str
+    kind: str  # "mls" | "float" | "int"
+    fmt: MLSFormat | FloatFormat | None = None
+    acc: FloatFormat | None = None  # float accumulator
+    acc_bits: int | None = None  # integer/MLS accumulator width; None = exact for the workload
+    exact_product: bool = False
+
+    @classmethod
+    def parse(cls, name: str | Design) -> Design:
+        if isinstance(name, Design):
+            return name
+        if not isinstance(name, str):
+            raise TypeError(f"design name must be a str, not {name!r}")
+        text = name.strip().lower()
+        if text == "int8-int32acc":
+            return cls(text, "int", None, None, 32)
+        match = _MLS_RE.match(text)
+        if match:
+            fmt = MLSFormat.parse(match.group(1))
+            acc = int(match.group(2)) if match.group(2) else None
+            if acc is not None and not 2 <= acc <= 63:
+                raise ValueError(f"design {name!r}: accumulator width must be in [2, 63], got {acc}")
+            return cls(text, "mls", fmt, None, acc)
+        match = _FLOAT_RE.match(text)
+        if match:
+            op, acc, exact = match.groups()
+            if op == "fp32" and acc not in (None, "fp32"):
+                raise ValueError(f"design {name!r}: fp32 accumulates in fp32")
+            if op != "fp32" and acc is None:
+                raise ValueError(f"design {name!r}: give the accumulator, e.g. {op}-fp32acc")
+            return cls(text, "float", FLOATS[op], FLOATS[acc or "fp32"], None, bool(exact))
+        raise ValueError(
+            f"design {name!r} is not one of mls-e<E>m<M>g<G>[-acc<BITS>], "
+            f"{', '.join(BASELINES)} (float designs may end in +exact)")
+
+    def with_acc(self, acc_bits: int) -> Design:
+        return Design(f"mls-{self.fmt}-acc{acc_bits}", "mls", self.fmt, None, acc_bits)
+
+    @property
+    def elem_bits(self) -> int:
+        """Bits per operand element in memory (group exponents counted separately)."""
+        if self.kind == "int":
+            return 8
+        return self.fmt.elem_bits if self.kind == "mls" else self.fmt.bits
+
+    @property
+    def group_bits(self) -> int:
+        return self.fmt.group_bits if self.kind == "mls" else 0
+
+    @property
+    def out_bits(self) -> int:
+        """Bits per GEMM output written back: FP32 after the converter, else the accumulator."""
+        return self.acc.bits if self.kind == "float" else 32
+
+
+# -- primitive laws ------------------------------------------------------------------------------
+def fp_mul_energy(f: FloatFormat) -> float:
+    """Rounded FP multiply (pJ)."""
+    s = f.sig_bits
+    return C_ADD * (f.exp_bits + 2) + A2 * s * s + A1 * s
+
+
+def fp_add_energy(f: FloatFormat) -> float:
+    """FP add (pJ)."""
+    adds, muxes = _fp_add_counts(f.exp_bits, f.sig_bits)
+    return C_ADD * adds + C_MUX * muxes
+
+
+def _mls_widths(fmt: MLSFormat) -> tuple[int, int, int]:
+    """(significand bits, shift-amount bits, aligned product width) of one MLS PE."""
+    s = fmt.sig_bits
+    shift_range = 2 * fmt.max_shift  # two operands' exponent + group offsets
+    shift_bits = shift_range.bit_length()
+    return s, shift_bits, 2 * s + shift_range
+
+
+def shifter_mux_bits(in_bits: int, shift_bits: int, out_bits: int) -> int:
+    """2:1 mux bits of a logarithmic left shifter: stage j (shift by 2**j) is as wide as the
+    value after it, ``in_bits + 2**(j+1) - 1``, capped at the output width."""
+    return sum(min(in_bits + (1 << (j + 1)) - 1, out_bits) for j in range(shift_bits))
+
+
+def resolve_acc_bits(design: Design, k_max: int) -> int:
+    """Accumulator width of a design for a workload whose largest reduction is ``k_max``."""
+    if design.kind == "mls":
+        return design.acc_bits if design.acc_bits is not None else design.fmt.acc_bits_exact(k_max)
+    if design.kind == "int":
+        return design.acc_bits
+    return design.acc.bits
+
+
+def pe_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
+    """Energy per MAC (pJ) by component of one PE: multiplier, exponent, aligner, accumulator,
+    registers. ``k_max`` sizes an exact MLS accumulator."""
+    d = Design.parse(design)
+    if d.kind == "mls":
+        fmt = d.fmt
+        s, shift_bits, aligned = _mls_widths(fmt)
+        acc = resolve_acc_bits(d, k_max)
+        return {
+            "multiplier": C_IMUL * s * s,
+            # element-exponent adder, group-exponent adder, and their sum (the shift amount)
+            "exponent": C_ADD * (fmt.exp_bits + fmt.group_bits + shift_bits),
+            # left barrel shifter of the product into the accumulator, plus the conditional negate
+            "aligner": C_MUX * (shifter_mux_bits(2 * s, shift_bits, aligned) + aligned),
+            "accumulator": C_ADD * acc,
+            # A and W (element + group exponent) pass-through, product + shift, accumulator
+            "registers": C_REG * (2 * (fmt.elem_bits + fmt.group_bits) + (2 * s + 1 + shift_bits) + acc),
+        }
+    if d.kind == "int":
+        return {
+            "multiplier": C_IMUL * 8 * 8,
+            "exponent": 0.0,
+            "aligner": 0.0,
+            "accumulator": C_ADD * d.acc_bits,
+            "registers": C_REG * (8 + 8 + 16 + d.acc_bits),
+        }
+    f, acc = d.fmt, d.acc
+    if d.exact_product:  # integer significand product + exponent sum, fed unrounded to the adder
+        mult, expo = C_IMUL * f.sig_bits ** 2, C_ADD * (f.exp_bits + 1)
+        product_bits = 1 + (f.exp_bits + 1) + 2 * f.sig_bits
+    else:
+        mult, expo = fp_mul_energy(f) - C_ADD * (f.exp_bits + 2), C_ADD * (f.exp_bits + 2)
+        product_bits = f.bits
+    adds, muxes = _fp_add_counts(acc.exp_bits, acc.sig_bits)
+    return {
+        "multiplier": mult,
+        "exponent": expo,
+        "aligner": C_MUX * muxes,
+        "accumulator": C_ADD * adds,
+        "registers": C_REG * (2 * f.bits + product_bits + acc.bits),
+    }
+
+
+_FP32 = FLOATS["fp32"]
+
+
+def quantize_energy(design: Design | str, stochastic: bool = False, sr_bits: int = 8) -> float:
+    """Energy (pJ) to quantize one FP32 element into the design's operand format (§2)."""
+    d = Design.parse(design)
+    if d.kind == "float" and d.fmt == _FP32:
+        return 0.0
+    shift_round = C_MUX * 24 * 5  # align the FP32 significand to the target grid
+    if d.kind == "float" and d.fmt.exp_bits == 8:  # bf16: a plain cast
+        return shift_round + C_ADD * (d.fmt.sig_bits + 1) + C_REG * (32 + d.fmt.bits)
+    if d.kind == "float" and d.fmt.name == "fp16":
+        return shift_round + C_ADD * (d.fmt.sig_bits + 1) + C_REG * (32 + d.fmt.bits)
+    sig = 8 if d.kind == "int" else d.fmt.sig_bits
+    energy = (C_ADD * 31  # amax compare (FP32 magnitudes compare as integers)
+              + fp_mul_energy(_FP32)  # y = x * inv
+              + shift_round + C_ADD * (sig + 1)  # round to the grid
+              + C_REG * (32 + d.elem_bits))
+    if d.kind == "mls":
+        g = d.fmt.group_bits
+        energy += C_ADD * 31 + C_ADD * (8 + g)  # group max compare, group exponent
+        energy += C_MUX * 24 * max(d.fmt.max_group_exp.bit_length(), 0)  # y * 2**g
+    if stochastic:
+        energy += C_ADD * sr_bits + C_REG * sr_bits  # add R random bits; LFSR state
+    return energy
+
+
+def convert_energy(design: Design | str, k_max: int = 1) -> float:
+    """Energy (pJ) to turn one accumulator into an FP32 output (§3 output converter)."""
+    d = Design.parse(design)
+    if d.kind == "float":
+        if d.fmt.name in ("fp32", "fp16", "bf16"):
+            return 0.0
+        return fp_mul_energy(_FP32) + C_REG * 32  # un-scale by S_A * S_B
+    acc = resolve_acc_bits(d, k_max)
+    return (C_MUX * acc * acc.bit_length()  # leading-zero count + normalize
+            + C_ADD * (24 + 8)  # round to 24 bits, exponent
+            + fp_mul_energy(_FP32)  # times S_A * S_B
+            + C_REG * (acc + 32))
+
+
+def pe_area(design: Design | str, k_max: int = 1) -> float:
+    """Area proxy of one PE in full-adder equivalents: multiplier cells, adder bits, half a cell
+    per mux bit, one per register bit (gate-level synthesis can replace it)."""
+    parts = pe_energy(design, k_max)
+    return (parts["multiplier"] / C_IMUL + (parts["exponent"] + parts["accumulator"]) / C_ADD
+            + 0.5 * parts["aligner"] / C_MUX + parts["registers"] / C_REG)
