@@ -23,6 +23,8 @@ __all__ = [
     "Rounding",
     "daz",
     "decode_codes",
+    "fake_quantize",
+    "fake_quantize",
     "ftz",
     "group_exponent",
     "pack_bits",
@@ -129,38 +131,57 @@ def round_to_codes(
     which makes mantissa carries and the subnormal/normal seam automatic. Codes saturate at the
     largest code (elem_max).
 
-    - ``nearest``: round to nearest, ties to the even code (the even mantissa when M >= 1;
-      for M = 0 the code's LSB is the exponent's, the only well-defined parity).
+    - ``nearest``: round half to even.
     - ``stochastic``: ``n = (floor(|z| * 2**(R - u)) + r) >> R`` with R = ``sr_bits`` random bits
       ``r`` per element (an explicit input, so hardware LFSRs can be matched).
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    z = magnitude.to(torch.float32)
-    _, z_exp = torch.frexp(z)
-    # frexp(0) has exponent 0: zero must sit in the bottom (uniform) binade like any tiny value.
-    binade = torch.where(z > 0, z_exp.to(torch.int64) - 1, fmt.min_normal_exponent)
-    binade = torch.clamp(binade, min=fmt.min_normal_exponent)
-    ulp_exp = binade - fmt.man_bits
-    base_code = (binade - fmt.min_normal_exponent) * (1 << fmt.man_bits)
     if rounding == "nearest":
         if random_bits is not None:
             raise ValueError("random_bits were given but rounding is 'nearest'")
-        scaled = torch.ldexp(z.double(), -ulp_exp.double())
-        lower = torch.floor(scaled)
-        frac = scaled - lower  # exact: scaled has at most 24 significant bits
-        lower_code = base_code + lower.to(torch.int64)
-        # Ties go to the even code; for M >= 1 that is the even mantissa (IEEE RNE).
-        round_up = (frac > 0.5) | ((frac == 0.5) & (lower_code % 2 == 1))
-        codes = lower_code + round_up.to(torch.int64)
     else:
         if random_bits is None:
             raise ValueError("stochastic rounding needs random_bits (see random_bits_like)")
-        _check_random_bits(random_bits, z.shape, sr_bits)
-        truncated = torch.floor(torch.ldexp(z.double(), (sr_bits - ulp_exp).double())).to(torch.int64)
-        codes = base_code + ((truncated + random_bits.to(torch.int64)) >> sr_bits)
+        _check_random_bits(random_bits, magnitude.shape, sr_bits)
+    return _round_codes(magnitude.to(torch.float32), fmt, rounding, random_bits, sr_bits).to(torch.int64)
+
+
+def _round_codes(z: torch.Tensor, fmt: MLSFormat, rounding: str, random_bits: torch.Tensor | None,
+                 sr_bits: int) -> torch.Tensor:
+    """Core of ``round_to_codes`` (arguments already checked); returns int32 codes.
+
+    Speed path (same bits as the float64/int64 formulation it replaced): the binade comes from
+    the FP32 exponent field (every FP32 subnormal clamps to b_min, as frexp's would), and the
+    scalings by ``2**(k - u)`` are exact FP32 multiplies by powers of two built from bits, so
+    round/floor act on the same exact values. It needs the integers to fit (M + R + 2 <= 31)
+    and ``2**-u`` to be a normal FP32 number; otherwise the float64 path runs.
+    """
     max_code = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
-    return codes.clamp(max=max_code)
+    b_min, man = fmt.min_normal_exponent, fmt.man_bits
+    extra = sr_bits if rounding == "stochastic" else 0
+    if man + extra + 2 <= 31 and man + extra - 127 >= -126:
+        binade = (z.view(torch.int32) >> 23).clamp_(min=b_min + 127)  # biased; sign bit is 0
+        # 2**(extra - u) = 2**(extra + M - b) as FP32 bits: exponent field 127 + extra + M - b.
+        factor = (((127 + 127 + extra + man) - binade) << 23).view(torch.float32)
+        scaled = z * factor
+        if rounding == "nearest":
+            ulps = torch.round(scaled).to(torch.int32)
+        else:
+            ulps = (torch.floor(scaled).to(torch.int32) + random_bits.to(torch.int32)) >> sr_bits
+        binade -= b_min + 127
+        codes = (binade << man).add_(ulps)
+        return codes.clamp_(max=max_code)
+    _, z_exp = torch.frexp(z)
+    binade = torch.clamp(z_exp.to(torch.int64) - 1, min=b_min)
+    ulp_exp = binade - man
+    if rounding == "nearest":
+        ulps = torch.round(torch.ldexp(z.double(), -ulp_exp.double())).to(torch.int64)
+    else:
+        truncated = torch.floor(torch.ldexp(z.double(), (sr_bits - ulp_exp).double())).to(torch.int64)
+        ulps = (truncated + random_bits.to(torch.int64)) >> sr_bits
+    codes = (binade - b_min) * (1 << man) + ulps
+    return codes.clamp(max=max_code).to(torch.int32)
 
 
 def _check_random_bits(random_bits: torch.Tensor, shape: torch.Size, sr_bits: int) -> None:
@@ -289,12 +310,9 @@ class MLSTensor:
 
         With ``return_underflows`` also returns how many nonzero elements were flushed.
         """
-        inner = self.group_scaled()
-        product = inner * torch.tensor(self.scale, dtype=torch.float32)
-        flushed = ftz(product)
-        if return_underflows:
-            return flushed, int(((flushed == 0) & (inner != 0)).sum())
-        return flushed
+        codes = ((self.exp.to(torch.int32) << self.fmt.man_bits) | self.man.to(torch.int32))
+        return _dequantize_fields(self.sign.bool(), codes, self.group_exp, self.scale, self.fmt,
+                                  self.grouping, return_underflows)
 
     # -- bit layout -------------------------------------------------------------------------
     def pack(self) -> bytes:
@@ -356,6 +374,123 @@ def unpack_bits(data: bytes, width: int, count: int) -> torch.Tensor:
 
 
 # -- the whole pass ----------------------------------------------------------------------------
+def _group_view(grouping: Grouping, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Shapes ``(elements, groups)`` under which a per-group tensor broadcasts over the elements.
+
+    None when the grouped axis has a ragged last block (then ``Grouping.expand`` is used).
+    """
+    axis, pre, length, block, post = grouping._split(shape)
+    if length % block:
+        return None
+    n_blocks = length // block
+    return (pre, n_blocks, block, post), (pre, n_blocks, 1, 1 if grouping.span_trailing else post)
+
+
+def _times_groups(t: torch.Tensor, per_group: torch.Tensor, grouping: Grouping) -> torch.Tensor:
+    """``t * expand(per_group)``, broadcasting instead of materialising the expansion."""
+    shape = tuple(t.shape)
+    views = _group_view(grouping, shape)
+    if views is None:
+        return t * grouping.expand(per_group, shape)
+    elem_view, group_view = views
+    return (t.reshape(elem_view) * per_group.reshape(group_view)).reshape(shape)
+
+
+def _pow2(exponent: torch.Tensor) -> torch.Tensor:
+    """Exact FP32 ``2**exponent`` for integer exponents in [-126, 127] (built from bits)."""
+    return ((exponent.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
+                     generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """§2 for ``quantize`` and ``fake_quantize``: ``(negative, codes int32, group_exp, scale)``.
+
+    Same bits as the step-by-step formulation (``daz``, ``tensor_scale``, ``scale_input``,
+    ``group_exponent`` on ``group_amax(|y|)``, ``ldexp(|y|, g)``, ``round_to_codes``), computed
+    with fewer passes:
+
+    - group maxima of ``|y|`` come from group maxima of ``|x|``: DAZ, the RNE multiply by ``inv``
+      and FTZ are all monotone, so they commute with max;
+    - when safe, ``z = fp32(|x| * fp32(inv * 2**g))`` in one multiply. Scaling by 2**g commutes
+      with RNE for normal results; elements that DAZ/FTZ would zero stay below the smallest
+      magnitude that can round to a nonzero code (checked per call, else the plain path runs).
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    x = _as_fp32(x)
+    if x.numel() == 0:
+        raise ValueError(f"cannot quantize an empty tensor of shape {tuple(x.shape)}")
+    shape = tuple(x.shape)
+    group_shape = grouping.group_shape(shape)  # validates the grouping against the shape
+    if rounding == "stochastic":
+        if random_bits is None:
+            random_bits = random_bits_like(shape, sr_bits, generator, device=x.device)
+        else:
+            _check_random_bits(random_bits, x.shape, sr_bits)
+    elif random_bits is not None:
+        raise ValueError("random_bits were given but rounding is 'nearest'")
+    ax = x.abs()
+    group_max_x = grouping.group_amax(ax)
+    amax = group_max_x.max()  # NaN and Inf propagate through max
+    if not torch.isfinite(amax):
+        check_finite(x)
+    scale, inv = tensor_scale(daz(amax), fmt)
+    inv_t = torch.tensor(inv, dtype=torch.float32, device=x.device)
+    g = group_exponent(ftz(daz(group_max_x) * inv_t), fmt)
+    assert tuple(g.shape) == group_shape
+    inv_g = inv_t * _pow2(g)
+    # Below `limit`, a magnitude rounds to code 0 in either rounding mode.
+    extra = sr_bits if rounding == "stochastic" else 1
+    limit = 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - extra)
+    largest_flushed = float(torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32) * inv_g.max())
+    if bool(torch.isfinite(inv_g).all()) and largest_flushed < limit:
+        z = _times_groups(ax, inv_g, grouping)
+    else:
+        z = _times_groups(ftz(daz(ax) * inv_t), _pow2(g), grouping)
+    codes = _round_codes(z, fmt, rounding, random_bits, sr_bits)
+    return x < 0, codes, g, scale
+
+
+_DECODE_TABLES: dict[tuple[MLSFormat, torch.device], torch.Tensor] = {}
+
+
+def _decode_table(fmt: MLSFormat, device: torch.device) -> torch.Tensor:
+    key = (fmt, device)
+    if key not in _DECODE_TABLES:
+        codes = torch.arange(1 << (fmt.exp_bits + fmt.man_bits), dtype=torch.int64)
+        _DECODE_TABLES[key] = decode_codes(codes, fmt).to(device)
+    return _DECODE_TABLES[key]
+
+
+def _dequantize_fields(negative: torch.Tensor, codes: torch.Tensor, group_exp: torch.Tensor, scale: float,
+                       fmt: MLSFormat, grouping: Grouping, return_underflows: bool = False):
+    """§2.6 from unsigned codes, a negative-sign mask (ignored where the code is 0) and group exponents.
+
+    Same bits as ``ftz(fp32(S_t * ldexp(±elem, -g)))``: element magnitudes come from a decode
+    table; ``2**-g * S_t`` is one exact per-group factor when it is a normal number; FTZ is
+    skipped when even the smallest nonzero element times the smallest factor is normal.
+    """
+    device = codes.device
+    magnitude = _decode_table(fmt, device).index_select(0, codes.reshape(-1).to(torch.int32)).reshape(codes.shape)
+    scale_t = torch.tensor(scale, dtype=torch.float32, device=device)
+    factor = _pow2(-group_exp.to(torch.int32)) * scale_t
+    min_normal = torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32, device=device)
+    if bool((factor >= min_normal).all()):
+        value = _times_groups(magnitude, factor, grouping)
+        smallest = torch.tensor(fmt.elem_min_subnormal, dtype=torch.float32, device=device) * factor.min()
+        need_ftz = return_underflows or not bool(smallest >= min_normal)
+    else:
+        value = _times_groups(magnitude, _pow2(-group_exp.to(torch.int32)), grouping) * scale_t
+        need_ftz = True
+    value = torch.where(negative, -value, value)
+    if not need_ftz:
+        return value + 0.0  # canonical +0 where a negative input rounded to code 0
+    flushed = ftz(value)
+    if return_underflows:
+        return flushed, int(((flushed == 0) & (codes != 0)).sum())
+    return flushed
+
+
 def quantize(
     x: torch.Tensor,
     fmt: MLSFormat | str,
@@ -372,24 +507,8 @@ def quantize(
     or let them be drawn from torch's RNG (``generator`` for a seeded stream).
     """
     fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    x = _as_fp32(x)
-    if x.numel() == 0:
-        raise ValueError(f"cannot quantize an empty tensor of shape {tuple(x.shape)}")
-    check_finite(x)
-    group_shape = grouping.group_shape(tuple(x.shape))  # validates the grouping against the shape
-    x = daz(x)
-    scale, inv = tensor_scale(x.abs().max(), fmt)
-    y = scale_input(x, inv)
-    magnitude = y.abs()
-    g = group_exponent(grouping.group_amax(magnitude), fmt)
-    assert tuple(g.shape) == group_shape
-    z = torch.ldexp(magnitude, grouping.expand(g, tuple(x.shape)).to(torch.float32))
-    if rounding == "stochastic" and random_bits is None:
-        random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
-    codes = round_to_codes(z, fmt, rounding, random_bits, sr_bits)
-    sign = ((y < 0) & (codes != 0)).to(torch.uint8)
+    negative, codes, g, scale = _quantize_fields(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
+    sign = (negative & (codes != 0)).to(torch.uint8)
     return MLSTensor(
         fmt, grouping,
         sign=sign,
@@ -398,3 +517,22 @@ def quantize(
         group_exp=g,
         scale=scale,
     )
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    fmt: MLSFormat | str,
+    grouping: Grouping | str = Grouping.channel(),
+    rounding: Rounding = "nearest",
+    random_bits: torch.Tensor | None = None,
+    *,
+    sr_bits: int = DEFAULT_SR_BITS,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``quantize(x, ...).dequantize()`` bit for bit, without building the ``MLSTensor``.
+
+    The training fast path: FP32 GEMMs run on these dequantized values.
+    """
+    fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+    negative, codes, g, scale = _quantize_fields(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
+    return _dequantize_fields(negative, codes, g, scale, fmt, grouping)

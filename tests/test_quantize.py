@@ -13,6 +13,7 @@ from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.quantize import (
     MLSTensor,
+    fake_quantize,
     group_exponent,
     pack_bits,
     quantize,
@@ -313,3 +314,20 @@ def test_container_validation():
         MLSTensor.from_codes(torch.tensor([1]), torch.tensor([0]), 0.1, fmt, Grouping.per_tensor())
     with pytest.raises(ValueError, match=r"packed data has 3 bytes, expected 6"):
         MLSTensor.unpack(b"abc", (2,), fmt, Grouping.per_tensor())
+
+
+# -- the fast training path is the integer path, bit for bit ---------------------------------
+@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e3m3g3", "e4m3g3", "e5m2g3", "e2m3g0", "e1m1g3", "e5m10g4", "e0m3g2", "e3m0g2"])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("grouping", [Grouping.channel(), Grouping.blocks(16), Grouping.per_tensor()], ids=str)
+def test_fake_quantize_is_bit_identical_to_quantize_dequantize(fmt_name, rounding, grouping):
+    gen = torch.Generator().manual_seed(31)
+    shape = (4, 16, 5, 5)
+    x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-30, 10, shape, generator=gen).float())
+    x.view(-1)[::7] = 0.0
+    # Exact ties of the e2m1 grid after scaling (amax 6 keeps S_t = 1): 0.25, 1.25, 2.5, 5.
+    x.view(-1)[:5] = torch.tensor([6.0, 0.25, 1.25, 2.5, -5.0])
+    bits = random_bits_like(shape, 8, gen) if rounding == "stochastic" else None
+    fast = fake_quantize(x, fmt_name, grouping, rounding, bits)
+    exact = quantize(x, fmt_name, grouping, rounding, bits).dequantize()
+    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
