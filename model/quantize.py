@@ -24,7 +24,6 @@ __all__ = [
     "daz",
     "decode_codes",
     "fake_quantize",
-    "fake_quantize",
     "ftz",
     "group_exponent",
     "pack_bits",
@@ -131,7 +130,8 @@ def round_to_codes(
     which makes mantissa carries and the subnormal/normal seam automatic. Codes saturate at the
     largest code (elem_max).
 
-    - ``nearest``: round half to even.
+    - ``nearest``: round to nearest, ties to the even code (the even mantissa when M >= 1;
+      for M = 0 the code's LSB is the exponent's, the only well-defined parity).
     - ``stochastic``: ``n = (floor(|z| * 2**(R - u)) + r) >> R`` with R = ``sr_bits`` random bits
       ``r`` per element (an explicit input, so hardware LFSRs can be matched).
     """
@@ -160,27 +160,36 @@ def _round_codes(z: torch.Tensor, fmt: MLSFormat, rounding: str, random_bits: to
     max_code = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
     b_min, man = fmt.min_normal_exponent, fmt.man_bits
     extra = sr_bits if rounding == "stochastic" else 0
-    if man + extra + 2 <= 31 and man + extra - 127 >= -126:
+    # M = 0 nearest: ties go to the even *code*, whose parity is not the ulp count's (slow path).
+    if man + extra + 2 <= 31 and man + extra >= 1 and not (man == 0 and rounding == "nearest"):
         binade = (z.view(torch.int32) >> 23).clamp_(min=b_min + 127)  # biased; sign bit is 0
         # 2**(extra - u) = 2**(extra + M - b) as FP32 bits: exponent field 127 + extra + M - b.
         factor = (((127 + 127 + extra + man) - binade) << 23).view(torch.float32)
         scaled = z * factor
         if rounding == "nearest":
-            ulps = torch.round(scaled).to(torch.int32)
+            ulps = torch.round(scaled).to(torch.int32)  # ties to even ulps = even code for M >= 1
         else:
             ulps = (torch.floor(scaled).to(torch.int32) + random_bits.to(torch.int32)) >> sr_bits
         binade -= b_min + 127
         codes = (binade << man).add_(ulps)
         return codes.clamp_(max=max_code)
     _, z_exp = torch.frexp(z)
-    binade = torch.clamp(z_exp.to(torch.int64) - 1, min=b_min)
+    # frexp(0) has exponent 0: zero must sit in the bottom (uniform) binade like any tiny value.
+    binade = torch.where(z > 0, z_exp.to(torch.int64) - 1, b_min)
+    binade = torch.clamp(binade, min=b_min)
     ulp_exp = binade - man
+    base_code = (binade - b_min) * (1 << man)
     if rounding == "nearest":
-        ulps = torch.round(torch.ldexp(z.double(), -ulp_exp.double())).to(torch.int64)
+        scaled = torch.ldexp(z.double(), -ulp_exp.double())
+        lower = torch.floor(scaled)
+        frac = scaled - lower  # exact: scaled has at most 24 significant bits
+        lower_code = base_code + lower.to(torch.int64)
+        # Ties go to the even code; for M >= 1 that is the even mantissa (IEEE RNE).
+        round_up = (frac > 0.5) | ((frac == 0.5) & (lower_code % 2 == 1))
+        codes = lower_code + round_up.to(torch.int64)
     else:
         truncated = torch.floor(torch.ldexp(z.double(), (sr_bits - ulp_exp).double())).to(torch.int64)
-        ulps = (truncated + random_bits.to(torch.int64)) >> sr_bits
-    codes = (binade - b_min) * (1 << man) + ulps
+        codes = base_code + ((truncated + random_bits.to(torch.int64)) >> sr_bits)
     return codes.clamp(max=max_code).to(torch.int32)
 
 
