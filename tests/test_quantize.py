@@ -13,6 +13,7 @@ from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.quantize import (
     MLSTensor,
+    decode_codes,
     fake_quantize,
     group_exponent,
     pack_bits,
@@ -331,3 +332,21 @@ def test_fake_quantize_is_bit_identical_to_quantize_dequantize(fmt_name, roundin
     fast = fake_quantize(x, fmt_name, grouping, rounding, bits)
     exact = quantize(x, fmt_name, grouping, rounding, bits).dequantize()
     assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
+
+
+@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e3m3g3", "e2m3g2", "e4m3g3"])
+@pytest.mark.parametrize("grouping", ["tensor", "row"])
+def test_fake_quantize_ties_to_even(fmt_name, grouping):
+    """Every midpoint of the grid, in a tensor whose amax is elem_max (S_t = 1, g = 0): exact ties."""
+    fmt = MLSFormat.parse(fmt_name)
+    grid = fmt.grid()
+    midpoints = ((grid[1:] + grid[:-1]) / 2).to(torch.float32)
+    row = torch.cat([torch.tensor([fmt.elem_max]), midpoints, -midpoints])
+    grouping = Grouping.per_tensor() if grouping == "tensor" else Grouping.blocks(row.numel())
+    x = row.repeat(3, 1)
+    fast = fake_quantize(x, fmt, grouping)
+    exact = quantize(x, fmt, grouping).dequantize()
+    assert torch.equal(fast, exact)
+    codes = round_to_codes(midpoints, fmt)
+    assert torch.all(codes % 2 == 0)  # ties land on even codes
+    assert torch.equal(fast[0, 1:1 + len(midpoints)], decode_codes(codes, fmt))
