@@ -1,0 +1,96 @@
+"""The dynamic quantization unit: amax pass + convert pass behind one input stream."""
+
+from amaranth import Module, Mux
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .amax import AmaxPass
+from .config import QuantUnitConfig
+from .convert import ConvertPass
+
+__all__ = ["QuantUnit"]
+
+
+class QuantUnit(wiring.Component):
+    """FP32 tensor -> MLS tensor (DESIGN §2) in two passes over the same input stream.
+
+    1. ``mode = 0`` (amax pass): pulse ``start``, stream the tensor; read ``amax``/``invalid``.
+    2. Host: ``S_t, inv = model.quantize.tensor_scale(amax, fmt)`` (two IEEE divisions; the unit
+       has no divider). Set ``inv``, ``stochastic``, ``seed``.
+    3. ``mode = 1`` (convert pass): pulse ``start``, stream the tensor again; collect the codes
+       on ``o`` and the group exponents on ``g``. The packed tensor is
+       ``fp32_le(S_t) | pack(g stream) | concatenated o payloads`` (``hw.quant_unit.host``).
+
+    ``mode`` must not change while elements are in flight. ``start`` clears the selected pass.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(32, lanes)))
+    o : Out(stream.Signature(ArrayLayout(1 + E + M, lanes)))
+    g : Out(stream.Signature(G))
+    mode, start, stochastic : In(1)
+    inv, seed : In(32)
+    amax : Out(32)
+    invalid : Out(1)
+        Sticky NaN/Inf (either pass) or product overflow (convert pass).
+    """
+
+    def __init__(self, config: QuantUnitConfig):
+        if not isinstance(config, QuantUnitConfig):
+            raise TypeError(f"config must be a QuantUnitConfig, not {config!r}")
+        self._config = config
+        fmt, lanes = config.fmt, config.lanes
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(32, lanes))),
+            "o": Out(stream.Signature(data.ArrayLayout(fmt.elem_bits, lanes))),
+            "g": Out(stream.Signature(fmt.group_bits)),
+            "mode": In(1),
+            "start": In(1),
+            "stochastic": In(1),
+            "inv": In(32),
+            "seed": In(32),
+            "amax": Out(32),
+            "invalid": Out(1),
+        })
+        self._amax = AmaxPass(lanes)
+        self._convert = ConvertPass(config)
+
+    @property
+    def config(self) -> QuantUnitConfig:
+        return self._config
+
+    @property
+    def amax_latency(self) -> int:
+        return self._amax.latency
+
+    @property
+    def latency(self) -> int:
+        """Convert pass: cycles from a group's first input transfer to its first output word."""
+        return self._convert.latency
+
+    @property
+    def throughput(self) -> int:
+        """Elements per cycle in both passes at steady state."""
+        return self._convert.throughput
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.amax_pass = amax = self._amax
+        m.submodules.convert = conv = self._convert
+        m.d.comb += [
+            amax.i.payload.eq(self.i.payload),
+            amax.i.valid.eq(self.i.valid & ~self.mode),
+            amax.clear.eq(self.start & ~self.mode),
+            conv.i.payload.eq(self.i.payload),
+            conv.i.valid.eq(self.i.valid & self.mode),
+            self.i.ready.eq(Mux(self.mode, conv.i.ready, 1)),
+            conv.inv.eq(self.inv),
+            conv.seed.eq(self.seed),
+            conv.stochastic.eq(self.stochastic),
+            conv.start.eq(self.start & self.mode),
+            self.amax.eq(amax.amax),
+            self.invalid.eq(amax.invalid | conv.invalid),
+        ]
+        wiring.connect(m, conv.o, wiring.flipped(self.o))
+        wiring.connect(m, conv.g, wiring.flipped(self.g))
+        return m
