@@ -6,7 +6,9 @@ against it. IEEE FP32 operations use numpy float32 scalars, which round to neare
 
 from __future__ import annotations
 
+import bisect
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ __all__ = [
 FP32_MIN_NORMAL = Fraction(2) ** -126
 
 
+@lru_cache(maxsize=64)
 def grid_codes(fmt: MLSFormat) -> list[tuple[Fraction, int]]:
     """Every non-negative element value with its unsigned code ``e << M | m``, ascending."""
     return [
@@ -53,8 +56,8 @@ def round_reference(z: Fraction, fmt: MLSFormat, rounding: str = "nearest",
     top_value, top_code = grid[-1]
     if z >= top_value:
         return top_code
-    below = max((entry for entry in grid if entry[0] <= z), key=lambda entry: entry[0])
-    above = min((entry for entry in grid if entry[0] > z), key=lambda entry: entry[0])
+    position = bisect.bisect_right([value for value, _ in grid], z)  # grid is ascending
+    below, above = grid[position - 1], grid[position]  # below <= z < above
     if rounding == "nearest":
         if z - below[0] < above[0] - z:
             return below[1]

@@ -350,3 +350,27 @@ def test_fake_quantize_ties_to_even(fmt_name, grouping):
     codes = round_to_codes(midpoints, fmt)
     assert torch.all(codes % 2 == 0)  # ties land on even codes
     assert torch.equal(fast[0, 1:1 + len(midpoints)], decode_codes(codes, fmt))
+
+
+_FP32_ANY = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(_FP32_ANY, min_size=1, max_size=24),
+       fmt=st.sampled_from(["e2m1g3", "e3m3g3", "e1m1g2", "e4m3g6", "e0m3g3", "e3m0g3", "e5m10g4"]),
+       rounding=st.sampled_from(["nearest", "stochastic"]), block=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_quantize_matches_reference_on_arbitrary_fp32(values, fmt, rounding, block, seed):
+    """Any finite FP32 values, subnormals and huge ranges included, in MX-style blocks."""
+    fmt = MLSFormat.parse(fmt)
+    x = torch.tensor(values, dtype=torch.float32).reshape(1, -1)
+    grouping = Grouping.blocks(block)
+    bits = random_bits_like(x.shape, 8, torch.Generator().manual_seed(seed)) if rounding == "stochastic" else None
+    try:
+        q = quantize(x, fmt, grouping, rounding, bits)
+    except ValueError as error:  # only the documented inverse-scale overflow may refuse
+        assert "overflows FP32" in str(error)
+        return
+    scale, group_exp, codes = quantize_reference(x, fmt, grouping, rounding, bits)
+    assert (q.scale, q.group_exp.tolist(), q.codes().tolist()) == (scale, group_exp.tolist(), codes.tolist())
+    fast = fake_quantize(x, fmt, grouping, rounding, bits)
+    assert torch.equal(fast.view(torch.int32), q.dequantize().view(torch.int32))
