@@ -43,6 +43,11 @@ __all__ = [
     "Constant",
     "Design",
     "FloatFormat",
+    "COMPUTE_PARTS",
+    "SRAM_PARTS",
+    "WorkloadStats",
+    "workload_energy",
+    "workload_stats",
     "fp_add_energy",
     "fp_mul_energy",
     "pe_area",
@@ -336,3 +341,76 @@ def pe_area(design: Design | str, k_max: int = 1) -> float:
     parts = pe_energy(design, k_max)
     return (parts["multiplier"] / C_IMUL + (parts["exponent"] + parts["accumulator"]) / C_ADD
             + 0.5 * parts["aligner"] / C_MUX + parts["registers"] / C_REG)
+
+
+# -- whole workloads ---------------------------------------------------------------------------
+COMPUTE_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers", "quantize", "convert")
+SRAM_PARTS = ("sram_a", "sram_b", "sram_c", "sram_group")
+
+
+@dataclass(frozen=True)
+class WorkloadStats:
+    """Design-independent sums over a GEMM list on one array (see ``workload_stats``)."""
+
+    macs: int
+    cycles: int
+    pe_count: int
+    a_reads: int
+    b_reads: int
+    c_writes: int
+    group_reads: float  # (a_reads + b_reads) / k_chunk: group exponents streamed
+    quant_nearest: int  # elements quantized with round-to-nearest (activations, weights)
+    quant_stochastic: int  # elements quantized stochastically (errors)
+    k_max: int
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.cycles * self.pe_count)
+
+
+def workload_stats(gemms, array) -> WorkloadStats:
+    """Sum cycles and traffic of a GEMM list on an array. Each forward GEMM quantizes its two
+    inputs and the error of its output (one quantization per tensor per training step; the
+    backward GEMMs reuse them)."""
+    from .cycles import gemm_cycles
+
+    totals = dict(macs=0, cycles=0, a_reads=0, b_reads=0, c_writes=0, group_reads=0.0,
+                  quant_nearest=0, quant_stochastic=0)
+    pe_count = array.rows * array.cols
+    k_max = 1
+    for gemm in gemms:
+        cyc = gemm_cycles(gemm, array)
+        totals["macs"] += cyc.macs
+        totals["cycles"] += cyc.cycles
+        totals["a_reads"] += cyc.a_reads
+        totals["b_reads"] += cyc.b_reads
+        totals["c_writes"] += cyc.c_writes
+        totals["group_reads"] += (cyc.a_reads + cyc.b_reads) / gemm.k_chunk
+        if gemm.pass_ == "forward":
+            totals["quant_nearest"] += gemm.a_elems + gemm.b_elems
+            totals["quant_stochastic"] += gemm.c_elems
+        k_max = max(k_max, gemm.k)
+    return WorkloadStats(pe_count=pe_count, k_max=k_max, **totals)
+
+
+def workload_energy(stats: WorkloadStats, design: Design | str, sram_kib: float = 8.0,
+                    acc_k: int | None = None) -> dict[str, float]:
+    """Energy (pJ) by part for a workload on a design: the compute parts of ``COMPUTE_PARTS``,
+    the SRAM parts of ``SRAM_PARTS``, and ``compute``, ``sram``, ``total``.
+
+    An exact MLS accumulator is sized for ``acc_k`` (default: the workload's largest K)."""
+    d = Design.parse(design)
+    k = stats.k_max if acc_k is None else acc_k
+    out = {part: value * stats.macs for part, value in pe_energy(d, k).items()}
+    out["quantize"] = (stats.quant_nearest * quantize_energy(d)
+                       + stats.quant_stochastic * quantize_energy(d, stochastic=True))
+    out["convert"] = stats.c_writes * convert_energy(d, k)
+    bit = sram_bit_energy(sram_kib)
+    out["sram_a"] = stats.a_reads * d.elem_bits * bit
+    out["sram_b"] = stats.b_reads * d.elem_bits * bit
+    out["sram_c"] = stats.c_writes * d.out_bits * bit
+    out["sram_group"] = stats.group_reads * d.group_bits * bit
+    out["compute"] = sum(out[p] for p in COMPUTE_PARTS)
+    out["sram"] = sum(out[p] for p in SRAM_PARTS)
+    out["total"] = out["compute"] + out["sram"]
+    return out

@@ -272,7 +272,7 @@ def read_gemm_csv(source: str | Path) -> list[Gemm]:
     ``source`` is a path or the CSV text itself (if it contains a newline)."""
     text = source if isinstance(source, str) and "\n" in source else Path(source).read_text()
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
+    if not reader.fieldnames:
         raise ValueError("GEMM CSV is empty: expected a header with layer,pass_,m,n,k")
     header = [h.strip() for h in reader.fieldnames]
     header = ["pass_" if h == "pass" else h for h in header]

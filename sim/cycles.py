@@ -1,0 +1,97 @@
+"""Layer-level cycle and traffic model of the output-stationary systolic array (DESIGN §5, §7).
+
+A GEMM ``C[M, N] = A[M, K] @ B[K, N]`` runs on an R x C array as ``ceil(M/R) * ceil(N/C)``
+folds. Each fold is one output tile: A rows stream in from the left and B columns from the top,
+skewed by one cycle per row/column; every PE accumulates its output over K, then the tile
+drains. The cycles of ONE tile come from the RTL's own timing function,
+``hw.array.timing`` (the function the array testbenches check against the measured RTL), so the
+model and the hardware agree tile by tile; this module only adds folds, edge tiles, optional
+overlap of one tile's drain with the next tile's compute, utilization and traffic.
+
+Traffic is counted in elements here and turned into **bits** by the energy model with each
+design's widths: every fold streams its ``r x K`` slice of A and ``K x c`` slice of B from the
+operand SRAMs and writes its ``r x c`` outputs once (output-stationary: partial sums never
+leave the PE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .workloads import Gemm
+
+__all__ = ["ArrayConfig", "GemmCycles", "gemm_cycles", "network_cycles", "tile_timing"]
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """An R x C output-stationary array; ``overlap_drain`` lets a tile drain while the next
+    one computes (the RTL's double-buffered output registers)."""
+
+    rows: int = 16
+    cols: int = 16
+    overlap_drain: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"array {name} must be an int, not {value!r}")
+            if not 1 <= value <= 4096:
+                raise ValueError(f"array {name} must be in [1, 4096], got {value}")
+
+    @classmethod
+    def parse(cls, text: str | ArrayConfig) -> ArrayConfig:
+        """``"16x16"`` -> ArrayConfig(16, 16)."""
+        if isinstance(text, ArrayConfig):
+            return text
+        parts = str(text).lower().split("x")
+        try:
+            rows, cols = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"array size {text!r} must look like RxC, e.g. 16x16") from None
+        return cls(rows, cols)
+
+    def __str__(self) -> str:
+        return f"{self.rows}x{self.cols}"
+
+
+@dataclass(frozen=True)
+class GemmCycles:
+    cycles: int
+    folds: int
+    macs: int
+    pe_count: int
+    a_reads: int  # elements streamed from the A buffer
+    b_reads: int
+    c_writes: int
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.cycles * self.pe_count)
+
+
+def tile_timing(k: int, rows: int, cols: int) -> tuple[int, int]:
+    """(compute, drain) cycles of one tile from the RTL timing function."""
+    from hw.array import timing  # the RTL owner's function; imported lazily
+
+    return timing.tile_phases(k, rows, cols)
+
+
+def gemm_cycles(gemm: Gemm, array: ArrayConfig) -> GemmCycles:
+    """Cycles and element traffic of one GEMM on an output-stationary array."""
+    R, C = array.rows, array.cols
+    fm, fn = math.ceil(gemm.m / R), math.ceil(gemm.n / C)
+    folds = fm * fn
+    compute, drain = tile_timing(gemm.k, R, C)
+    if array.overlap_drain:
+        cycles = folds * max(compute, drain) + min(compute, drain) if folds > 1 else compute + drain
+    else:
+        cycles = folds * (compute + drain)
+    return GemmCycles(cycles, folds, gemm.macs, R * C,
+                      a_reads=fn * gemm.m * gemm.k, b_reads=fm * gemm.k * gemm.n, c_writes=gemm.m * gemm.n)
+
+
+def network_cycles(gemms: list[Gemm], array: ArrayConfig) -> list[GemmCycles]:
+    return [gemm_cycles(g, array) for g in gemms]

@@ -1,0 +1,140 @@
+"""Energy model (sim/energy.py): anchors, sums of parts, monotonicity, bad inputs."""
+
+import itertools
+
+import pytest
+
+from model.formats import MLSFormat
+from sim.cycles import ArrayConfig
+from sim.energy import (
+    BASELINES,
+    COMPUTE_PARTS,
+    CONSTANTS,
+    SRAM_PARTS,
+    Design,
+    WorkloadStats,
+    convert_energy,
+    pe_area,
+    pe_energy,
+    quantize_energy,
+    sram_bit_energy,
+    workload_energy,
+)
+
+HOROWITZ = {c.name: c.value for c in CONSTANTS}
+
+
+def test_fp32_mac_is_horowitz():
+    parts = pe_energy("fp32")
+    assert parts["multiplier"] + parts["exponent"] == pytest.approx(3.7, abs=1e-12)
+    assert parts["aligner"] + parts["accumulator"] == pytest.approx(0.9, abs=1e-12)
+    assert HOROWITZ["H_FP32_MUL"] == 3.7 and HOROWITZ["H_FP32_ADD"] == 0.9
+
+
+def test_other_anchors():
+    fp16 = pe_energy("fp16-fp32acc")
+    assert fp16["multiplier"] + fp16["exponent"] == pytest.approx(1.1, abs=1e-12)
+    int8 = pe_energy("int8-int32acc")
+    assert int8["multiplier"] == pytest.approx(0.2, abs=1e-12)
+    assert int8["accumulator"] == pytest.approx(0.1, abs=1e-12)
+    fp8 = pe_energy("fp8e4m3-fp16acc")
+    assert fp8["aligner"] + fp8["accumulator"] == pytest.approx(0.4, rel=0.03)  # FP16 add, not fitted
+    assert sram_bit_energy(8) * 64 == pytest.approx(10.0)
+    assert sram_bit_energy(32) * 64 == pytest.approx(20.0)
+    assert sram_bit_energy(1024) * 64 == pytest.approx(100.0)
+
+
+def _stats(**kw):
+    base = dict(macs=10**9, cycles=5 * 10**6, pe_count=256, a_reads=3 * 10**7, b_reads=2 * 10**7,
+                c_writes=10**6, group_reads=5 * 10**6, quant_nearest=4 * 10**5, quant_stochastic=2 * 10**5,
+                k_max=4096)
+    base.update(kw)
+    return WorkloadStats(**base)
+
+
+@pytest.mark.parametrize("design", list(BASELINES) + ["mls-e2m1g3", "mls-e3m2g5-acc30", "fp8e5m2-fp32acc+exact"])
+def test_totals_are_sums_of_parts(design):
+    st = _stats()
+    e = workload_energy(st, design)
+    assert e["compute"] == pytest.approx(sum(e[p] for p in COMPUTE_PARTS), rel=1e-15)
+    assert e["sram"] == pytest.approx(sum(e[p] for p in SRAM_PARTS), rel=1e-15)
+    assert e["total"] == e["compute"] + e["sram"]
+    pe = pe_energy(design, st.k_max)
+    for part, value in pe.items():
+        assert e[part] == pytest.approx(value * st.macs)
+    d = Design.parse(design)
+    bit = sram_bit_energy(8)
+    assert e["sram_a"] == pytest.approx(st.a_reads * d.elem_bits * bit)
+    assert e["sram_group"] == pytest.approx(st.group_reads * d.group_bits * bit)
+    expected_q = st.quant_nearest * quantize_energy(d) + st.quant_stochastic * quantize_energy(d, stochastic=True)
+    assert e["quantize"] == pytest.approx(expected_q)
+    assert e["convert"] == pytest.approx(st.c_writes * convert_energy(d, st.k_max))
+
+
+def _mls_cost(fmt: MLSFormat, k: int = 4096, acc: int | None = None):
+    d = Design(f"mls-{fmt}", "mls", fmt, None, acc)
+    return (sum(pe_energy(d, k).values()), quantize_energy(d), quantize_energy(d, stochastic=True),
+            convert_energy(d, k), pe_area(d, k))
+
+
+def test_more_bits_never_cheaper_mls():
+    formats = [MLSFormat(e, m, g) for e, m, g in itertools.product(range(6), range(11), range(7)) if e + m]
+    cost = {f: _mls_cost(f) for f in formats}
+    for f in formats:
+        for de, dm, dg in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+            e, m, g = f.exp_bits + de, f.man_bits + dm, f.group_bits + dg
+            if e <= 5 and m <= 10 and g <= 6:
+                bigger = MLSFormat(e, m, g)
+                for a, b in zip(cost[f], cost[bigger]):
+                    assert b >= a - 1e-15, (f, bigger, cost[f], cost[bigger])
+    fmt = MLSFormat(2, 1, 3)
+    widths = [_mls_cost(fmt, acc=a) for a in range(8, 64)]
+    for a, b in zip(widths, widths[1:]):
+        assert all(y >= x for x, y in zip(a, b))
+    # larger K needs a wider exact accumulator, never a cheaper one
+    ks = [_mls_cost(fmt, k=k) for k in (1, 10, 1000, 10**5, 10**7)]
+    for a, b in zip(ks, ks[1:]):
+        assert all(y >= x for x, y in zip(a, b))
+
+
+def test_more_bits_never_cheaper_baselines():
+    total = lambda d: sum(pe_energy(d).values())  # noqa: E731
+    assert total("fp8e5m2-fp16acc") <= total("fp8e4m3-fp16acc") <= total("fp8e4m3-fp32acc") \
+        <= total("bf16-fp32acc") <= total("fp16-fp32acc") <= total("fp32")
+    assert total("fp8e4m3-fp32acc+exact") <= total("fp8e4m3-fp32acc")
+    st = _stats()
+    assert workload_energy(st, "fp32")["total"] > workload_energy(st, "fp16-fp32acc")["total"]
+    assert sram_bit_energy(8) < sram_bit_energy(16) < sram_bit_energy(32) < sram_bit_energy(512)
+
+
+def test_design_parse():
+    d = Design.parse("mls-e2m1g3-acc24")
+    assert (d.kind, str(d.fmt), d.acc_bits, d.elem_bits, d.group_bits) == ("mls", "e2m1g3", 24, 4, 3)
+    assert Design.parse("FP8E4M3-fp16acc").acc.name == "fp16"
+    assert Design.parse("fp8e4m3-fp32acc+exact").exact_product
+
+
+@pytest.mark.parametrize("name, message", [
+    ("mls-e9m1g1", "exp_bits must be in"),
+    ("mls-e2m1", "is not one of"),
+    ("mls-e2m1g3-acc1", "accumulator width must be in"),
+    ("fp8e4m3", "give the accumulator"),
+    ("fp32-fp16acc", "fp32 accumulates in fp32"),
+    ("posit8", "is not one of"),
+])
+def test_design_errors(name, message):
+    with pytest.raises(ValueError, match=message):
+        Design.parse(name)
+    with pytest.raises(TypeError, match="must be a str"):
+        Design.parse(8)
+
+
+def test_bad_array_and_sram():
+    with pytest.raises(ValueError, match="rows must be in"):
+        ArrayConfig(0, 16)
+    with pytest.raises(ValueError, match="must look like RxC"):
+        ArrayConfig.parse("16by16")
+    with pytest.raises(TypeError, match="cols must be an int"):
+        ArrayConfig(4, 2.5)
+    with pytest.raises(ValueError, match="SRAM size"):
+        sram_bit_energy(0)
