@@ -32,7 +32,8 @@ class QuantUnit(wiring.Component):
     inv, seed : In(32)
     amax : Out(32)
     invalid : Out(1)
-        Sticky NaN/Inf (either pass) or product overflow (convert pass).
+        The selected pass's sticky flag: NaN/Inf seen (both passes) or a product overflowed
+        (convert pass, a wrong ``inv``). Cleared by that pass's ``start``.
     """
 
     def __init__(self, config: QuantUnitConfig):
@@ -89,7 +90,7 @@ class QuantUnit(wiring.Component):
             conv.stochastic.eq(self.stochastic),
             conv.start.eq(self.start & self.mode),
             self.amax.eq(amax.amax),
-            self.invalid.eq(amax.invalid | conv.invalid),
+            self.invalid.eq(Mux(self.mode, conv.invalid, amax.invalid)),
         ]
         wiring.connect(m, conv.o, wiring.flipped(self.o))
         wiring.connect(m, conv.g, wiring.flipped(self.g))
