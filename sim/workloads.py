@@ -21,7 +21,8 @@ convolutions are split per group. Linear layers are the kh = kw = H = W = 1 case
 ``k_chunk`` is the run length along K over which both operands' group exponents stay constant
 with channel-wise grouping (DESIGN §1): kh*kw taps of one input channel for the forward pass,
 the taps of one output channel for backward-data and Ho*Wo positions of one image for
-backward-weight. The energy model charges one G-bit group exponent per chunk read.
+backward-weight; for linear layers the MX-style block of ``model.config.DEFAULT_LINEAR_BLOCK``.
+The energy model charges one G-bit group exponent per chunk read.
 
 A GEMM list can also come from a CSV (``read_gemm_csv``) so users can bring their own network.
 """
@@ -206,6 +207,8 @@ def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False) -> list[
     wgt = layer.out_channels * cin * kh * kw
     gemms = []
     suffix = lambda i: f"/g{i}" if g > 1 else ""  # noqa: E731
+    if layer.kind == "linear":
+        return _linear_gemms(layer, batch, input_grad)
     for gi in range(g):
         tag = suffix(gi)
         gemms.append(Gemm(layer.name, "forward", batch * ho * wo, cout, cin * kh * kw,
@@ -223,6 +226,22 @@ def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False) -> list[
                                   "error", "weight", err // g, wgt // g, act // g, tr * tc, phase))
         gemms.append(Gemm(layer.name, "backward-weight", cout, cin * kh * kw, batch * ho * wo,
                           "error", "activation", err // g, act // g, wgt // g, ho * wo, tag))
+    return gemms
+
+
+def _linear_gemms(layer: Layer, batch: int, input_grad: bool) -> list[Gemm]:
+    """A linear layer (extra leading dims folded into the batch); MX-style groups of
+    ``model.config.DEFAULT_LINEAR_BLOCK`` elements along each reduction."""
+    from model.config import DEFAULT_LINEAR_BLOCK
+
+    rows = batch * layer.in_hw[0]
+    fin, fout = layer.in_channels, layer.out_channels
+    act, err, wgt = rows * fin, rows * fout, fin * fout
+    chunk = lambda k: min(k, DEFAULT_LINEAR_BLOCK) if DEFAULT_LINEAR_BLOCK else k  # noqa: E731
+    gemms = [Gemm(layer.name, "forward", rows, fout, fin, "activation", "weight", act, wgt, err, chunk(fin))]
+    if input_grad or not layer.reads_input:
+        gemms.append(Gemm(layer.name, "backward-data", rows, fin, fout, "error", "weight", err, wgt, act, chunk(fout)))
+    gemms.append(Gemm(layer.name, "backward-weight", fout, fin, rows, "error", "activation", err, act, wgt, chunk(rows)))
     return gemms
 
 

@@ -145,3 +145,21 @@ def test_trace_errors():
         network_gemms("vgg")
     with pytest.raises(ValueError, match="batch size"):
         gemms_for_layer(trace_layers(_Small(), (3, 8, 8))[0], 0)
+
+
+def test_quantized_resnet20_traces_the_same_layers():
+    from model.layers import quantize_model
+    from model.resnet import resnet20
+
+    plain = trace_layers(resnet20(), (3, 32, 32))
+    model = resnet20()
+    assert quantize_model(model, "e2m1g3")
+    assert trace_layers(model, (3, 32, 32)) == plain
+
+
+def test_linear_gemms():
+    layer = trace_layers(nn.Sequential(nn.Linear(100, 7)), (100,))[0]
+    fwd, bwd_w = gemms_for_layer(layer, 64)  # reads the input: no backward-data
+    assert (fwd.m, fwd.n, fwd.k, fwd.k_chunk) == (64, 7, 100, 32)
+    assert (bwd_w.m, bwd_w.n, bwd_w.k) == (7, 100, 64)
+    assert len(gemms_for_layer(layer, 64, input_grad=True)) == 3
