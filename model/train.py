@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import QuantConfig
-from .data import DATASETS, DatasetError, load_dataset
+from .data import DATASETS, DatasetError, Split, load_dataset
 from .layers import quantize_model
 from .resnet import MODELS, build_model
 
@@ -56,6 +56,7 @@ class TrainConfig:
     stop_after: int | None = None  # stop after this many epochs *in this run* (simulates an interruption)
     progress: bool = True
     threads: int | None = None
+    train_subset: int | None = None  # use only the first N training images (smoke tests)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -67,6 +68,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ValueError(f"train_subset must be >= 1, got {self.train_subset}")
         if self.stop_after is not None and self.stop_after < 1:
             raise ValueError(f"stop_after must be >= 1, got {self.stop_after}")
         if self.resume and self.out is None:
@@ -130,6 +133,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     device = _device(cfg.device)
     quant = cfg.quant_config()
     train_split, test_split, num_classes, in_channels = load_dataset(cfg.dataset, cfg.data)
+    if cfg.train_subset is not None:
+        train_split = Split(train_split.images[:cfg.train_subset], train_split.labels[:cfg.train_subset],
+                            train_split.augment)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model_name, num_classes, in_channels)
     swapped = quantize_model(model, quant)
@@ -257,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this run (resume later)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--train-subset", type=int, metavar="N", help="train on the first N images only (smoke runs)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
