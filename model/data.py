@@ -125,7 +125,9 @@ def safe_load_pickle(data: bytes, what: str = "pickle"):
     try:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise DatasetError(f"{what}: {error}") from None
+        if str(error).startswith("refusing"):
+            raise DatasetError(f"{what}: {error}") from None
+        raise DatasetError(f"{what}: not a valid pickle ({error})") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
         raise DatasetError(f"{what}: not a valid pickle ({type(error).__name__}: {error})") from None
 

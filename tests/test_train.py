@@ -1,0 +1,71 @@
+"""python -m model.train: result file, resume == uninterrupted, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from model.train import TrainConfig, main, train
+
+SMALL = dict(dataset="digits", quant="a=e2m1g3,w=e2m1g3,e=e2m1g3", epochs=3, batch_size=32, train_subset=192,
+             seed=3, progress=False, lr=0.05)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full = train(TrainConfig(**SMALL, out=str(tmp_path / "full")), log=lambda *_: None)
+    part = train(TrainConfig(**SMALL, out=str(tmp_path / "part"), stop_after=1), log=lambda *_: None)
+    assert not part["finished"] and part["epochs_done"] == 1
+    lines = []
+    resumed = train(TrainConfig(**SMALL, out=str(tmp_path / "part"), resume=True), log=lines.append)
+    assert any("resumed from" in line and "at epoch 1/3" in line for line in lines)
+    assert resumed["finished"] and resumed["final_test_acc"] == full["final_test_acc"]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "epoch_s"} for r in h]  # noqa: E731
+    assert strip(resumed["history"]) == strip(full["history"])  # same losses to the last bit
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    result = json.loads((tmp_path / "full" / "result.json").read_text())
+    assert result["seed"] == 3 and len(result["history"]) == 3 and result["versions"]["torch"] == torch.__version__
+    assert result["quant"]["e"]["rounding"] == "stochastic" and result["mls_layers"] == ["convs.0", "convs.1", "convs.2", "convs.3"]
+    assert set(result["history"][0]) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train(TrainConfig(**{**SMALL, "epochs": 1}, out=str(tmp_path)), log=lambda *_: None)
+    with pytest.raises(ValueError, match=r"written with different settings \(epochs, seed\)"):
+        train(TrainConfig(**{**SMALL, "epochs": 2, "seed": 4}, out=str(tmp_path), resume=True), log=lambda *_: None)
+
+
+def test_missing_cifar_exits_nonzero_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--dataset", "cifar10", "--data", "/nonexistent"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data_batch_1" in lines[0] and "test_batch" in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--quant", "e2m1g3,x"], "quant item"),
+    (["--epochs", "0"], "epochs must be >= 1, got 0"),
+    (["--lr", "-1"], "lr must be a positive finite number"),
+    (["--resume"], "resume needs an output directory"),
+    (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_cli_help_lists_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--dataset", "--data", "--model", "--quant", "--epochs", "--batch-size", "--lr", "--seed",
+                   "--device", "--resume"):
+        assert option in out
