@@ -24,6 +24,9 @@ class AmaxPass(wiring.Component):
     invalid : Out(1)
     """
 
+    #: Cycles from an input transfer until ``amax``/``invalid`` include it.
+    LATENCY = 1
+
     def __init__(self, lanes: int):
         if not 1 <= lanes <= 64:
             raise ValueError(f"lanes must be in [1, 64], got {lanes}")
@@ -41,8 +44,7 @@ class AmaxPass(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an input transfer until ``amax``/``invalid`` include it."""
-        return 1
+        return self.LATENCY
 
     @property
     def throughput(self) -> int:

@@ -67,7 +67,11 @@ class ConvertPass(wiring.Component):
     def latency(self) -> int:
         """Cycles from a group's first input transfer to its first code word (and g) being valid,
         with no stalls: the group is buffered whole (``group_len / lanes`` words), plus 1."""
-        return self._config.words_per_group + 1
+        return self.latency_for(self._config)
+
+    @staticmethod
+    def latency_for(config: QuantUnitConfig) -> int:
+        return config.words_per_group + 1
 
     @property
     def throughput(self) -> int:

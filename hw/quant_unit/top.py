@@ -53,8 +53,6 @@ class QuantUnit(wiring.Component):
             "amax": Out(32),
             "invalid": Out(1),
         })
-        self._amax = AmaxPass(lanes)
-        self._convert = ConvertPass(config)
 
     @property
     def config(self) -> QuantUnitConfig:
@@ -62,22 +60,22 @@ class QuantUnit(wiring.Component):
 
     @property
     def amax_latency(self) -> int:
-        return self._amax.latency
+        return AmaxPass.LATENCY
 
     @property
     def latency(self) -> int:
         """Convert pass: cycles from a group's first input transfer to its first output word."""
-        return self._convert.latency
+        return ConvertPass.latency_for(self._config)
 
     @property
     def throughput(self) -> int:
         """Elements per cycle in both passes at steady state."""
-        return self._convert.throughput
+        return self._config.lanes
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.amax_pass = amax = self._amax
-        m.submodules.convert = conv = self._convert
+        m.submodules.amax_pass = amax = AmaxPass(self._config.lanes)
+        m.submodules.convert = conv = ConvertPass(self._config)
         m.d.comb += [
             amax.i.payload.eq(self.i.payload),
             amax.i.valid.eq(self.i.valid & ~self.mode),
