@@ -1,0 +1,20 @@
+"""Baseline PEs built in the same Amaranth flow as the MLS PE, for same-flow area/energy ratios.
+
+- :class:`FP32MAC`: IEEE binary32 multiply then add (two RNE roundings, DAZ/FTZ).
+- :class:`FP8MAC`: FP8 (E4M3 / E5M2, any mix) exact multiply, FP32 accumulate.
+- :class:`Int8MAC`: INT8 x INT8, INT32 wrapping accumulate.
+
+Numerics: :mod:`model.baseline_arith` (the golden reference each PE is tested against).
+"""
+
+from .layout import float_layout
+from .fp32_mul import FP32Multiplier
+from .fp32_add import FP32Adder
+from .fp8_mul import FP8Multiplier
+from .int_mul import IntMultiplier
+from .fp32_mac import FP32MAC
+from .fp8_mac import FP8MAC
+from .int8_mac import Int8MAC
+
+__all__ = ["float_layout", "FP32Multiplier", "FP32Adder", "FP8Multiplier", "IntMultiplier",
+           "FP32MAC", "FP8MAC", "Int8MAC"]
