@@ -24,6 +24,7 @@ __all__ = [
     "daz",
     "decode_codes",
     "fake_quantize",
+    "use_compiled_fake_quantize",
     "ftz",
     "group_exponent",
     "pack_bits",
@@ -410,19 +411,12 @@ def _pow2(exponent: torch.Tensor) -> torch.Tensor:
     return ((exponent.to(torch.int32) + 127) << 23).view(torch.float32)
 
 
-def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
-                     generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """§2 for ``quantize`` and ``fake_quantize``: ``(negative, codes int32, group_exp, scale)``.
+def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator):
+    """Checks, tensor scale and group exponents of §2 (steps 1, 2, 4), shared by every path.
 
-    Same bits as the step-by-step formulation (``daz``, ``tensor_scale``, ``scale_input``,
-    ``group_exponent`` on ``group_amax(|y|)``, ``ldexp(|y|, g)``, ``round_to_codes``), computed
-    with fewer passes:
-
-    - group maxima of ``|y|`` come from group maxima of ``|x|``: DAZ, the RNE multiply by ``inv``
-      and FTZ are all monotone, so they commute with max;
-    - when safe, ``z = fp32(|x| * fp32(inv * 2**g))`` in one multiply. Scaling by 2**g commutes
-      with RNE for normal results; elements that DAZ/FTZ would zero stay below the smallest
-      magnitude that can round to a nonzero code (checked per call, else the plain path runs).
+    Returns ``(x, ax, g, scale, inv_t, inv_g, direct, random_bits)``; ``direct`` says that
+    ``z = fp32(|x| * inv_g)`` gives the same codes as the step-by-step formulation (see
+    ``_quantize_fields``).
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -452,7 +446,27 @@ def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, rando
     extra = sr_bits if rounding == "stochastic" else 1
     limit = 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - extra)
     largest_flushed = float(torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32) * inv_g.max())
-    if bool(torch.isfinite(inv_g).all()) and largest_flushed < limit:
+    direct = bool(torch.isfinite(inv_g).all()) and largest_flushed < limit
+    return x, ax, g, scale, inv_t, inv_g, direct, random_bits
+
+
+def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
+                     generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """§2 for ``quantize`` and ``fake_quantize``: ``(negative, codes int32, group_exp, scale)``.
+
+    Same bits as the step-by-step formulation (``daz``, ``tensor_scale``, ``scale_input``,
+    ``group_exponent`` on ``group_amax(|y|)``, ``ldexp(|y|, g)``, ``round_to_codes``), computed
+    with fewer passes:
+
+    - group maxima of ``|y|`` come from group maxima of ``|x|``: DAZ, the RNE multiply by ``inv``
+      and FTZ are all monotone, so they commute with max;
+    - when safe, ``z = fp32(|x| * fp32(inv * 2**g))`` in one multiply. Scaling by 2**g commutes
+      with RNE for normal results; elements that DAZ/FTZ would zero stay below the smallest
+      magnitude that can round to a nonzero code (checked per call, else the plain path runs).
+    """
+    x, ax, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
+                                                                  sr_bits, generator)
+    if direct:
         z = _times_groups(ax, inv_g, grouping)
     else:
         z = _times_groups(ftz(daz(ax) * inv_t), _pow2(g), grouping)
@@ -543,5 +557,79 @@ def fake_quantize(
     The training fast path: FP32 GEMMs run on these dequantized values.
     """
     fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+    if _COMPILED_KERNELS is not None:
+        out = _fake_quantize_compiled(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
+        if out is not None:
+            return out
     negative, codes, g, scale = _quantize_fields(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
     return _dequantize_fields(negative, codes, g, scale, fmt, grouping)
+
+
+# -- optional fused kernel (torch.compile) for the training path --------------------------------
+_COMPILED_KERNELS: dict | None = None
+
+
+def _fused_nearest(x, inv_g, factor, table, b_min: int, man: int, max_code: int):
+    z = x.abs() * inv_g
+    binade = (z.view(torch.int32) >> 23).clamp(min=b_min + 127)
+    scale_bits = (((254 + man) - binade) << 23).view(torch.float32)
+    codes = (((binade - (b_min + 127)) << man) + torch.round(z * scale_bits).to(torch.int32)).clamp(max=max_code)
+    value = table[codes] * factor
+    return torch.where(x < 0, -value, value) + 0.0
+
+
+def _fused_stochastic(x, inv_g, factor, table, random_bits, b_min: int, man: int, max_code: int, sr_bits: int):
+    z = x.abs() * inv_g
+    binade = (z.view(torch.int32) >> 23).clamp(min=b_min + 127)
+    scale_bits = (((254 + sr_bits + man) - binade) << 23).view(torch.float32)
+    ulps = (torch.floor(z * scale_bits).to(torch.int32) + random_bits) >> sr_bits
+    codes = (((binade - (b_min + 127)) << man) + ulps).clamp(max=max_code)
+    value = table[codes] * factor
+    return torch.where(x < 0, -value, value) + 0.0
+
+
+def use_compiled_fake_quantize(enabled: bool = True) -> None:
+    """Run ``fake_quantize`` through one ``torch.compile``-fused kernel (same bits; opt-in).
+
+    The kernel is ``_round_codes``' integer-bit path followed by the table decode and the
+    per-group factor of ``_dequantize_fields``, fused; cases it does not cover (ragged groups,
+    DAZ/FTZ-sensitive scales, M = 0 nearest, wide stochastic integers) fall back to the eager
+    path. Compiling costs seconds per new shape, so it pays off on long runs and big tensors.
+    """
+    global _COMPILED_KERNELS
+    if not enabled:
+        _COMPILED_KERNELS = None
+        return
+    _COMPILED_KERNELS = {"nearest": torch.compile(_fused_nearest, dynamic=True),
+                         "stochastic": torch.compile(_fused_stochastic, dynamic=True)}
+
+
+def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
+                            generator) -> torch.Tensor | None:
+    """The fused path, or None where its preconditions fail (then the eager path runs)."""
+    man = fmt.man_bits
+    extra = sr_bits if rounding == "stochastic" else 0
+    if not (man + extra + 2 <= 31 and man + extra >= 1 and not (man == 0 and rounding == "nearest")):
+        return None
+    shape = tuple(torch.as_tensor(x).shape)
+    if len(shape) == 0 or _group_view(grouping, shape) is None:
+        return None
+    x, ax, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
+                                                                  sr_bits, generator)
+    scale_t = torch.tensor(scale, dtype=torch.float32, device=x.device)
+    factor = _pow2(-g.to(torch.int32)) * scale_t
+    min_normal = torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32, device=x.device)
+    smallest = torch.tensor(fmt.elem_min_subnormal, dtype=torch.float32, device=x.device) * factor.min()
+    # Same conditions as the direct z of _quantize_fields and the no-FTZ branch of _dequantize_fields.
+    if not (direct and bool((factor >= min_normal).all()) and bool(smallest >= min_normal)):
+        return None
+    elem_view, group_view = _group_view(grouping, shape)
+    table = _decode_table(fmt, x.device)
+    max_code = (1 << (fmt.exp_bits + man)) - 1
+    args = (x.reshape(elem_view), inv_g.reshape(group_view), factor.reshape(group_view), table)
+    if rounding == "nearest":
+        out = _COMPILED_KERNELS["nearest"](*args, fmt.min_normal_exponent, man, max_code)
+    else:
+        bits = random_bits.to(torch.int32).reshape(elem_view)
+        out = _COMPILED_KERNELS["stochastic"](*args, bits, fmt.min_normal_exponent, man, max_code, sr_bits)
+    return out.reshape(shape)
