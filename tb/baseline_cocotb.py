@@ -133,8 +133,13 @@ async def fp32_products(dut):
     rng = np.random.default_rng(SEED)
     c = _fp32_corners()
     n = int(P.get("n_mul", 12000))
-    a = np.concatenate([np.repeat(c, len(c)), _fp32_random(rng, n)]).astype(np.uint32)
-    b = np.concatenate([np.tile(c, len(c)), _fp32_random(rng, n)]).astype(np.uint32)
+    # Products within a few ulps of the flush threshold 2^-126 and of the overflow threshold 2^128.
+    xa = _fp32_random(rng, n // 4) & np.uint32(0x807FFFFF) | (rng.integers(64, 191, n // 4).astype(np.uint32) << np.uint32(23))
+    target = np.where(rng.random(n // 4) < 0.5, 2.0 ** -126, 2.0 ** 128)
+    xb = ba.f32_to_bits((target / ba.bits_to_f32(xa).astype(np.float64)).astype(np.float32))
+    xb = xb + rng.integers(-3, 4, n // 4).astype(np.uint32)
+    a = np.concatenate([np.repeat(c, len(c)), _fp32_random(rng, n), xa]).astype(np.uint32)
+    b = np.concatenate([np.tile(c, len(c)), _fp32_random(rng, n), xb]).astype(np.uint32)
     got = await _stream(dut, a, b, np.ones(a.size, dtype=int))
     _check(got, ba.fp32_mul(a, b), a, b, "fp32 products")
 
