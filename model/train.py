@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .config import QuantConfig
 from .data import DATASETS, DatasetError, Split, load_dataset
 from .layers import quantize_model
+from .quantize import use_compiled_fake_quantize
 from .resnet import MODELS, build_model
 
 __all__ = ["TrainConfig", "train", "main"]
@@ -57,6 +58,7 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None
     train_subset: int | None = None  # use only the first N training images (smoke tests)
+    compile: bool = False  # fuse fake_quantize with torch.compile (same bits; pays off on big tensors)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -130,6 +132,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Run (or resume) a training; returns the result dict also written to ``out/result.json``."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    use_compiled_fake_quantize(cfg.compile)
     device = _device(cfg.device)
     quant = cfg.quant_config()
     train_split, test_split, num_classes, in_channels = load_dataset(cfg.dataset, cfg.data)
@@ -156,7 +159,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ckpt.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{ckpt_path}: checkpoint version {ckpt.get('version')} != {CHECKPOINT_VERSION}")
-        saved = {k: v for k, v in ckpt["config"].items() if k not in ("resume", "stop_after", "progress", "out", "threads")}
+        volatile = ("resume", "stop_after", "progress", "out", "threads", "compile", "device")
+        saved = {k: v for k, v in ckpt["config"].items() if k not in volatile}
         now = {k: v for k, v in asdict(cfg).items() if k in saved}
         if saved != now:
             diff = sorted(k for k in saved if saved[k] != now.get(k))
@@ -263,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this run (resume later)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true",
+                   help="fuse the quantizer with torch.compile (bit-identical; compiles for seconds first)")
     p.add_argument("--train-subset", type=int, metavar="N", help="train on the first N images only (smoke runs)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p

@@ -283,3 +283,31 @@ def test_cuda_matches_cpu_forward():
     cpu = MLSConv2d.from_float(conv, cfg)(x)
     gpu = MLSConv2d.from_float(conv.cuda(), cfg)(x.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_fake_quantize_is_bit_identical_and_used_by_layers():
+    """The opt-in torch.compile kernel gives the eager path's bits (or falls back to it)."""
+    from model import quantize as qmod
+
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(4, 6, 5, 5, generator=gen) * torch.exp2(torch.randint(-12, 12, (4, 6, 5, 5), generator=gen).float())
+    x.view(-1)[::7] = 0.0
+    x.view(-1)[1] = -0.0
+    bits = random_bits_like(x.shape, 8, gen)
+    eager = {r: qmod.fake_quantize(x, "e2m1g3", "channel", r, bits if r == "stochastic" else None)
+             for r in ("nearest", "stochastic")}
+    try:
+        qmod.use_compiled_fake_quantize(True)
+        for rounding, ref in eager.items():
+            fused = qmod._fake_quantize_compiled(x, MLSFormat.parse("e2m1g3"), Grouping.channel(), rounding,
+                                                 bits if rounding == "stochastic" else None, 8, None)
+            assert fused is not None
+            _assert_bit_equal(fused, ref)
+        # ragged blocks are not fused: the public function falls back to the eager path
+        y = torch.randn(3, 10, generator=gen)
+        assert qmod._fake_quantize_compiled(y, MLSFormat.parse("e2m1g3"), Grouping.blocks(4), "nearest", None, 8, None) is None
+        layer = MLSConv2d.from_float(nn.Conv2d(6, 3, 3, padding=1, bias=False), QuantConfig.parse("a=e2m1g3,w=e2m1g3,e=e2m1g3/nearest"))
+        compiled_out = layer(x)
+    finally:
+        qmod.use_compiled_fake_quantize(False)
+    _assert_bit_equal(compiled_out, layer(x))
