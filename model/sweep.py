@@ -127,12 +127,13 @@ def write_report(rows: list[dict], out: Path, dataset: str, command: str, base: 
         if s["format"] == "fp32":
             continue
         marker = "s" if s["group_bits"] == 0 else "o"
-        ax.errorbar(s["elem_bits"], s["mean"], yerr=[[s["mean"] - s["min"]], [s["max"] - s["mean"]]],
+        x = s["elem_bits"] + (0.15 if s["group_bits"] == 0 else 0.0)  # keep g0 beside its g>0 twin
+        ax.errorbar(x, s["mean"], yerr=[[s["mean"] - s["min"]], [s["max"] - s["mean"]]],
                     fmt=marker, capsize=3, color="tab:orange" if s["group_bits"] == 0 else "tab:blue")
-        ax.annotate(s["format"], (s["elem_bits"], s["mean"]), textcoords="offset points", xytext=(6, -3), fontsize=8)
+        ax.annotate(s["format"], (x, s["mean"]), textcoords="offset points", xytext=(6, -3), fontsize=8)
     if ref is not None:
         ax.axhline(ref["mean"], color="k", linestyle="--", linewidth=1, label=f"FP32 {ref['mean']:.2f}%")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     ax.set_xlabel("bits per element (1 + E + M)")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(f"{dataset}: MLS training accuracy vs element width (circles: G>0, squares: G=0)", fontsize=9)
