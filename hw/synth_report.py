@@ -93,7 +93,32 @@ def write(out_dir: pathlib.Path, configs, results: dict) -> list[dict]:
     _csv(out_dir / "synth.csv", rows)
     _csv(out_dir / "synth_components.csv", comp_rows)
     (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES))
+    _plot(out_dir / "synth.png", configs, comp_rows)
     return rows
+
+
+def _plot(path: pathlib.Path, configs, comp_rows) -> None:
+    """Stacked bars: transistors per PE by model part group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    designs = [c.design for c in configs]
+    groups = sorted({c["parts"] for c in comp_rows})
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(designs)), 4))
+    bottom = [0] * len(designs)
+    for g in groups:
+        vals = [sum(c["transistors"] for c in comp_rows if c["design"] == d and c["parts"] == g) for d in designs]
+        ax.bar(range(len(designs)), vals, bottom=bottom, label=g)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(designs)), designs, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("transistors (yosys CMOS estimate)")
+    ax.set_title("Synthesized PE area by component")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
 
 
 def _markdown(configs, results, rows, comp_rows, k_max, gates) -> str:
@@ -104,7 +129,7 @@ def _markdown(configs, results, rows, comp_rows, k_max, gates) -> str:
           "(yosys's CMOS estimate, flip-flops included at 16 each). Hierarchy is kept, so each "
           "sub-component is counted alone. Area gain = transistors of the reference PE / transistors "
           "of this PE. FP8 reference: `" + FP8_REF + "` (E4M3 × E4M3 exact product, FP32 add).", ""]
-    md += ["## Per PE", ""]
+    md += ["![transistors per PE by component](synth.png)", "", "## Per PE", ""]
     md += _table(["design", "acc bits", "cells", "transistors", "flip-flops", "area gain vs FP32", "area gain vs FP8"],
                  [[f"`{r['design']}`", r["acc_bits"], r["cells"], r["transistors"], r["flip_flops"],
                    _f(r["area_gain_vs_fp32"]), _f(r["area_gain_vs_fp8"])] for r in rows])
