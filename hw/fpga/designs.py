@@ -1,0 +1,46 @@
+"""Designs the board flow and its report can build, by name.
+
+``demo`` is this package's small test design. ``mls`` is the MLS systolic array of
+``hw.array``; ``fp32`` the same array of FP32 baseline PEs, once ``hw.array`` can take one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from .demo import DotDemo
+
+__all__ = ["DESIGNS", "make_design", "add_design_arguments", "design_from_args"]
+
+DESIGNS = ("demo", "mls", "fp32")
+
+
+def _array_module():
+    try:
+        return importlib.import_module("hw.array")
+    except ImportError as exc:
+        raise ValueError(f"the systolic array (hw.array) is not available in this checkout: {exc}") from None
+
+
+def make_design(design: str, *, fmt: str = "e2m1g3", rows: int = 2, cols: int = 2, k_max: int | None = None):
+    """Return ``(factory, description)``: ``factory()`` builds the component to wrap."""
+    if design == "demo":
+        return DotDemo, {"design": "demo", "component": "hw.fpga.demo.DotDemo"}
+    if design in ("mls", "fp32"):
+        array = _array_module()
+        from .array_adapter import array_factory
+        return array_factory(array, design, fmt=fmt, rows=rows, cols=cols, k_max=k_max)
+    raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
+
+
+def add_design_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--design", choices=DESIGNS, default="mls", help="what to build (default mls)")
+    parser.add_argument("--format", default="e2m1g3", help="MLS element format (default e2m1g3)")
+    parser.add_argument("--rows", type=int, default=2, help="array rows (default 2)")
+    parser.add_argument("--cols", type=int, default=2, help="array columns (default 2)")
+    parser.add_argument("--k-max", type=int, default=None, help="largest reduction length (default: the array's)")
+
+
+def design_from_args(args):
+    return make_design(args.design, fmt=args.format, rows=args.rows, cols=args.cols, k_max=args.k_max)

@@ -1,0 +1,245 @@
+"""Board wrapper RTL in the Amaranth simulator: host bridge protocol and UART, no toolchain."""
+
+from __future__ import annotations
+
+import gc
+import random
+import warnings
+
+import pytest
+from amaranth import Fragment, Module
+from amaranth.hdl import UnusedElaboratable
+from amaranth.sim import Simulator
+
+from hw.fpga.bridge import HostBridge, port_table
+from hw.fpga.demo import DotDemo
+from hw.fpga.host import (decode_counters, decode_word, encode_level, encode_pulse, encode_read,
+                          encode_simple, encode_write)
+from hw.fpga.protocol import MAGIC, Op, PortKind
+from hw.fpga.uart_rx import UARTRx
+from hw.fpga.uart_tx import UARTTx
+
+
+def _run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()   # until the testbench returns
+
+
+class _Host:
+    """Byte-level host that talks to a HostBridge's rx/tx streams inside a testbench."""
+
+    def __init__(self, ctx, bridge):
+        self.ctx, self.b = ctx, bridge
+
+    async def send(self, data: bytes):
+        for byte in data:
+            self.ctx.set(self.b.rx.payload, byte)
+            self.ctx.set(self.b.rx.valid, 1)
+            await self.ctx.tick().until(self.b.rx.ready)
+            self.ctx.set(self.b.rx.valid, 0)
+
+    async def recv(self, n: int) -> bytes:
+        out = []
+        self.ctx.set(self.b.tx.ready, 1)
+        for _ in range(n):
+            payload, = await self.ctx.tick().sample(self.b.tx.payload).until(self.b.tx.valid)
+            out.append(payload)
+        self.ctx.set(self.b.tx.ready, 0)
+        return bytes(out)
+
+
+def _demo(*args):
+    """A DotDemo only inspected, not simulated: elaborate it so Amaranth does not warn it unused."""
+    demo = DotDemo(*args)
+    Fragment.get(demo, None)
+    return demo
+
+
+def _twos(v, bits):
+    return v & ((1 << bits) - 1)
+
+
+def _signed(v, bits):
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def test_port_table_from_signature():
+    ports = port_table(_demo())
+    assert [(p.name, p.kind, p.width) for p in ports] == [
+        ("i", PortKind.IN_STREAM, 16), ("clear", PortKind.IN_REG, 1),
+        ("o", PortKind.OUT_STREAM, 24), ("count", PortKind.OUT_REG, 16)]
+    assert [p.index for p in ports] == [0, 1, 2, 3]
+
+
+def test_constructor_errors():
+    with warnings.catch_warnings():
+        # Objects whose constructor raised are never elaborated: collect them here, silently.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        _constructor_errors()
+        gc.collect()
+
+
+def _constructor_errors():
+    with pytest.raises(TypeError, match=r"^HostBridge wraps a wiring.Component, not 3$"):
+        HostBridge(3)
+    with pytest.raises(ValueError, match=r"^in_depth must be between 1 and 65535 words, not 0$"):
+        HostBridge(_demo(), in_depth=0)
+    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per bit, not 3$"):
+        UARTRx(3)
+    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per bit, not 2$"):
+        UARTTx(2)
+    with pytest.raises(ValueError, match=r"^DotDemo acc_width must be at least 2 \* width = 16, not 10$"):
+        DotDemo(8, 10)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bridge_loads_runs_and_reads_back(seed):
+    rng = random.Random(seed)
+    demo = DotDemo(8, 24)
+    depth = 16
+    bridge = HostBridge(demo, in_depth=depth, out_depth=depth)
+    p = {q.name: q for q in bridge.ports}
+    n = rng.randint(5, depth)
+    pairs = [(rng.randint(-128, 127), rng.randint(-128, 127)) for _ in range(n)]
+    sums, acc = [], 0
+    for x, y in pairs:
+        acc += x * y
+        sums.append(acc)
+
+    async def bench(ctx):
+        h = _Host(ctx, bridge)
+        await h.send(encode_simple(Op.IDENTIFY))
+        assert await h.recv(4) == MAGIC + bytes([4])
+        # Garbage accumulated before the tile: the clear strobe must wipe it.
+        await h.send(encode_write(p["i"], _twos(7, 8) | _twos(9, 8) << 8))
+        await h.send(encode_simple(Op.GO))
+        await h.send(encode_level(p["o"]))
+        assert int.from_bytes(await h.recv(2), "little") == 1
+        await h.send(encode_read(p["o"]))
+        assert _signed(decode_word(p["o"], await h.recv(3)), 24) == 63
+        await h.send(encode_simple(Op.HALT))
+        await h.send(encode_pulse(p["clear"], 1))
+        await h.send(encode_read(p["count"]))
+        assert decode_word(p["count"], await h.recv(2)) == 0
+        for x, y in pairs:
+            await h.send(encode_write(p["i"], _twos(x, 8) | _twos(y, 8) << 8))
+        await h.send(encode_level(p["i"]))
+        assert int.from_bytes(await h.recv(2), "little") == n   # held until 'G'
+        await h.send(encode_level(p["o"]))
+        assert int.from_bytes(await h.recv(2), "little") == 0
+        await h.send(encode_simple(Op.GO))
+        levels = []
+        for _ in range(4):   # poll, as a host would: one sum per cycle, a few commands' time
+            await h.send(encode_level(p["o"]))
+            levels.append(int.from_bytes(await h.recv(2), "little"))
+        assert levels[-1] == n and levels == sorted(levels)
+        await h.send(encode_simple(Op.COUNTERS))
+        c = decode_counters(await h.recv(9))
+        assert c.flags == frozenset()
+        # One pair per cycle: the last sum leaves n - 1 cycles after the first.
+        assert n - 1 <= c.last_out < c.cycles
+        got = []
+        for _ in range(n):
+            await h.send(encode_read(p["o"]))
+            got.append(_signed(decode_word(p["o"], await h.recv(3)), 24))
+        assert got == sums
+        await h.send(encode_read(p["count"]))
+        assert decode_word(p["count"], await h.recv(2)) == n
+        # A clear level held high: pairs are consumed but not accumulated.
+        await h.send(encode_write(p["clear"], 1))
+        await h.send(encode_read(p["clear"]))
+        assert await h.recv(1) == b"\x01"
+        await h.send(encode_simple(Op.COUNTERS))
+        assert decode_counters(await h.recv(9)).flags == frozenset()
+
+    _run(bridge, bench)
+
+
+def test_bridge_flags_drop_and_bad_port():
+    bridge = HostBridge(DotDemo(), in_depth=2, out_depth=2)
+    p = {q.name: q for q in bridge.ports}
+
+    async def bench(ctx):
+        h = _Host(ctx, bridge)
+        for v in range(3):   # the third word does not fit the halted 2-deep FIFO
+            await h.send(encode_write(p["i"], v))
+        await h.send(encode_simple(Op.COUNTERS))
+        assert decode_counters(await h.recv(9)).flags == frozenset({"drop"})
+        await h.send(bytes([Op.READ, 9]))
+        await h.send(encode_simple(Op.COUNTERS))
+        assert decode_counters(await h.recv(9)).flags == frozenset({"drop", "bad_port"})
+        # Output FIFO full (2 deep) with 3 inputs: the design is stalled, not overflowed.
+        await h.send(encode_simple(Op.GO))
+        await ctx.tick().repeat(10)
+        await h.send(encode_level(p["o"]))
+        assert int.from_bytes(await h.recv(2), "little") == 2
+        await h.send(encode_simple(Op.COUNTERS))
+        assert decode_counters(await h.recv(9)).flags == frozenset({"drop", "bad_port"})
+
+    _run(bridge, bench)
+
+
+def test_host_encoder_errors():
+    ports = {q.name: q for q in port_table(_demo())}
+    with pytest.raises(ValueError, match=r"^value 65536 does not fit port 'i' of 16 bits"):
+        encode_write(ports["i"], 1 << 16)
+    with pytest.raises(ValueError, match=r"^port 'o' is out_stream; this command needs in_stream or in_reg$"):
+        encode_write(ports["o"], 0)
+    with pytest.raises(ValueError, match=r"^port 'i' is in_stream; this command needs in_reg$"):
+        encode_pulse(ports["i"], 0)
+
+
+@pytest.mark.parametrize("divisor", [4, 7])
+def test_uart_loopback_and_frame(divisor):
+    rng = random.Random(divisor)
+    data = bytes(rng.randrange(256) for _ in range(12)) + b"\x00\xff"
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor)
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+
+    async def sender(ctx):
+        for i, byte in enumerate(data):
+            ctx.set(tx.i.payload, byte)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+            ctx.set(tx.i.valid, 0)
+            if i == 0:  # check the first frame's line bit by bit: start, 8 data LSB first, stop
+                bits = [0] + [byte >> k & 1 for k in range(8)] + [1]
+                for b in bits:
+                    for _ in range(divisor):
+                        assert ctx.get(tx.tx) == b
+                        await ctx.tick()
+
+    got = []
+
+    async def receiver(ctx):
+        ctx.set(rx.o.ready, 1)
+        while len(got) < len(data):
+            payload, = await ctx.tick().sample(rx.o.payload).until(rx.o.valid)
+            got.append(payload)
+        assert ctx.get(rx.overrun) == 0 and ctx.get(rx.framing) == 0
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(sender)
+    sim.add_testbench(receiver)
+    sim.run()
+    assert bytes(got) == data
+
+
+def test_uart_rx_framing_error():
+    divisor = 4
+    rx = UARTRx(divisor)
+
+    async def bench(ctx):
+        ctx.set(rx.o.ready, 1)
+        for b in [0] + [1, 0, 1, 0, 1, 0, 1, 0] + [0] + [1] * 4:   # stop bit low
+            ctx.set(rx.rx, b)
+            await ctx.tick().repeat(divisor)
+        await ctx.tick().repeat(4 * divisor)
+        assert ctx.get(rx.framing) == 1
+
+    _run(rx, bench)
