@@ -22,6 +22,7 @@ the MLS PE across formats and writes ``reports/synth.{md,csv}`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -37,7 +38,7 @@ __all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "B
            "pe_configs", "run_synth_report", "main"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
-_FLOW_VERSION = 1
+_FLOW_VERSION = 2
 BUILD_DIR = pathlib.Path(os.environ.get("MLS_SYNTH_BUILD", pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"))
 
 _SCRIPT = """\
@@ -51,6 +52,9 @@ dfflegalize -cell $_DFF_P_ 01
 abc -g cmos2
 opt_clean
 tee -q -o cmos.json stat -json -tech cmos
+flatten
+opt_clean
+write_json netlist.json
 """
 
 
@@ -83,6 +87,7 @@ class SynthResult:
     flip_flops: int
     modules: tuple[ModuleStats, ...]
     cached: bool = False
+    netlist: str | None = field(default=None, compare=False)  # flattened CMOS netlist (yosys JSON)
 
     def to_json(self) -> dict:
         return {"top": self.top, "key": self.key, "cells": self.cells, "transistors": self.transistors,
@@ -140,7 +145,8 @@ def synthesize(component, top: str, *, build_dir: pathlib.Path | str | None = No
     work = pathlib.Path(build_dir or BUILD_DIR) / f"{top}-{key}"
     result_path = work / "result.json"
     if result_path.exists() and not force:
-        return SynthResult.from_json(json.loads(result_path.read_text()), cached=True)
+        res = SynthResult.from_json(json.loads(result_path.read_text()), cached=True)
+        return dataclasses.replace(res, netlist=str(work / "netlist.json"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.il").write_text(source)
     (work / "synth.ys").write_text(script)
@@ -157,7 +163,7 @@ def synthesize(component, top: str, *, build_dir: pathlib.Path | str | None = No
     cmos = json.loads((work / "cmos.json").read_text())
     modules = _parse(gates, cmos, top)
     result = SynthResult(top, key, sum(m.cells for m in modules), sum(m.transistors for m in modules),
-                         sum(m.flip_flops for m in modules), modules)
+                         sum(m.flip_flops for m in modules), modules, netlist=str(work / "netlist.json"))
     result_path.write_text(json.dumps(result.to_json(), indent=1))
     return result
 

@@ -1,0 +1,295 @@
+"""Activity-based energy proxy: simulate a synthesized gate netlist on real training operands.
+
+Beyond-the-paper item: the synthesis flow (:mod:`hw.synth`) leaves a flattened CMOS netlist
+(``$_NAND_``, ``$_NOR_``, ``$_NOT_``, ``$_DFF_P_``; yosys JSON). :class:`GateNetlist` simulates
+it cycle by cycle, vectorized over independent *lanes* (each lane is one output element of a
+GEMM, i.e. one PE's K-long accumulation), and counts, for every net, how often its settled value
+changes from one cycle to the next.
+
+Energy proxy per MAC = Σ_nets toggles × (2 × fan-out input pins) / MACs, i.e. the number of
+transistor gates charged or discharged (each CMOS gate input is one n- and one p-transistor).
+
+What it includes: data-dependent switching of every net of the PE's logic and flip-flop data
+inputs, with the operand statistics of a real convolution (ReLU zeros, small weights).
+What it ignores: glitches (zero-delay simulation of settled values), clock-tree and flip-flop
+internal clock power, wire capacitance beyond pin count, leakage, the unequal sizes of gates,
+and everything outside the PE (SRAM, operand forwarding, quantization). It is a relative measure
+between PEs run on the same data, not an absolute energy.
+
+The simulation is checked: every lane's final accumulator must equal the golden model
+(``model.baseline_arith`` or the caller's reference), or :func:`run_activity` raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive"]
+
+_COMB = {
+    "$_NOT_": ("A",), "$_BUF_": ("A",), "$_NAND_": ("A", "B"), "$_NOR_": ("A", "B"),
+    "$_AND_": ("A", "B"), "$_OR_": ("A", "B"), "$_XOR_": ("A", "B"), "$_XNOR_": ("A", "B"),
+    "$_ANDNOT_": ("A", "B"), "$_ORNOT_": ("A", "B"), "$_MUX_": ("A", "B", "S"),
+}
+_IGNORED = {"$scopeinfo"}
+
+
+def _bit(b) -> int:
+    if isinstance(b, int):
+        return b
+    return 1 if b == "1" else 0   # "0", "x", "z" -> constant 0
+
+
+def _eval(kind: str, v):
+    if kind == "$_NOT_":
+        return ~v[0]
+    if kind == "$_BUF_":
+        return v[0]
+    if kind == "$_NAND_":
+        return ~(v[0] & v[1])
+    if kind == "$_NOR_":
+        return ~(v[0] | v[1])
+    if kind == "$_AND_":
+        return v[0] & v[1]
+    if kind == "$_OR_":
+        return v[0] | v[1]
+    if kind == "$_XOR_":
+        return v[0] ^ v[1]
+    if kind == "$_XNOR_":
+        return ~(v[0] ^ v[1])
+    if kind == "$_ANDNOT_":
+        return v[0] & ~v[1]
+    if kind == "$_ORNOT_":
+        return v[0] | ~v[1]
+    return np.where(v[2], v[1], v[0])  # $_MUX_: S ? B : A
+
+
+class GateNetlist:
+    """A flattened yosys JSON netlist, levelized for vectorized zero-delay simulation."""
+
+    def __init__(self, path: str, top: str | None = None):
+        data = json.loads(open(path).read())
+        mods = data["modules"]
+        if top is None:
+            if len(mods) != 1:
+                raise ValueError(f"netlist has {len(mods)} modules; name the top ({sorted(mods)})")
+            top = next(iter(mods))
+        mod = mods[top]
+        self.inputs = {n: [_bit(b) for b in p["bits"]] for n, p in mod["ports"].items() if p["direction"] == "input"}
+        self.outputs = {n: [_bit(b) for b in p["bits"]] for n, p in mod["ports"].items() if p["direction"] == "output"}
+        comb, dffs = [], []
+        for name, cell in mod["cells"].items():
+            t = cell["type"]
+            conn = {k: [_bit(b) for b in v] for k, v in cell["connections"].items()}
+            if t in _IGNORED:
+                continue
+            if t == "$_DFF_P_":
+                dffs.append((conn["D"][0], conn["Q"][0]))
+            elif t in _COMB:
+                comb.append((t, tuple(conn[p][0] for p in _COMB[t]), conn["Y"][0]))
+            else:
+                raise ValueError(f"unsupported cell type {t!r} in {path} (run dfflegalize and abc first)")
+        n = 2 + max([max(b) for b in list(self.inputs.values()) + list(self.outputs.values()) if b] +
+                    [max(max(i), y) for _, i, y in comb] + [max(d, q) for d, q in dffs] + [1])
+        self.n_nets = n
+        self.dff_d = np.array([d for d, _ in dffs], dtype=np.int64)
+        self.dff_q = np.array([q for _, q in dffs], dtype=np.int64)
+        # Fan-out input pins per net (combinational inputs and flip-flop D pins; clocks excluded).
+        fanout = np.zeros(n, dtype=np.int64)
+        for _, ins, _ in comb:
+            for i in ins:
+                fanout[i] += 1
+        for d, _ in dffs:
+            fanout[d] += 1
+        self.fanout = fanout
+        self.n_cells = len(comb) + len(dffs)
+        # Levelize: a cell is ready when all its inputs are driven.
+        ready = np.zeros(n, dtype=bool)
+        ready[[0, 1]] = True
+        for bits in self.inputs.values():
+            ready[bits] = True
+        ready[self.dff_q] = True
+        readers = defaultdict(list)
+        missing = []
+        for idx, (_, ins, _) in enumerate(comb):
+            missing.append(sum(1 for i in set(ins) if not ready[i]))
+            for i in set(ins):
+                if not ready[i]:
+                    readers[i].append(idx)
+        frontier = [i for i, m in enumerate(missing) if m == 0]
+        levels = []
+        while frontier:
+            levels.append(frontier)
+            nxt = []
+            for idx in frontier:
+                y = comb[idx][2]
+                for r in readers.pop(y, []):
+                    missing[r] -= 1
+                    if missing[r] == 0:
+                        nxt.append(r)
+            frontier = nxt
+        if sum(len(lv) for lv in levels) != len(comb):
+            raise ValueError(f"{path}: combinational loop or undriven net ({len(comb) - sum(map(len, levels))} cells unreached)")
+        self._levels = []
+        for lv in levels:
+            groups = defaultdict(lambda: ([], []))
+            for idx in lv:
+                t, ins, y = comb[idx]
+                groups[t][0].append(ins)
+                groups[t][1].append(y)
+            self._levels.append([(t, np.array(i, dtype=np.int64).T, np.array(y, dtype=np.int64)) for t, (i, y) in groups.items()])
+
+    def run(self, drive: dict, cycles: int, lanes: int):
+        """Simulate ``cycles`` cycles. ``drive[name]`` is an int array [cycles, lanes] (or a scalar)
+        for each input port except the clock. Returns (outputs, toggles): outputs[name] is an
+        object array [cycles, lanes] of the port's value *after* each cycle's clock edge, toggles
+        the per-net count of settled-value changes between consecutive cycles."""
+        v = np.zeros((self.n_nets, lanes), dtype=bool)
+        v[1] = True
+        state = np.zeros((len(self.dff_q), lanes), dtype=bool)
+        toggles = np.zeros(self.n_nets, dtype=np.int64)
+        prev = None
+        outs = {name: np.zeros((cycles, lanes), dtype=object) for name in self.outputs}
+        plans = {}
+        for name, bits in self.inputs.items():
+            if name == "clk":
+                continue
+            val = drive.get(name, 0)
+            arr = np.broadcast_to(np.asarray(val, dtype=object), (cycles, lanes))
+            plans[name] = (np.array(bits, dtype=np.int64), arr)
+        for t in range(cycles):
+            for name, (bits, arr) in plans.items():
+                col = np.array([int(x) for x in arr[t]], dtype=object)
+                for k, b in enumerate(bits):
+                    v[b] = ((col >> k) & 1).astype(bool)
+            v[self.dff_q] = state
+            for level in self._levels:
+                for kind, ins, ys in level:
+                    v[ys] = _eval(kind, [v[i] for i in ins])
+            if prev is not None:
+                toggles += (v != prev).sum(axis=1)
+            prev = v.copy()
+            state = v[self.dff_d].copy()
+            # Outputs after the edge: re-evaluate only what the ports need (they are DFF-driven
+            # or combinational of inputs; read them at the next cycle instead when combinational).
+            v_after = v.copy()
+            v_after[self.dff_q] = state
+            for name, bits in self.outputs.items():
+                word = np.zeros(lanes, dtype=object)
+                for k, b in enumerate(bits):
+                    word = word | (v_after[b].astype(object) * (1 << k))
+                outs[name][t] = word
+        return outs, toggles
+
+
+@dataclass(frozen=True)
+class ActivityResult:
+    design: str
+    macs: int
+    lanes: int
+    k: int
+    gate_toggles_per_mac: float      # transistor gates switched per MAC (2 x fan-out pins)
+    net_toggles_per_mac: float
+    cells: int
+
+
+def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, expect: np.ndarray,
+                 acc_port: str = "acc", top: str | None = None) -> ActivityResult:
+    """Run one PE netlist over ``lanes`` accumulations of length ``k`` (``drive`` arrays are
+    [k, lanes]; one idle cycle is appended) and check the final accumulators against ``expect``."""
+    net = GateNetlist(netlist, top)
+    full = {}
+    for name, arr in drive.items():
+        arr = np.asarray(arr, dtype=object)
+        if arr.ndim == 2:
+            if arr.shape != (k, lanes):
+                raise ValueError(f"drive[{name!r}] has shape {arr.shape}, expected {(k, lanes)}")
+            arr = np.concatenate([arr, arr[-1:]], axis=0)  # hold operands in the idle cycle
+        full[name] = arr
+    valid = np.ones((k + 1, lanes), dtype=object)
+    valid[k] = 0
+    full["valid"] = valid
+    outs, toggles = net.run(full, k + 1, lanes)
+    got = outs[acc_port][k - 1]
+    width = len(net.outputs[acc_port])
+    want = np.array([int(x) % (1 << width) for x in np.asarray(expect).ravel()], dtype=object)
+    if not np.array_equal(got.astype(object), want):
+        bad = int(np.nonzero(got != want)[0][0])
+        raise AssertionError(f"{design}: gate-level netlist disagrees with the golden model in lane {bad}: "
+                             f"{int(got[bad]):#x} != {int(want[bad]):#x}")
+    macs = k * lanes
+    return ActivityResult(design, macs, lanes, k, float((toggles * 2 * net.fanout).sum()) / macs,
+                          float(toggles.sum()) / macs, net.n_cells)
+
+
+# -- real training operands ------------------------------------------------------------------
+
+def real_operands(k: int = 288, lanes: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """FP32 operand streams [k, lanes] of the forward GEMM of a real convolution.
+
+    From ``sim/data/digits_tensors.npz`` (``sim.capture``: layer ``convs.1`` of the digits CNN,
+    trained in FP32): A = im2col of the activation (rows: output pixels, K = Cin*3*3 = 288),
+    W = the weight (columns: output channels). Each lane is one randomly chosen output element
+    (pixel, channel); its stream is A[pixel, :k] and W[:k, channel].
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from sim.capture import load_tensors
+
+    t = load_tensors()
+    act = torch.as_tensor(t["activation"], dtype=torch.float32)
+    w = torch.as_tensor(t["weight"], dtype=torch.float32)
+    cols = F.unfold(act, kernel_size=w.shape[-1], padding=w.shape[-1] // 2)   # [B, K, P]
+    a_rows = cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy()          # [B*P, K]
+    w_cols = w.reshape(w.shape[0], -1).T.numpy()                               # [K, Cout]
+    if not 1 <= k <= a_rows.shape[1]:
+        raise ValueError(f"k must be in [1, {a_rows.shape[1]}], got {k}")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, a_rows.shape[0], lanes)
+    chans = rng.integers(0, w_cols.shape[1], lanes)
+    return np.ascontiguousarray(a_rows[rows, :k].T), np.ascontiguousarray(w_cols[:k, chans])
+
+
+def _fp8_codes(x: np.ndarray, name: str) -> np.ndarray:
+    import torch
+
+    from model.baseline_arith import float_format
+
+    fmt = float_format(name)
+    amax = float(np.abs(x).max()) or 1.0
+    dtype = torch.float8_e4m3fn if name == "e4m3" else torch.float8_e5m2
+    y = torch.as_tensor(x * np.float32(fmt.max_finite / amax)).to(dtype)   # per-tensor scale, RNE
+    return y.view(torch.uint8).numpy().astype(np.int64)
+
+
+def _int8(x: np.ndarray) -> np.ndarray:
+    amax = float(np.abs(x).max()) or 1.0
+    return np.clip(np.rint(x * (127.0 / amax)), -127, 127).astype(np.int64)
+
+
+def baseline_drive(pe: str, a: np.ndarray, w: np.ndarray):
+    """(drive dict, expected final accumulators) of a baseline PE on FP32 operand streams."""
+    from model import baseline_arith as ba
+
+    k, lanes = a.shape
+    clear = np.zeros((k, lanes), dtype=np.int64)
+    clear[0] = 1
+    if pe == "fp32":
+        A, W = ba.f32_to_bits(a).astype(np.int64), ba.f32_to_bits(w).astype(np.int64)
+        exp = [ba.fp32_accumulate(A[:, i], W[:, i]) for i in range(lanes)]
+    elif pe.startswith("fp8"):
+        fa = pe.split("-")[1] if "-" in pe else "e4m3"
+        A, W = _fp8_codes(a, fa), _fp8_codes(w, fa)
+        exp = [ba.fp8_accumulate(A[:, i], W[:, i], fa, fa) for i in range(lanes)]
+    elif pe == "int8":
+        A, W = _int8(a), _int8(w)
+        exp = [ba.int8_accumulate(A[:, i], W[:, i]) for i in range(lanes)]
+        A, W = A & 0xFF, W & 0xFF
+    else:
+        raise ValueError(f"unknown baseline PE {pe!r}")
+    return {"a": A, "b": W, "clear": clear}, np.array(exp, dtype=object)
