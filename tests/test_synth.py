@@ -84,7 +84,7 @@ def test_report_files(tmp_path, monkeypatch):
         return synth.SynthResult(top, "k", 30, t, 32, mods)
 
     monkeypatch.setattr(synth, "synthesize", fake)
-    rows = synth.run_synth_report(tmp_path, progress=False)
+    rows = synth.run_synth_report(tmp_path, progress=False, activity=False)
     with open(tmp_path / "synth.csv") as fh:
         table = {r["design"]: r for r in csv.DictReader(fh)}
     assert {"fp32", "fp8e4m3-fp32acc+exact", "int8-int32acc"} <= set(table)
