@@ -43,6 +43,28 @@ def conv_layer_tensors(channels: int, spatial: int, seed: int) -> tuple[torch.Te
     return act.detach().float(), act.grad.detach().float()
 
 
+def resnet20_layer_tensors(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input activation and output error of ResNet-20's first stage-3 conv2 (64 ch, 8x8), batch 2."""
+    from model.resnet import resnet20
+
+    torch.manual_seed(seed)
+    net = resnet20()
+    conv = net.layers[6].conv2
+    captured = {}
+
+    def hook(module, inputs, output):
+        captured["act"] = inputs[0].detach()
+        output.register_hook(lambda grad: captured.__setitem__("err", grad.detach()))
+
+    handle = conv.register_forward_hook(hook)
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(2, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (2,), generator=gen)
+    torch.nn.functional.cross_entropy(net(images), labels).backward()
+    handle.remove()
+    return captured["act"].float(), captured["err"].float()
+
+
 def corner_tensor(fmt: MLSFormat, group_len: int, rng: np.random.Generator) -> np.ndarray:
     """Groups exercising every g, grid boundaries, FP32 exponent classes and the g clamp.
 
@@ -83,7 +105,7 @@ def multiscale_tensor(n_groups: int, group_len: int, rng: np.random.Generator, s
     return x.reshape(-1)
 
 
-def build_cases(cfg: QuantUnitConfig, seed: int, real: tuple[int, int] | None):
+def build_cases(cfg: QuantUnitConfig, seed: int, real: tuple[int, int] | None, resnet: bool = False):
     """(arrays, metadata) for the cocotb side."""
     rng = np.random.default_rng(seed)
     fmt, gl = cfg.fmt, cfg.group_len
@@ -109,6 +131,12 @@ def build_cases(cfg: QuantUnitConfig, seed: int, real: tuple[int, int] | None):
         add("conv_activation", act, "nearest", shape=act.shape, grouping="channel")
         add("conv_error", err, "stochastic", shape=err.shape, grouping="channel")
         add("conv_error_nearest", err, "nearest", shape=err.shape, grouping="channel")
+    if resnet:
+        act, err = resnet20_layer_tensors(seed)
+        assert act.shape[2] * act.shape[3] == gl
+        add("resnet20_activation", act, "nearest", shape=act.shape, grouping="channel")
+        add("resnet20_error", err, "stochastic", shape=err.shape, grouping="channel")
+        add("resnet20_error_nearest", err, "nearest", shape=err.shape, grouping="channel")
     # only zeros and FP32 subnormals: DAZ makes amax 0, so S_t = inv = 1 and every group is zero
     sub = (rng.integers(1, 1 << 23, 2 * gl, dtype=np.uint64).astype(np.uint32)
            | (rng.integers(0, 2, 2 * gl, dtype=np.uint64).astype(np.uint32) << np.uint32(31)))
@@ -141,16 +169,17 @@ CONFIGS = {
     "e3m2g4_l3_n3": ("e3m2g4", 3, 3, 5, None),        # group = one word: back-to-back bank swaps
 }
 SLOW_CONFIGS = {
+    "resnet20_e2m1g3_l4_n64": ("e2m1g3", 4, 64, 8, None, True),  # ResNet-20 stage-3 tensors, 8192 elements
     "e5m10g5_l8_n256": ("e5m10g5", 8, 256, 16, (16, 16)),
     "e2m3g2_l1_n4": ("e2m3g2", 1, 4, 3, (6, 2)),
 }
 
 
 def _run(name, spec, tmp_path, seed):
-    fmt, lanes, gl, sr_bits, real = spec
+    fmt, lanes, gl, sr_bits, real, *resnet = spec
     cfg = QuantUnitConfig(MLSFormat.parse(fmt), lanes, gl, sr_bits)
     unit = QuantUnit(cfg)
-    arrays, meta = build_cases(cfg, seed, real)
+    arrays, meta = build_cases(cfg, seed, real, bool(resnet and resnet[0]))
     data_path = tmp_path / "cases.npz"
     np.savez(data_path, **arrays)
     run_cocotb(unit, "quant_unit", "quant_unit_cocotb", params={
