@@ -20,11 +20,17 @@ from hw.fpga.uart_rx import UARTRx
 from hw.fpga.uart_tx import UARTTx
 
 
-def _run(dut, bench):
+def _run(dut, *benches, limit=100_000):
+    """Run the testbenches to completion; fail (not hang) if they take more than `limit` cycles."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()   # until the testbench returns
+    for bench in benches:
+        sim.add_testbench(bench)
+    steps = 0
+    while sim.advance():   # True while a testbench is still running
+        steps += 1
+        if steps > 4 * limit:   # a few simulator steps per clock cycle
+            raise AssertionError(f"testbench did not finish within about {limit} cycles")
 
 
 class _Host:
@@ -222,11 +228,7 @@ def test_uart_loopback_and_frame(divisor):
             got.append(payload)
         assert ctx.get(rx.overrun) == 0 and ctx.get(rx.framing) == 0
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(sender)
-    sim.add_testbench(receiver)
-    sim.run()
+    _run(m, sender, receiver, limit=len(data) * 12 * divisor)
     assert bytes(got) == data
 
 
@@ -243,3 +245,81 @@ def test_uart_rx_framing_error():
         assert ctx.get(rx.framing) == 1
 
     _run(rx, bench)
+
+
+class _SerialHost:
+    """Bit-level host on the serial lines of a UARTBridge (8N1, `divisor` cycles per bit)."""
+
+    def __init__(self, ctx, core, divisor):
+        self.ctx, self.core, self.div = ctx, core, divisor
+
+    async def send(self, data: bytes):
+        for byte in data:
+            for bit in [0] + [byte >> k & 1 for k in range(8)] + [1]:
+                self.ctx.set(self.core.rx, bit)
+                await self.ctx.tick().repeat(self.div)
+
+    async def recv(self, n: int) -> bytes:
+        out = []
+        for _ in range(n):
+            await self.ctx.tick().until(self.core.tx == 0)          # start bit
+            await self.ctx.tick().repeat(self.div + self.div // 2)  # middle of bit 0
+            byte = 0
+            for k in range(8):
+                byte |= self.ctx.get(self.core.tx) << k
+                await self.ctx.tick().repeat(self.div)
+            assert self.ctx.get(self.core.tx) == 1                  # stop bit
+            out.append(byte)
+        return bytes(out)
+
+
+def test_uart_bridge_end_to_end():
+    from hw.fpga.uart_bridge import UARTBridge
+    divisor = 4
+    core = UARTBridge(DotDemo(8, 24), divisor=divisor, in_depth=8, out_depth=8)
+    p = {q.name: q for q in core.ports}
+    pairs = [(-128, -128), (127, -1), (5, 6)]
+
+    async def bench(ctx):
+        h = _SerialHost(ctx, core, divisor)
+        await h.send(encode_simple(Op.IDENTIFY))
+        assert await h.recv(4) == MAGIC + bytes([4])
+        for x, y in pairs:
+            await h.send(encode_write(p["i"], _twos(x, 8) | _twos(y, 8) << 8))
+        await h.send(encode_simple(Op.GO))
+        await ctx.tick().repeat(divisor)   # the receiver takes the byte in the middle of the stop bit
+        assert ctx.get(core.running) == 1
+        got = []
+        for _ in pairs:
+            await h.send(encode_read(p["o"]))
+            got.append(_signed(decode_word(p["o"], await h.recv(3)), 24))
+        assert got == [16384, 16384 - 127, 16384 - 127 + 30]
+        await h.send(encode_simple(Op.COUNTERS))
+        assert decode_counters(await h.recv(9)).flags == frozenset()
+
+    _run(core, bench)
+
+
+@pytest.mark.parametrize("host_period", [24, 26])
+def test_uart_rx_tolerates_baud_mismatch(host_period):
+    """A host 4% fast or slow still decodes: the receiver samples mid-bit, not at the edges."""
+    divisor = 25
+    rx = UARTRx(divisor)
+    data = b"\x80\x01\xa5\x5a"
+    got = []
+
+    async def sender(ctx):
+        for byte in data:
+            for bit in [0] + [byte >> k & 1 for k in range(8)] + [1]:
+                ctx.set(rx.rx, bit)
+                await ctx.tick().repeat(host_period)
+
+    async def receiver(ctx):
+        ctx.set(rx.o.ready, 1)
+        while len(got) < len(data):
+            payload, = await ctx.tick().sample(rx.o.payload).until(rx.o.valid)
+            got.append(payload)
+        assert ctx.get(rx.framing) == 0
+
+    _run(rx, sender, receiver, limit=len(data) * 12 * host_period)
+    assert bytes(got) == data

@@ -36,13 +36,14 @@ def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "
     spec = get_board(board)
     platform = spec.make_platform()
     top = BoardTop(dut, baud=baud, in_depth=in_depth, out_depth=out_depth)
+    clk_hz = platform.default_clk_frequency
+    core = top.core(clk_hz)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # verbose: keep the tools' full logs, which the report parses.
     extra = {"synth_opts": "-dsp"} if spec.family == "ice40" else {}   # map multipliers to SB_MAC16
     plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False,
                           nextpnr_opts=NEXTPNR_OPTS, verbose=True, **extra)
-    clk_hz = platform.default_clk_frequency
     manifest = {
         "board": spec.name,
         "board_description": spec.description,
@@ -56,7 +57,7 @@ def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "
             "in_depth": in_depth, "out_depth": out_depth,
             "opcodes": {op.name: chr(op.value) for op in Op},
             "flags": list(FLAG_BITS),
-            "ports": [p.to_json() for p in top.bridge.ports],
+            "ports": [p.to_json() for p in core.ports],
             "protocol": "hw/fpga/protocol.py (docs/fpga.md)",
         },
     }
