@@ -9,51 +9,18 @@ import warnings
 import pytest
 from amaranth import Fragment, Module
 from amaranth.hdl import UnusedElaboratable
-from amaranth.sim import Simulator
 
 from hw.fpga.bridge import HostBridge, port_table
 from hw.fpga.demo import DotDemo
 from hw.fpga.host import (decode_counters, decode_word, encode_level, encode_pulse, encode_read,
                           encode_simple, encode_write)
 from hw.fpga.protocol import MAGIC, Op, PortKind
+from hw.fpga.simhost import SimHost, run_sim
 from hw.fpga.uart_rx import UARTRx
 from hw.fpga.uart_tx import UARTTx
 
 
-def _run(dut, *benches, limit=100_000):
-    """Run the testbenches to completion; fail (not hang) if they take more than `limit` cycles."""
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for bench in benches:
-        sim.add_testbench(bench)
-    steps = 0
-    while sim.advance():   # True while a testbench is still running
-        steps += 1
-        if steps > 4 * limit:   # a few simulator steps per clock cycle
-            raise AssertionError(f"testbench did not finish within about {limit} cycles")
-
-
-class _Host:
-    """Byte-level host that talks to a HostBridge's rx/tx streams inside a testbench."""
-
-    def __init__(self, ctx, bridge):
-        self.ctx, self.b = ctx, bridge
-
-    async def send(self, data: bytes):
-        for byte in data:
-            self.ctx.set(self.b.rx.payload, byte)
-            self.ctx.set(self.b.rx.valid, 1)
-            await self.ctx.tick().until(self.b.rx.ready)
-            self.ctx.set(self.b.rx.valid, 0)
-
-    async def recv(self, n: int) -> bytes:
-        out = []
-        self.ctx.set(self.b.tx.ready, 1)
-        for _ in range(n):
-            payload, = await self.ctx.tick().sample(self.b.tx.payload).until(self.b.tx.valid)
-            out.append(payload)
-        self.ctx.set(self.b.tx.ready, 0)
-        return bytes(out)
+_Host, _run = SimHost, run_sim
 
 
 def _demo(*args):

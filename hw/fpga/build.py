@@ -26,12 +26,14 @@ STEPS = ("files", "synth", "pnr", "bitstream")
 
 def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "top",
                     steps: str = "bitstream", baud: int = DEFAULT_BAUD, in_depth: int = 64,
-                    out_depth: int = 64, design: dict | None = None,
+                    out_depth: int = 64, design: dict | None = None, dsp: bool = True,
                     timeout: float | None = None) -> tuple[FlowResult, pathlib.Path]:
     """Wrap ``dut`` for ``board``, run the flow up to ``steps`` and write ``board.json``.
 
     Returns the flow result and the manifest path. ``design`` (format, array size, ...) is
-    copied into the manifest so that the report can label the row.
+    copied into the manifest so that the report can label the row. ``dsp=False`` keeps Yosys from
+    mapping multipliers to DSP blocks (``synth_ecp5 -nodsp``): it maps every multiplier of 2x2
+    bits or more to a MULT18X18D by default, even the MLS PE's tiny significand product.
     """
     spec = get_board(board)
     platform = spec.make_platform()
@@ -41,7 +43,10 @@ def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # verbose: keep the tools' full logs, which the report parses.
-    extra = {"synth_opts": "-dsp"} if spec.family == "ice40" else {}   # map multipliers to SB_MAC16
+    if spec.family == "ice40":
+        extra = {"synth_opts": "-dsp"} if dsp else {}   # SB_MAC16 only when asked
+    else:
+        extra = {} if dsp else {"synth_opts": "-nodsp"}
     plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False,
                           nextpnr_opts=NEXTPNR_OPTS, verbose=True, **extra)
     manifest = {
@@ -53,6 +58,7 @@ def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "
         "baud": top.baud,
         "uart_divisor": top.divisor(clk_hz),
         "design": design or {"component": type(dut).__qualname__},
+        "dsp": dsp,
         "bridge": {
             "in_depth": in_depth, "out_depth": out_depth,
             "opcodes": {op.name: chr(op.value) for op in Op},
@@ -77,6 +83,8 @@ def add_board_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", choices=STEPS, default="bitstream",
                        help="how far the board flow goes: files (elaborate only), synth, pnr, bitstream (default)")
     group.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
+    group.add_argument("--no-dsp", dest="dsp", action="store_false",
+                       help="keep multipliers out of DSP blocks (Yosys maps even 2x2-bit products to them)")
     group.add_argument("--fifo-depth", type=int, default=64,
                        help="words per input/output stream FIFO of the host bridge (default 64)")
 
@@ -98,7 +106,8 @@ def run_board_cli(dut_factory, args, design: dict, out_dir) -> int:
     try:
         dut = dut_factory()
         result, manifest_path = build_for_board(dut, args.board, out_dir, steps=args.steps, baud=args.baud,
-                                                in_depth=args.fifo_depth, out_depth=args.fifo_depth, design=design)
+                                                in_depth=args.fifo_depth, out_depth=args.fifo_depth, design=design,
+                                                dsp=args.dsp)
     except (MissingPackage, FlowError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
