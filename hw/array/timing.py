@@ -63,10 +63,11 @@ class ArrayTiming:
     def drain_cycles(self) -> int:
         """Cycles from a tile's last input beat to its last output beat (exclusive of the former).
 
-        Skew to the far corner (R - 1 + C - 1), the PE pipeline (``pe_latency``), then no further
-        wait: row r leaves as soon as PE(r, C - 1) holds its result, one row per cycle.
+        Skew to the far corner (R - 1 + C - 1), the PE pipeline (``pe_latency``) and one register
+        that marks a row complete; row r leaves in the cycle after PE(r, C - 1) holds its result,
+        one row per cycle.
         """
-        return self.rows + self.cols + self.pe_latency - 2
+        return self.rows + self.cols + self.pe_latency - 1
 
     @property
     def macs_per_cycle(self) -> int:

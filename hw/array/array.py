@@ -1,0 +1,192 @@
+"""R x C output-stationary systolic array of MLS PEs with valid/ready stream boundaries."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.formats import MLSFormat
+
+from ..pe import MLSPE
+from ..pe.layout import control_layout, operand_layout
+from .timing import ArrayTiming
+
+__all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM"]
+
+DEFAULT_MAX_K = 1 << 20
+MAX_DIM = 64
+
+
+def _check_int(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+class SystolicArray(wiring.Component):
+    """Output-stationary ``rows x cols`` array: A streams from the left, W from the top, skewed.
+
+    PE(i, j) accumulates ``C[i, j] = sum_k int(A[i, k]) * int(W[k, j])`` (DESIGN §3), one MAC per
+    PE per cycle at steady state. The tile protocol and the exact cycle counts are defined in
+    ``hw/array/timing.py`` (``self.timing``).
+
+    Parameters
+    ----------
+    fmt : MLSFormat or str
+        Element format of A and W.
+    rows, cols : int
+        Array size R x C, each in [1, 64].
+    acc_bits : int or None
+        Accumulator width; default ``fmt.acc_bits_exact(max_k)`` (never saturates for K <= max_k).
+    max_k : int
+        Largest reduction length the default accumulator holds exactly (default 2**20).
+
+    Members
+    -------
+    a : In(stream.Signature(a_layout))
+        ``data``: ArrayLayout(operand_layout(fmt), rows), column k of the A tile (row i at index i);
+        ``last``: this is beat k = K - 1.
+    w : In(stream.Signature(w_layout))
+        ``data``: ArrayLayout(operand_layout(fmt), cols), row k of the W tile. Joined with ``a``.
+    c : Out(stream.Signature(c_layout))
+        One row of a finished tile per beat, row 0 first: ``data`` ArrayLayout(signed(acc_bits), cols),
+        ``overflow`` one sticky flag per column, ``last`` on row ``rows - 1``.
+    """
+
+    def __init__(self, fmt, rows: int = 8, cols: int = 8, acc_bits: int | None = None, max_k: int = DEFAULT_MAX_K):
+        fmt = MLSFormat.parse(fmt)
+        _check_int("rows", rows, 1, MAX_DIM)
+        _check_int("cols", cols, 1, MAX_DIM)
+        _check_int("max_k", max_k, 1, 1 << 40)
+        if acc_bits is None:
+            acc_bits = fmt.acc_bits_exact(max_k)
+        _check_int("acc_bits", acc_bits, 2, 256)
+        self._fmt, self._rows, self._cols, self._acc_bits, self._max_k = fmt, rows, cols, acc_bits, max_k
+        self._pe_latency = MLSPE.LATENCY
+        super().__init__({
+            "a": In(stream.Signature(self.a_layout)),
+            "w": In(stream.Signature(self.w_layout)),
+            "c": Out(stream.Signature(self.c_layout)),
+        })
+
+    # -- configuration ---------------------------------------------------------------------
+    fmt = property(lambda self: self._fmt)
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    acc_bits = property(lambda self: self._acc_bits)
+    max_k = property(lambda self: self._max_k)
+
+    @property
+    def a_layout(self) -> data.StructLayout:
+        return data.StructLayout({"data": data.ArrayLayout(operand_layout(self._fmt), self._rows), "last": 1})
+
+    @property
+    def w_layout(self) -> data.StructLayout:
+        return data.StructLayout({"data": data.ArrayLayout(operand_layout(self._fmt), self._cols)})
+
+    @property
+    def c_layout(self) -> data.StructLayout:
+        return data.StructLayout({"data": data.ArrayLayout(signed(self._acc_bits), self._cols),
+                                  "overflow": self._cols, "last": 1})
+
+    @property
+    def timing(self) -> ArrayTiming:
+        """Exact cycle counts of this array (``hw.array.timing``)."""
+        return ArrayTiming(self._rows, self._cols, self._pe_latency)
+
+    @property
+    def pe_latency(self) -> int:
+        return self._pe_latency
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a tile's last input beat to its first output row (row 0)."""
+        return self.timing.drain_cycles - (self._rows - 1)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the accumulator is exact for every K <= max_k."""
+        return self._acc_bits >= self._fmt.acc_bits_exact(self._max_k)
+
+    # -- gateware --------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self._rows, self._cols
+        op = operand_layout(self._fmt)
+
+        pes = [[MLSPE(self._fmt, self._acc_bits) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+
+        # Join the two input streams. Only a tile's last beat can wait: for the previous tile's
+        # results to leave the result registers it would overwrite (double buffer).
+        busy = Signal()          # results of a tile are waiting in, or draining from, the PEs
+        first = Signal(init=1)   # the next beat starts a tile
+        row = Signal(range(R))   # next row to drain
+        full = Signal(R)         # row r of the result registers holds an undrained tile
+        drain_final = Signal()
+        can_take = Signal()
+        fire = Signal()
+        last = self.a.payload.last
+        m.d.comb += [
+            drain_final.eq(self.c.valid & self.c.ready & (row == R - 1)),
+            can_take.eq(~last | ~busy | drain_final),
+            self.a.ready.eq(self.w.valid & can_take),
+            self.w.ready.eq(self.a.valid & can_take),
+            fire.eq(self.a.valid & self.w.valid & can_take),
+        ]
+        with m.If(fire):
+            m.d.sync += first.eq(last)
+        with m.If(drain_final):
+            m.d.sync += busy.eq(0)
+        with m.If(fire & last):
+            m.d.sync += busy.eq(1)
+
+        # Skew: row i's A (with the control) and column j's W are delayed by i and j cycles.
+        ctl0 = Signal(control_layout())
+        m.d.comb += [ctl0.valid.eq(fire), ctl0.first.eq(first), ctl0.last.eq(last)]
+        for i in range(R):
+            a_sig, c_sig = self.a.payload.data[i], ctl0
+            for d in range(i):
+                a_next, c_next = Signal(op, name=f"a_skew_{i}_{d}"), Signal(control_layout(), name=f"ctl_skew_{i}_{d}")
+                m.d.sync += [a_next.eq(a_sig), c_next.eq(c_sig)]
+                a_sig, c_sig = a_next, c_next
+            m.d.comb += [pes[i][0].a_in.eq(a_sig), pes[i][0].ctl_in.eq(c_sig)]
+            for j in range(1, C):
+                m.d.comb += [pes[i][j].a_in.eq(pes[i][j - 1].a_out), pes[i][j].ctl_in.eq(pes[i][j - 1].ctl_out)]
+        for j in range(C):
+            w_sig = self.w.payload.data[j]
+            for d in range(j):
+                w_next = Signal(op, name=f"w_skew_{j}_{d}")
+                m.d.sync += w_next.eq(w_sig)
+                w_sig = w_next
+            m.d.comb += pes[0][j].b_in.eq(w_sig)
+            for i in range(1, R):
+                m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
+
+        # Drain: row r is complete when its last column's PE holds the result; rows complete
+        # one per cycle, in order, so they leave as a stream without any extra buffering.
+        # An AND-OR row select (not an Array/case): continuous assigns, so event-driven
+        # simulators see defined outputs from time 0.
+        row_data, row_flags = 0, 0
+        for i in range(R):
+            hit = (row == i).replicate(C * self._acc_bits)
+            row_data = row_data | (Cat(pe.result for pe in pes[i]) & hit)
+            row_flags = row_flags | (Cat(pe.overflow for pe in pes[i]) & (row == i).replicate(C))
+        m.d.comb += [
+            self.c.valid.eq(full.bit_select(row, 1)),
+            self.c.payload.data.eq(row_data),
+            self.c.payload.overflow.eq(row_flags),
+            self.c.payload.last.eq(row == R - 1),
+        ]
+        done = Cat(pes[i][C - 1].done for i in range(R))
+        taken = Signal(R)
+        with m.If(self.c.valid & self.c.ready):
+            m.d.comb += taken.eq(1 << row)
+            m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
+        m.d.sync += full.eq((full & ~taken) | done)
+        return m
