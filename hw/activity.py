@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive", "activity_for",
+__all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive", "activity_for", "mls_drive",
            "ACTIVITY_K", "ACTIVITY_LANES"]
 
 _COMB = {
@@ -198,25 +198,29 @@ class ActivityResult:
     cells: int
 
 
-def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, expect: np.ndarray,
-                 acc_port: str = "acc", top: str | None = None) -> ActivityResult:
-    """Run one PE netlist over ``lanes`` accumulations of length ``k`` (``drive`` arrays are
-    [k, lanes]; one idle cycle is appended) and check the final accumulators against ``expect``."""
+def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, expect, *,
+                 read_port: str = "result", latency: int = 2, top: str | None = None) -> ActivityResult:
+    """Run one PE netlist over ``lanes`` accumulations of length ``k`` and check the results.
+
+    ``drive`` maps input ports to int arrays [k, lanes] (or scalars); ``latency`` idle cycles
+    follow, with the operands held and every other port 0 (``valid`` = 0). ``read_port`` is read
+    after the edge ``latency - 1`` cycles past the last beat and must equal ``expect`` (mod 2^width).
+    """
     net = GateNetlist(netlist, top)
+    cycles = k + latency
     full = {}
     for name, arr in drive.items():
         arr = np.asarray(arr, dtype=object)
         if arr.ndim == 2:
             if arr.shape != (k, lanes):
                 raise ValueError(f"drive[{name!r}] has shape {arr.shape}, expected {(k, lanes)}")
-            arr = np.concatenate([arr, arr[-1:]], axis=0)  # hold operands in the idle cycle
+            hold = name in ("a", "b", "a_in", "b_in")
+            tail = np.repeat(arr[-1:], latency, axis=0) if hold else np.zeros((latency, lanes), dtype=object)
+            arr = np.concatenate([arr, tail], axis=0)
         full[name] = arr
-    valid = np.ones((k + 1, lanes), dtype=object)
-    valid[k] = 0
-    full["valid"] = valid
-    outs, toggles = net.run(full, k + 1, lanes)
-    got = outs[acc_port][k - 1]
-    width = len(net.outputs[acc_port])
+    outs, toggles = net.run(full, cycles, lanes)
+    got = outs[read_port][k - 1 + latency - 1]
+    width = len(net.outputs[read_port])
     want = np.array([int(x) % (1 << width) for x in np.asarray(expect).ravel()], dtype=object)
     if not np.array_equal(got.astype(object), want):
         bad = int(np.nonzero(got != want)[0][0])
@@ -278,8 +282,9 @@ def baseline_drive(pe: str, a: np.ndarray, w: np.ndarray):
     from model import baseline_arith as ba
 
     k, lanes = a.shape
-    clear = np.zeros((k, lanes), dtype=np.int64)
-    clear[0] = 1
+    ctl = np.ones((k, lanes), dtype=np.int64)          # valid | first << 1 | last << 2
+    ctl[0] |= 2
+    ctl[-1] |= 4
     if pe == "fp32":
         A, W = ba.f32_to_bits(a).astype(np.int64), ba.f32_to_bits(w).astype(np.int64)
         exp = [ba.fp32_accumulate(A[:, i], W[:, i]) for i in range(lanes)]
@@ -293,7 +298,65 @@ def baseline_drive(pe: str, a: np.ndarray, w: np.ndarray):
         A, W = A & 0xFF, W & 0xFF
     else:
         raise ValueError(f"unknown baseline PE {pe!r}")
-    return {"a": A, "b": W, "clear": clear}, np.array(exp, dtype=object)
+    return {"a_in": A, "b_in": W, "ctl_in": ctl}, np.array(exp, dtype=object)
+
+
+def _unfold(x, kernel: int):
+    import torch.nn.functional as F
+
+    cols = F.unfold(x, kernel_size=kernel, padding=kernel // 2)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0):
+    """(drive dict, expected results) of the MLS PE on the same real conv operands: activation
+    and weight quantized with ``model.quantize`` (channel grouping, nearest), then im2col'd."""
+    import torch
+
+    from hw.pe.layout import operand_layout
+    from model.formats import MLSFormat
+    from model.quantize import quantize
+    from sim.capture import load_tensors
+
+    fmt = MLSFormat.parse(fmt)
+    t = load_tensors()
+    act = torch.as_tensor(t["activation"], dtype=torch.float32)
+    w = torch.as_tensor(t["weight"], dtype=torch.float32)
+    lay = operand_layout(fmt)
+    elay = lay["elem"].shape
+    off = {"man": lay["elem"].offset + elay["man"].offset, "exp": lay["elem"].offset + elay["exp"].offset,
+           "sign": lay["elem"].offset + elay["sign"].offset, "g": lay["g"].offset}
+
+    def fields(q, kernel=None):
+        parts = {"man": q.man, "exp": q.exp, "sign": q.sign, "g": q.group_exp_per_element(), "int": q.to_int()}
+        out = {}
+        for name, v in parts.items():
+            v = torch.as_tensor(v).to(torch.float64)
+            out[name] = (_unfold(v, kernel) if kernel else v.reshape(v.shape[0], -1).T).numpy().astype(np.int64)
+        return out
+
+    qa = fields(quantize(act, fmt), kernel=w.shape[-1])                 # [B*P, K]
+    qw = fields(quantize(w, fmt))                                        # [K, Cout]
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, qa["man"].shape[0], lanes)
+    chans = rng.integers(0, qw["man"].shape[1], lanes)
+
+    def pack(f, sel):
+        word = np.zeros((k, lanes), dtype=np.int64)
+        for name in ("man", "exp", "sign", "g"):
+            word |= sel(f[name]) << off[name]
+        return word
+
+    A = pack(qa, lambda v: v[rows, :k].T)
+    W = pack(qw, lambda v: v[:k, chans])
+    prod = qa["int"][rows, :k].T.astype(object) * qw["int"][:k, chans].astype(object)
+    expect = np.array([int(s) for s in prod.sum(axis=0)], dtype=object)
+    if any(abs(int(s)) >= 1 << (acc_bits - 1) for s in expect):
+        raise ValueError(f"acc_bits={acc_bits} is narrower than these sums need; use an exact accumulator")
+    ctl = np.ones((k, lanes), dtype=np.int64)
+    ctl[0] |= 2
+    ctl[-1] |= 4
+    return {"a_in": A, "b_in": W, "ctl_in": ctl}, expect
 
 
 ACTIVITY_K = 288      # the captured conv's full reduction (Cin * 3 * 3)
@@ -310,11 +373,7 @@ def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_L
     elif cfg.pe in ("fp32", "int8"):
         drive, expect = baseline_drive(cfg.pe, a, w)
     elif cfg.pe == "mls":
-        try:
-            from hw.pe_activity import mls_drive  # provided once the MLS PE's ports are known
-        except ImportError:
-            return None
-        drive, expect = mls_drive(cfg, a, w)
+        drive, expect = mls_drive(cfg.fmt, cfg.acc_bits, k, lanes, seed)
     else:
         return None
     return run_activity(cfg.design, synth_result.netlist, drive, k, lanes, expect)

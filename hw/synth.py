@@ -66,7 +66,7 @@ class SynthError(RuntimeError):
 class ModuleStats:
     """Counts of one module alone (its sub-modules excluded)."""
 
-    name: str              # hierarchical module name, e.g. "fp32_mac.mul"
+    name: str              # hierarchical module name, e.g. "fp32_pe.mul"
     cells: int             # generic gates + flip-flops
     transistors: int       # CMOS estimate after dfflegalize
     flip_flops: int
@@ -184,15 +184,16 @@ DEFAULT_MLS_K = 1 << 20  # the array issue's default: exact for every ResNet tra
 
 
 def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[PEConfig]:
-    """Baselines always; MLS formats when ``hw.pe`` provides the PE."""
+    """Baselines (``hw.baseline.systolic_pe.BaselinePE``: the MLS PE's ports, pipeline and
+    forwarding registers, so only the arithmetic differs) and the MLS PE across formats."""
     from model.formats import MLSFormat
 
     configs = [
-        PEConfig("fp32", "fp32", "fp32", 32, "fp32_mac"),
-        PEConfig("fp8e4m3-fp32acc+exact", "fp8", "e4m3", 32, "fp8_e4m3_mac"),
-        PEConfig("fp8e5m2-fp32acc+exact", "fp8", "e5m2", 32, "fp8_e5m2_mac"),
-        PEConfig("fp8e4m3xe5m2-fp32acc+exact", "fp8", "e4m3xe5m2", 32, "fp8_e4m3_e5m2_mac"),
-        PEConfig("int8-int32acc", "int8", "int8", 32, "int8_mac"),
+        PEConfig("fp32", "fp32", "fp32", 32, "fp32_pe"),
+        PEConfig("fp8e4m3-fp32acc+exact", "fp8", "e4m3", 32, "fp8_e4m3_pe"),
+        PEConfig("fp8e5m2-fp32acc+exact", "fp8", "e5m2", 32, "fp8_e5m2_pe"),
+        PEConfig("fp8e4m3xe5m2-fp32acc+exact", "fp8", "e4m3xe5m2", 32, "fp8_e4m3_e5m2_pe"),
+        PEConfig("int8-int32acc", "int8", "int8", 32, "int8_pe"),
     ]
     if _mls_pe_class() is not None:
         for name in mls_formats:
@@ -214,15 +215,13 @@ def _mls_pe_class():
 
 def build_pe(cfg: PEConfig):
     """The Amaranth component of one configuration."""
-    from hw.baseline import FP8MAC, FP32MAC, Int8MAC
+    from hw.baseline.systolic_pe import BaselinePE
 
-    if cfg.pe == "fp32":
-        return FP32MAC()
+    if cfg.pe in ("fp32", "int8"):
+        return BaselinePE(cfg.pe)
     if cfg.pe == "fp8":
         fa, _, fb = cfg.fmt.partition("x")
-        return FP8MAC(fa, fb or fa)
-    if cfg.pe == "int8":
-        return Int8MAC()
+        return BaselinePE("fp8", fa, fb or fa)
     if cfg.pe == "mls":
         from model.formats import MLSFormat
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hw.baseline import FP8MAC, FP32MAC, Int8MAC
+from hw.baseline.systolic_pe import BaselinePE
 from tb.harness import run_cocotb
 
 FP8_TESTS = ["fp8_products_exhaustive", "fp8_accumulate_random"]
@@ -47,3 +48,25 @@ def test_latency_and_ports():
     for pe in (FP32MAC(), FP8MAC(), Int8MAC()):
         assert pe.latency == 1
         assert set(pe.signature.members) == {"a", "b", "valid", "clear", "acc"}
+
+
+@pytest.mark.parametrize("kind,fmt_a,fmt_b", [("fp32", "", ""), ("fp8", "e4m3", "e5m2"), ("int8", "", "")])
+def test_systolic_baseline_pe(kind, fmt_a, fmt_b):
+    pe = BaselinePE(kind, fmt_a or "e4m3", fmt_b or "e4m3")
+    run_cocotb(pe, f"{kind}_pe", "baseline_cocotb", params={"pe": kind, "fmt_a": fmt_a, "fmt_b": fmt_b},
+               testcase="systolic_tiles", build_tag=f"sys_{kind}_{fmt_a}_{fmt_b}")
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_systolic_ports_match_mls_pe():
+    from hw.pe import MLSPE
+    from hw.pe.layout import control_layout
+
+    mls = MLSPE("e2m1g3", 24)
+    for kind in ("fp32", "fp8", "int8"):
+        pe = BaselinePE(kind)
+        assert set(pe.signature.members) == set(mls.signature.members)
+        assert pe.signature.members["ctl_in"].shape == control_layout()
+        assert pe.latency == mls.latency
+    with pytest.raises(ValueError, match="kind must be one of fp32, fp8, int8, got 'bf16'"):
+        BaselinePE("bf16")

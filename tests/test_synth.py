@@ -76,7 +76,7 @@ def test_bad_top_name():
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_report_files(tmp_path, monkeypatch):
     # Fake counts (no yosys): check the report's columns and ratios.
-    counts = {"fp32_mac": 40000, "fp8_e4m3_mac": 10000}
+    counts = {"fp32_pe": 40000, "fp8_e4m3_pe": 10000}
 
     def fake(component, top, **kw):
         t = counts.get(top, 5000)
@@ -123,8 +123,8 @@ def test_activity_netlist_matches_model_and_detects_mutation(int8_result, tmp_pa
     clear = np.zeros((k, lanes), dtype=np.int64)
     clear[0] = 1
     want = [ba.int8_accumulate(a[:, i], b[:, i]) for i in range(lanes)]
-    drive = {"a": a & 0xFF, "b": b & 0xFF, "clear": clear}
-    act = run_activity("int8", res.netlist, drive, k, lanes, want)
+    drive = {"a": a & 0xFF, "b": b & 0xFF, "clear": clear, "valid": np.ones((k, lanes), dtype=np.int64)}
+    act = run_activity("int8", res.netlist, drive, k, lanes, want, read_port="acc", latency=1)
     assert act.macs == k * lanes and act.gate_toggles_per_mac > act.net_toggles_per_mac > 0
 
     data = json.loads(open(res.netlist).read())
@@ -134,4 +134,4 @@ def test_activity_netlist_matches_model_and_detects_mutation(int8_result, tmp_pa
     bad = tmp_path / "mutant.json"
     bad.write_text(json.dumps(data))
     with pytest.raises(AssertionError, match="disagrees with the golden model"):
-        run_activity("int8", str(bad), drive, k, lanes, want)
+        run_activity("int8", str(bad), drive, k, lanes, want, read_port="acc", latency=1)
