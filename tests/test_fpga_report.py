@@ -15,7 +15,8 @@ from hw.fpga.report import COLUMNS, Config, _parse_size, main, write_report
 
 def _row(fmt, r, c, luts, fmax, fits=True, design="mls"):
     row = dict.fromkeys(COLUMNS)
-    row.update(board="ulx3s", design=design, format=fmt, rows=r, cols=c, pes=r * c, luts=luts, luts_avail=83640,
+    row.update(board="ulx3s", design=design, format=fmt, rows=r, cols=c, pes=r * c, acc_bits=43, dsp_map="yes",
+               luts=luts, luts_avail=83640,
                lut_pct=round(100 * luts / 83640, 1), ffs=10, dsps=0, brams=0, lutram=0, fmax_mhz=fmax,
                clock_mhz=25.0, fits=fits, note="")
     return row
@@ -30,9 +31,10 @@ def test_report_tables_and_ratios(tmp_path):
     write_report(rows, configs, tmp_path, command="python -m hw.fpga.report", missing=["x: y"],
                  meta={"tools": "t", "fit_note": "probed 32x32"})
     md = (tmp_path / "fpga.md").read_text()
-    assert "| e1m1g3 | 4×4 | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 2.5 |" in md   # ratios vs the FP32 PE
+    assert "| e1m1g3 | 4×4 | 43 | yes | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 2.5 |" in md   # ratios vs the FP32 PE
     assert "LUTs / FP32 PE" in md
-    assert "**Largest e2m1g3 array placed and routed: 8×8**" in md and "probed 32x32" in md
+    assert "**Largest e2m1g3 array placed and routed, multipliers in DSP blocks (Yosys default): 8×8**" in md
+    assert "did not fit: 32×32." in md and "probed 32x32" in md
     assert "- x: y" in md
     with open(tmp_path / "fpga.csv") as f:
         got = list(csv.DictReader(f))
@@ -61,9 +63,10 @@ class _FakeTransport:
         return out
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_board_client_framing():
-    ports = [p.to_json() for p in port_table(DotDemo())]
+    demo = DotDemo()
+    demo._MustUse__silence = True   # only its signature is read
+    ports = [p.to_json() for p in port_table(demo)]
     t = _FakeTransport(b"MLS\x04" + b"\x34\x12\x00" + b"\x05\x00" + bytes(range(9)))
     dev = BoardClient(t, ports)
     assert dev.identify() == 4

@@ -24,7 +24,7 @@ from .toolchain import FlowError
 
 __all__ = ["Config", "run_config", "write_report", "main"]
 
-COLUMNS = ("board", "design", "format", "rows", "cols", "pes", "luts", "luts_avail", "lut_pct", "ffs", "dsps",
+COLUMNS = ("board", "design", "format", "rows", "cols", "pes", "acc_bits", "dsp_map", "luts", "luts_avail", "lut_pct", "ffs", "dsps",
            "dsps_avail", "brams", "lutram", "fmax_mhz", "clock_mhz", "fits", "pnr_s", "note")
 
 
@@ -36,11 +36,12 @@ class Config:
     rows: int
     cols: int
     role: str            # "formats" | "sweep" | "fit" | "board2"
+    dsp: bool = True     # False: synth with -nodsp (multipliers in LUTs)
 
     @property
     def key(self) -> str:
         fmt = self.fmt if self.design == "mls" else self.design
-        return f"{self.board}-{fmt}-{self.rows}x{self.cols}"
+        return f"{self.board}-{fmt}-{self.rows}x{self.cols}" + ("" if self.dsp else "-nodsp")
 
     @property
     def label(self) -> str:
@@ -53,11 +54,12 @@ def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False, steps: s
     manifest_path = out / "board.json"
     if force or not manifest_path.exists():
         factory, design = make_design(cfg.design, fmt=cfg.fmt, rows=cfg.rows, cols=cfg.cols)
-        build_for_board(factory(), cfg.board, out, steps=steps, design=design)
+        build_for_board(factory(), cfg.board, out, steps=steps, design=design, dsp=cfg.dsp)
     manifest = json.loads(manifest_path.read_text())
     r = manifest["result"]
     row = {"board": cfg.board, "design": cfg.design, "format": cfg.label, "rows": cfg.rows, "cols": cfg.cols,
-           "pes": cfg.rows * cfg.cols, "luts": r["luts"], "luts_avail": r["luts_avail"],
+           "pes": cfg.rows * cfg.cols, "acc_bits": manifest["design"].get("acc_bits"),
+           "dsp_map": "yes" if cfg.dsp else "no", "luts": r["luts"], "luts_avail": r["luts_avail"],
            "lut_pct": round(100 * r["luts"] / r["luts_avail"], 1) if r["luts"] is not None else None,
            "ffs": r["ffs"], "dsps": r["dsps"], "dsps_avail": r["dsps_avail"], "brams": r["brams"],
            "lutram": r["lutram"], "fmax_mhz": round(r["fmax_mhz"], 1) if r["fmax_mhz"] else None,
@@ -111,10 +113,10 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
           "bridge (UART, command FSM, one FIFO per stream port; `docs/fpga.md`), so small arrays carry a fixed "
           f"overhead. The design runs from the board oscillator (clock column); Fmax is nextpnr's estimate for that "
           f"clock domain. Tools: {meta['tools']}.", ""]
-    header = ("format", "R×C", "LUTs", "LUT %", "FFs", "DSP (MULT18)", "BRAM (DP16KD)", "LUTRAM", "Fmax MHz")
+    header = ("format", "R×C", "acc bits", "DSP map", "LUTs", "LUT %", "FFs", "DSP (MULT18)", "BRAM (DP16KD)", "LUTRAM", "Fmax MHz")
 
     def line(row):
-        return (row["format"], f"{row['rows']}×{row['cols']}", row["luts"], row["lut_pct"], row["ffs"], row["dsps"],
+        return (row["format"], f"{row['rows']}×{row['cols']}", row["acc_bits"], row["dsp_map"], row["luts"], row["lut_pct"], row["ffs"], row["dsps"],
                 row["brams"], row["lutram"], row["fmax_mhz"])
 
     if "formats" in by_role:
@@ -135,13 +137,17 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
         md += ["## e2m1g3 array size on the ULX3S (ECP5-85F)", ""]
         md += _table(header + ("fits",), [line(r) + (r["fits"],) for r in rs])
         md.append("")
-        fitting = [r for r in rs if r["fits"]]
-        if fitting:
-            best = max(fitting, key=lambda r: r["pes"])
-            md.append(f"**Largest e2m1g3 array placed and routed: {best['rows']}×{best['cols']}** "
-                      f"({best['lut_pct']}% of the LUTs, Fmax {best['fmax_mhz']} MHz).")
-            md.append(meta.get("fit_note", ""))
-            md.append("")
+        for dsp_map, how in (("yes", "multipliers in DSP blocks (Yosys default)"), ("no", "multipliers in LUTs (`-nodsp`)")):
+            fitting = [r for r in rs if r["fits"] and r["dsp_map"] == dsp_map]
+            if fitting:
+                best = max(fitting, key=lambda r: r["pes"])
+                tried = sorted({f"{r['rows']}×{r['cols']}" for r in rs if r["fits"] is False and r["dsp_map"] == dsp_map})
+                md.append(f"- **Largest e2m1g3 array placed and routed, {how}: {best['rows']}×{best['cols']}** "
+                          f"({best['lut_pct']}% of the LUTs, {best['dsps']} DSPs, Fmax {best['fmax_mhz']} MHz)"
+                          + (f"; did not fit: {', '.join(tried)}." if tried else "."))
+        if meta.get("fit_note"):
+            md += ["", meta["fit_note"]]
+        md.append("")
     if "board2" in by_role:
         rs = by_role["board2"]
         md += [f"## Second family: {BOARDS[rs[0]['board']].description}", ""]
@@ -196,6 +202,7 @@ def main(argv=None) -> int:
     parser.add_argument("--formats", default="e1m1g3,e2m1g3,e3m3g3", help="MLS formats of the formats table")
     parser.add_argument("--sweep", default="2x2,4x4,8x8", help="e2m1g3 sizes to place and route (comma list)")
     parser.add_argument("--fit", default="", help="extra e2m1g3 sizes probed for the largest fit (comma list)")
+    parser.add_argument("--fit-nodsp", default="", help="e2m1g3 sizes probed with multipliers in LUTs (-nodsp)")
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
     parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
@@ -206,6 +213,7 @@ def main(argv=None) -> int:
     try:
         sweep = [_parse_size(s) for s in args.sweep.split(",") if s]
         fit = [_parse_size(s) for s in args.fit.split(",") if s]
+        fit_nodsp = [_parse_size(s) for s in args.fit_nodsp.split(",") if s]
     except argparse.ArgumentTypeError as exc:
         parser.exit(2, f"error: {exc}\n")
 
@@ -220,6 +228,7 @@ def main(argv=None) -> int:
         missing.append(f"FP32-PE array: {exc}")
     configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "sweep") for rr, cc in sweep]
     configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit") for rr, cc in fit]
+    configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit", dsp=False) for rr, cc in fit_nodsp]
     if args.board2:
         try:
             board, fmt, size = args.board2.split(":")
