@@ -4,9 +4,10 @@ A GEMM ``C[M, N] = A[M, K] @ B[K, N]`` runs on an R x C array as ``ceil(M/R) * c
 folds. Each fold is one output tile: A rows stream in from the left and B columns from the top,
 skewed by one cycle per row/column; every PE accumulates its output over K, then the tile
 drains. The cycles of ONE tile come from the RTL's own timing function,
-``hw.array.timing`` (the function the array testbenches check against the measured RTL), so the
-model and the hardware agree tile by tile; this module only adds folds, edge tiles, optional
-overlap of one tile's drain with the next tile's compute, utilization and traffic.
+``hw.array.timing.tile_phases`` (the function the array testbenches check against the measured
+RTL), so the model and the hardware agree tile by tile; this module only adds folds, edge tiles
+(a partial tile takes a full tile's cycles: skew and drain depend on R and C only), the overlap
+of one tile's drain with the next tile's compute, utilization and traffic.
 
 Traffic is counted in elements here and turned into **bits** by the energy model with each
 design's widths: every fold streams its ``r x K`` slice of A and ``K x c`` slice of B from the
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from hw.array.timing import tile_phases
 
 from .workloads import Gemm
 
@@ -73,20 +76,25 @@ class GemmCycles:
 
 
 def tile_timing(k: int, rows: int, cols: int) -> tuple[int, int]:
-    """(compute, drain) cycles of one tile from the RTL timing function."""
-    from hw.array import timing  # the RTL owner's function; imported lazily
-
-    return timing.tile_phases(k, rows, cols)
+    """``(compute, drain)`` cycles of one tile: ``hw.array.timing.tile_phases``, the RTL's own
+    timing function (one tile costs compute + drain)."""
+    return tile_phases(k, rows, cols)
 
 
 def gemm_cycles(gemm: Gemm, array: ArrayConfig) -> GemmCycles:
-    """Cycles and element traffic of one GEMM on an output-stationary array."""
+    """Cycles and element traffic of one GEMM on an output-stationary array.
+
+    Cycles run from the first input beat to the last output row of the GEMM. With
+    ``overlap_drain`` the folds go back to back (the RTL's double-buffered results), so each
+    fold after the first adds ``max(compute, drain)``: ``hw.array.timing.tiles_cycles`` of
+    ``folds`` equal tiles in closed form. Without it every fold pays ``compute + drain``. Each
+    GEMM starts on an empty array: the next layer's GEMM needs this one's outputs."""
     R, C = array.rows, array.cols
     fm, fn = math.ceil(gemm.m / R), math.ceil(gemm.n / C)
     folds = fm * fn
     compute, drain = tile_timing(gemm.k, R, C)
     if array.overlap_drain:
-        cycles = folds * max(compute, drain) + min(compute, drain) if folds > 1 else compute + drain
+        cycles = (folds - 1) * max(compute, drain) + compute + drain
     else:
         cycles = folds * (compute + drain)
     return GemmCycles(cycles, folds, gemm.macs, R * C,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -161,7 +162,9 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
             layers.append(Layer(name, "linear", module.in_features, module.out_features,
                                 (rows, 1), (rows, 1), (1, 1), (1, 1), (0, 0), 1, reads_input))
 
-    image = torch.zeros((1,) + shape)
+    # the image lives where the model does: a model built on the "meta" device traces shapes only
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    image = torch.zeros((1,) + shape, device=first.device if first is not None else "cpu")
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training

@@ -1,0 +1,414 @@
+"""Design-space exploration: MLS formats x accumulator widths x array sizes (``python -m sim.dse``).
+
+For every point the cost side is the training-step energy of ResNet-20/CIFAR-10 and
+ResNet-18/ImageNet (``sim.energy`` on the traced workloads, ``sim.cycles`` on the array) and a PE
+area proxy; the quality side is measured on real tensors captured once from a digits training
+run (``sim/data/digits_tensors.npz``, see ``sim.capture``):
+
+- ``snr_<role>``: quantization SNR (dB) of the activation, weight and error tensor with
+  ``model.quantize.quantize`` (channel grouping; nearest for activation/weight, stochastic for
+  the error, seeded);
+- ``snr_gemm``: the worst of the three training GEMMs (forward, backward-data, backward-weight
+  of the captured 3x3 conv) of the output SNR against the FP32 GEMM of the unquantized tensors,
+  on 512 sampled outputs per pass, through an accumulator ``acc_deficit`` bits narrower than
+  exact for that GEMM's K. A narrow accumulator saturates and sticks exactly as
+  ``model.arith.accumulate`` does (k ascending); the sums are formed in float64, exact while
+  partial sums stay below 2**53 and within 2**-53 relative beyond, which an SNR cannot see.
+
+A network accumulator ``acc_deficit`` bits below the exact width for its largest K is judged by
+the captured GEMMs at the same deficit below *their* exact width: the headroom in bits, not the
+absolute width, decides saturation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.formats import MLSFormat
+from model.quantize import quantize
+
+from .cycles import ArrayConfig
+from .energy import Design, pe_area, workload_energy, workload_stats
+from .workloads import network_gemms
+
+__all__ = ["SweepSpec", "evaluate_point", "gemm_quality", "main", "pareto_front", "run_sweep"]
+
+NETWORKS = ("resnet20", "resnet18")
+SAMPLES = 512
+SNR_CAP = 300.0  # dB reported for an error-free result
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    exp_bits: tuple[int, ...] = (0, 1, 2, 3, 4)
+    man_bits: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    group_bits: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    acc_deficits: tuple[int, ...] = (0, 4, 8, 12, 16)
+    arrays: tuple[str, ...] = ("8x8", "16x16", "32x32", "64x64", "128x128")
+    networks: tuple[str, ...] = NETWORKS
+
+    def formats(self) -> list[MLSFormat]:
+        out = []
+        for e, m, g in itertools.product(self.exp_bits, self.man_bits, self.group_bits):
+            if e + m >= 1:
+                out.append(MLSFormat(e, m, g))
+        return out
+
+    @property
+    def points(self) -> int:
+        return len(self.formats()) * len(self.acc_deficits) * len(self.arrays)
+
+
+# -- quality proxy -------------------------------------------------------------------------------
+def _snr(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    noise = float(((ref - approx) ** 2).sum())
+    signal = float((ref ** 2).sum())
+    if noise == 0.0:
+        return SNR_CAP
+    return min(SNR_CAP, 10.0 * math.log10(signal / noise)) if signal > 0 else -SNR_CAP
+
+
+def _im2col(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, 8, 8] -> [B*H*W, C*9] for a 3x3, stride-1, pad-1 conv (exact for float64 ints)."""
+    b, c, h, w = x.shape
+    cols = F.unfold(x, 3, padding=1)  # [B, C*9, H*W]
+    return cols.transpose(1, 2).reshape(b * h * w, c * 9)
+
+
+def _gemm_operands(act, wgt, err):
+    """The three training GEMMs of the captured conv as (A [M,K], B [K,N]) float64 pairs."""
+    cout, cin = wgt.shape[:2]
+    b = act.shape[0]
+    fwd = (_im2col(act), wgt.reshape(cout, cin * 9).T)
+    w_t = wgt.flip(2, 3).transpose(0, 1).reshape(cin, cout * 9).T  # transposed conv kernel
+    bwd_data = (_im2col(err), w_t)
+    cols = F.unfold(act, 3, padding=1).permute(0, 2, 1).reshape(-1, cin * 9)
+    bwd_weight = (err.permute(1, 0, 2, 3).reshape(cout, -1), cols)
+    del b
+    return {"forward": fwd, "backward-data": bwd_data, "backward-weight": bwd_weight}
+
+
+def _sample_index(m: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.randperm(m * n, generator=g)[:SAMPLES]
+    return flat // n, flat % n
+
+
+def gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits=(0,), seed: int = 0) -> dict:
+    """Quantization SNRs per role and the worst-pass GEMM output SNR per accumulator deficit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: extra threads only add contention
+    try:
+        return _gemm_quality(fmt, tensors, deficits, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, seed: int) -> dict:
+    q = {
+        "activation": quantize(tensors["activation"], fmt, rounding="nearest"),
+        "weight": quantize(tensors["weight"], fmt, rounding="nearest"),
+        "error": quantize(tensors["error"], fmt, rounding="stochastic",
+                          generator=torch.Generator().manual_seed(seed)),
+    }
+    out = {f"snr_{r}": _snr(tensors[r].double(), q[r].dequantize().double()) for r in q}
+    ref = _gemm_operands(*(tensors[r].double() for r in ("activation", "weight", "error")))
+    ints = _gemm_operands(*(q[r].to_int().double() for r in ("activation", "weight", "error")))
+    scales = {"forward": ("activation", "weight"), "backward-data": ("error", "weight"),
+              "backward-weight": ("error", "activation")}
+    unit = 2.0 ** -(2 * fmt.lsb_exponent)
+    worst = {d: SNR_CAP for d in deficits}
+    for i, (pass_, (a_ref, b_ref)) in enumerate(ref.items()):
+        a_int, b_int = ints[pass_]
+        rows, cols = _sample_index(a_ref.shape[0], b_ref.shape[1], seed + i)
+        c_ref = (a_ref[rows] * b_ref[:, cols].T).sum(1)
+        products = a_int[rows] * b_int[:, cols].T  # [S, K], k ascending
+        prefix = products.cumsum(1)
+        exact = prefix[:, -1]
+        scale = float(q[scales[pass_][0]].scale) * float(q[scales[pass_][1]].scale) * unit
+        k = a_int.shape[1]
+        for d in deficits:
+            acc_bits = fmt.acc_bits_exact(k) - d
+            hi = 2.0 ** (acc_bits - 1) - 1
+            lo = -(2.0 ** (acc_bits - 1))
+            value = exact.clone()
+            over = ((prefix > hi) | (prefix < lo)).any(1)
+            if bool(over.any()):  # saturating, sticky: replay the flagged outputs add by add
+                acc = torch.zeros(int(over.sum()), dtype=torch.float64)
+                for col in products[over].T:
+                    acc = (acc + col).clamp(lo, hi)
+                value[over] = acc
+            worst[d] = min(worst[d], _snr(c_ref, value * scale))
+    for d in deficits:
+        out[f"snr_gemm@{d}"] = worst[d]
+    return out
+
+
+# -- cost side and the sweep -------------------------------------------------------------------------
+_STATE: dict = {}
+
+
+def _init_worker(stats, tensors, spec) -> None:
+    torch.set_num_threads(1)
+    _STATE.update(stats=stats, tensors=tensors, spec=spec)
+
+
+def evaluate_point(fmt: MLSFormat, deficit: int, array: str, stats: dict, quality: dict) -> dict:
+    """One CSV row: cost of one (format, accumulator deficit, array) on every network."""
+    row = {"format": str(fmt), "E": fmt.exp_bits, "M": fmt.man_bits, "G": fmt.group_bits,
+           "elem_bits": fmt.elem_bits, "acc_deficit": deficit, "array": array}
+    nets = [key[0] for key in stats if len(key) == 2 and key[1] == array]
+    for net in nets:
+        st = stats[(net, array)]
+        acc = fmt.acc_bits_exact(st.k_max) - deficit
+        design = Design(f"mls-{fmt}-acc{acc}", "mls", fmt, None, max(acc, 2))
+        e = workload_energy(st, design)
+        ref = stats[(net, array, "fp32")]
+        row[f"{net}_acc_bits"] = acc
+        row[f"{net}_compute_pJ_per_mac"] = e["compute"] / st.macs
+        row[f"{net}_total_pJ_per_mac"] = e["total"] / st.macs
+        row[f"{net}_gain_fp32_compute"] = ref["compute"] / e["compute"]
+        row[f"{net}_gain_fp32_total"] = ref["total"] / e["total"]
+        row[f"{net}_cycles"] = st.cycles
+        row[f"{net}_utilization"] = st.utilization
+    design20 = Design("x", "mls", fmt, None, max(row[f"{nets[0]}_acc_bits"], 2))
+    row["pe_area_fa"] = pe_area(design20)
+    rows, cols = ArrayConfig.parse(array).rows, ArrayConfig.parse(array).cols
+    row["array_area_fa"] = row["pe_area_fa"] * rows * cols
+    for key in ("snr_activation", "snr_weight", "snr_error"):
+        row[key] = quality[key]
+    row["snr_gemm"] = quality[f"snr_gemm@{deficit}"]
+    return row
+
+
+def _format_task(fmt: MLSFormat) -> list[dict]:
+    spec, stats = _STATE["spec"], _STATE["stats"]
+    quality = gemm_quality(fmt, _STATE["tensors"], spec.acc_deficits)
+    return [evaluate_point(fmt, d, a, stats, quality) for d in spec.acc_deficits for a in spec.arrays]
+
+
+def network_stats(arrays, networks=NETWORKS) -> dict:
+    """Design-independent workload sums per (network, array), plus the FP32 reference energy."""
+    stats = {}
+    for net in networks:
+        gemms = network_gemms(net)
+        for array in arrays:
+            st = workload_stats(gemms, ArrayConfig.parse(array))
+            stats[(net, array)] = st
+            stats[(net, array, "fp32")] = workload_energy(st, "fp32")
+    return stats
+
+
+def run_sweep(spec: SweepSpec, jobs: int = 0, progress: bool = True) -> tuple[list[dict], dict]:
+    """Evaluate every point; returns (rows sorted by format/deficit/array, timings)."""
+    from tqdm import tqdm
+
+    from .capture import load_tensors
+
+    timings = {}
+    t0 = time.perf_counter()
+    stats = network_stats(spec.arrays, spec.networks)
+    timings["workload_setup_s"] = time.perf_counter() - t0
+    tensors = load_tensors()
+    formats = spec.formats()
+    jobs = jobs or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    if jobs == 1:
+        _init_worker(stats, tensors, spec)
+        for fmt in tqdm(formats, desc="formats", disable=not progress):
+            rows.extend(_format_task(fmt))
+    else:
+        ctx = mp.get_context("fork")
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(stats, tensors, spec)) as pool:
+            for chunk in tqdm(pool.imap_unordered(_format_task, formats), total=len(formats),
+                              desc=f"formats ({jobs} procs)", disable=not progress):
+                rows.extend(chunk)
+    timings["sweep_s"] = time.perf_counter() - t0
+    timings["points"] = len(rows)
+    timings["jobs"] = jobs
+    order = {a: i for i, a in enumerate(spec.arrays)}
+    rows.sort(key=lambda r: (r["E"], r["M"], r["G"], r["acc_deficit"], order[r["array"]]))
+    return rows, timings
+
+
+def time_single_evaluation(repeats: int = 20, networks=NETWORKS) -> float:
+    """Median seconds of one whole-network cost evaluation (every network, one design)."""
+    stats_cache = {}
+    samples = []
+    gemms = {net: network_gemms(net) for net in networks}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for net in networks:
+            st = workload_stats(gemms[net], ArrayConfig(16, 16))
+            stats_cache[net] = workload_energy(st, "mls-e2m1g3")
+        samples.append(time.perf_counter() - t0)
+    return float(np.median(samples))
+
+
+def pareto_front(rows: list[dict], cost: str, benefit: str) -> list[dict]:
+    """Rows not dominated in (lower cost, higher benefit), sorted by cost."""
+    front, best = [], -math.inf
+    for row in sorted(rows, key=lambda r: (r[cost], -r[benefit])):
+        if row[benefit] > best:
+            front.append(row)
+            best = row[benefit]
+    return front
+
+
+def _plot(rows, front, x, y, xlabel, ylabel, title, path, logx=False, vlines=()) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    sc = ax.scatter([r[x] for r in rows], [r[y] for r in rows], c=[r["elem_bits"] for r in rows],
+                    s=6, cmap="viridis", alpha=0.6)
+    ax.plot([r[x] for r in front], [r[y] for r in front], "r.-", lw=1, label="Pareto front")
+    for r in front[:: max(1, len(front) // 8)]:
+        ax.annotate(r["format"] + ("" if r["acc_deficit"] == 0 else f"-{r['acc_deficit']}b"),
+                    (r[x], r[y]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    for i, (label, value) in enumerate(vlines):
+        ax.axvline(value, color="0.4", ls="--", lw=0.8)
+        ax.annotate(label, (value, 1 - 0.05 * (i + 1)), xycoords=("data", "axes fraction"), fontsize=6,
+                    rotation=0, xytext=(2, 0), textcoords="offset points", color="0.3")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(sc, label="element bits (1+E+M)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _csv_value(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+BASELINE_MARKS = ("fp8e4m3-fp16acc", "fp8e4m3-fp32acc", "int8-int32acc", "bf16-fp32acc")
+
+
+def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_plots: str,
+                  baselines: dict | None = None, network: str = "resnet20") -> None:
+    """CSV of every point, two Pareto plots and ``dse.md``; ``baselines`` maps design name to
+    ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, drawn as reference lines."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "dse.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    sel = [r for r in rows if r["array"] == array_for_plots]
+    front_snr = pareto_front(sel, f"{network}_total_pJ_per_mac", "snr_gemm")
+    _plot(sel, front_snr, f"{network}_total_pJ_per_mac", "snr_gemm",
+          f"{network} training energy, compute + SRAM (pJ/MAC)", "worst-pass GEMM output SNR (dB)",
+          f"MLS design space on a {array_for_plots} array: energy vs quality (dashed: baselines)",
+          out_dir / "dse_pareto_snr.png", vlines=sorted((baselines or {}).items(), key=lambda kv: kv[1]))
+    exact = [r for r in sel if r["acc_deficit"] == 0]
+    front_area = pareto_front([dict(r, neg_area=-r["pe_area_fa"]) for r in exact], f"{network}_total_pJ_per_mac",
+                              "neg_area")
+    _plot(exact, front_area, "pe_area_fa", f"{network}_total_pJ_per_mac", "PE area proxy (full-adder equivalents)",
+          f"{network} energy (pJ/MAC)", "Energy vs PE area (exact accumulators)", out_dir / "dse_pareto_area.png")
+    lines = ["# Design-space sweep", "",
+             f"Points: {timings['points']} ({len({r['format'] for r in rows})} formats x "
+             f"{len({r['acc_deficit'] for r in rows})} accumulator widths x {len({r['array'] for r in rows})} arrays). "
+             f"Sweep wall time: {timings['sweep_s']:.1f} s on {timings['jobs']} processes "
+             f"(+{timings['workload_setup_s']:.2f} s tracing and per-array workload sums). "
+             f"One whole-network cost evaluation ({' + '.join(sorted({k.split('_')[0] for k in rows[0] if k.endswith('_cycles')}))}: GEMM folds, cycles, traffic, energy): "
+             f"{single_eval_s * 1e3:.2f} ms.", "",
+             f"Baselines on the same array ({network}, compute + SRAM, pJ/MAC): " +
+             ", ".join(f"`{k}` {v:.3f}" for k, v in (baselines or {}).items()) + ". "
+             "An MLS format with G = 0 has only the per-tensor scale, so `e4m3g0`/`e5m2g0` are the "
+             "quality of per-tensor-scaled FP8 (without Inf/NaN codes).", "",
+             f"Pareto front (energy vs worst-pass GEMM SNR, {array_for_plots} array; points above 0 dB):", "",
+             f"| format | acc deficit (bits) | {network} acc bits | pJ/MAC (compute+SRAM) | gain vs FP32 | GEMM SNR (dB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in [r for r in front_snr if r["snr_gemm"] > 0]:
+        lines.append(f"| {r['format']} | {r['acc_deficit']} | {r[f'{network}_acc_bits']} | "
+                     f"{r[f'{network}_total_pJ_per_mac']:.3f} | {r[f'{network}_gain_fp32_total']:.2f} | {r['snr_gemm']:.1f} |")
+    lines += ["", "Plots: `dse_pareto_snr.png`, `dse_pareto_area.png`; every point: `dse.csv`.", ""]
+    (out_dir / "dse.md").write_text("\n".join(lines))
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return values
+
+
+def _array_list(text: str) -> tuple[str, ...]:
+    arrays = tuple(a.strip() for a in text.split(","))
+    for a in arrays:
+        try:
+            ArrayConfig.parse(a)
+        except (ValueError, TypeError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return arrays
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.dse", description=__doc__.splitlines()[0])
+    default = SweepSpec()
+    parser.add_argument("--exp-bits", type=_int_list, default=default.exp_bits, help="E values, e.g. 1,2,3")
+    parser.add_argument("--man-bits", type=_int_list, default=default.man_bits, help="M values")
+    parser.add_argument("--group-bits", type=_int_list, default=default.group_bits, help="G values")
+    parser.add_argument("--acc-deficits", type=_int_list, default=default.acc_deficits,
+                        help="accumulator bits below exact (0 = exact)")
+    parser.add_argument("--arrays", type=_array_list, default=default.arrays, help="array sizes RxC")
+    parser.add_argument("--networks", default=",".join(default.networks),
+                        help="comma-separated networks; the first one is plotted (default resnet20,resnet18)")
+    parser.add_argument("--plot-array", default="16x16", help="array size of the Pareto plots")
+    parser.add_argument("--jobs", type=int, default=0, help="worker processes (0 = all cores)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        networks = tuple(n.strip() for n in args.networks.split(",") if n.strip())
+        unknown = [n for n in networks if n not in NETWORKS]
+        if unknown or not networks:
+            raise ValueError(f"--networks {args.networks!r}: choose from {', '.join(NETWORKS)}")
+        spec = SweepSpec(args.exp_bits, args.man_bits, args.group_bits, args.acc_deficits, args.arrays, networks)
+        formats = spec.formats()
+        if not formats:
+            raise ValueError("the sweep has no format (every E+M is 0)")
+        if any(d < 0 for d in spec.acc_deficits):
+            raise ValueError(f"accumulator deficits must be >= 0, got {spec.acc_deficits}")
+        if args.plot_array not in spec.arrays:
+            raise ValueError(f"--plot-array {args.plot_array!r} is not one of the swept arrays {spec.arrays}")
+        if args.jobs < 0:
+            raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
+    except (ValueError, TypeError) as error:
+        parser.exit(2, f"error: {error}\n")
+    rows, timings = run_sweep(spec, args.jobs, not args.no_progress)
+    single = time_single_evaluation(networks=spec.networks)
+    st = workload_stats(network_gemms(spec.networks[0]), ArrayConfig.parse(args.plot_array))
+    baselines = {name: workload_energy(st, name)["total"] / st.macs for name in BASELINE_MARKS}
+    write_outputs(rows, timings, args.out, single, args.plot_array, baselines, spec.networks[0])
+    print(f"{timings['points']} points in {timings['sweep_s']:.1f} s on {timings['jobs']} processes; "
+          f"one whole-network evaluation {single * 1e3:.2f} ms; wrote {args.out}/dse.csv, dse.md, "
+          f"dse_pareto_snr.png, dse_pareto_area.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

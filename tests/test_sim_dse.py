@@ -1,0 +1,82 @@
+"""DSE quality proxy and CLI (sim/dse.py), captured tensors (sim/capture.py)."""
+
+import csv
+
+import pytest
+import torch
+
+from model.formats import MLSFormat
+from model.quantize import quantize
+from sim.capture import DATA_FILE, ROLES, load_tensors
+from sim.dse import gemm_quality, main, pareto_front
+
+
+@pytest.fixture(scope="module")
+def tensors():
+    return load_tensors()
+
+
+def test_captured_file_is_small_and_real(tensors):
+    assert DATA_FILE.stat().st_size < 1_000_000
+    assert set(tensors) == set(ROLES)
+    for role in ROLES:
+        x = tensors[role]
+        assert x.dtype == torch.float32 and torch.isfinite(x).all() and x.abs().max() > 0
+    assert (tensors["activation"] >= 0).all()  # the conv reads a ReLU output
+
+
+def test_quality_matches_direct_quantization(tensors):
+    fmt = MLSFormat(2, 3, 2)
+    q = gemm_quality(fmt, tensors)
+    x = tensors["weight"].double()
+    err = x - quantize(tensors["weight"], fmt).dequantize().double()
+    expected = 10 * torch.log10((x ** 2).sum() / (err ** 2).sum())
+    assert q["snr_weight"] == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_quality_trends(tensors):
+    snr = {m: gemm_quality(MLSFormat(2, m, 3), tensors, (0, 6, 24)) for m in (1, 3, 5)}
+    for key in ("snr_activation", "snr_weight", "snr_error", "snr_gemm@0"):
+        assert snr[1][key] < snr[3][key] < snr[5][key]  # each mantissa bit buys ~6 dB
+    for m in (1, 3, 5):
+        # an exact accumulator never saturates; starving it of 24 bits must hurt
+        assert snr[m]["snr_gemm@24"] < snr[m]["snr_gemm@0"] - 3
+        assert snr[m]["snr_gemm@0"] >= snr[m]["snr_gemm@6"] - 1e-9
+
+
+def test_pareto_front():
+    rows = [dict(c=1, b=1), dict(c=2, b=0), dict(c=2, b=3), dict(c=3, b=2), dict(c=4, b=5)]
+    assert [(r["c"], r["b"]) for r in pareto_front(rows, "c", "b")] == [(1, 1), (2, 3), (4, 5)]
+
+
+def test_small_sweep(tmp_path):
+    args = ["--exp-bits", "2", "--man-bits", "1,2", "--group-bits", "0,3", "--acc-deficits", "0,30",
+            "--arrays", "8x8,16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    with open(tmp_path / "dse.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 2 * 2 * 2
+    for name in ("dse.md", "dse_pareto_snr.png", "dse_pareto_area.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    by = {(r["format"], r["acc_deficit"], r["array"]): r for r in rows}
+    exact, starved = by[("e2m1g3", "0", "16x16")], by[("e2m1g3", "30", "16x16")]
+    assert float(starved["snr_gemm"]) < float(exact["snr_gemm"])
+    assert float(starved["resnet20_total_pJ_per_mac"]) < float(exact["resnet20_total_pJ_per_mac"])
+    assert int(exact["resnet20_acc_bits"]) == MLSFormat(2, 1, 3).acc_bits_exact(131072)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--man-bits", "x"], "comma-separated integers"),
+    (["--arrays", "16by16"], "must look like RxC"),
+    (["--exp-bits", "9"], "exp_bits must be in"),
+    (["--exp-bits", "0", "--man-bits", "0"], "has no format"),
+    (["--acc-deficits", "-1"], "deficits must be >= 0"),
+    (["--plot-array", "4x4"], "is not one of the swept arrays"),
+    (["--networks", "vgg16"], "choose from resnet20, resnet18"),
+])
+def test_cli_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args + ["--out", "/nonexistent/never-written"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
