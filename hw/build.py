@@ -1,0 +1,246 @@
+"""Emit Verilog plus a JSON manifest of an MLS hardware block.
+
+``python -m hw.build`` (default: the e2m1g3 8x8 output-stationary array with an exact
+accumulator for K = 2**20) writes ``<out>/<name>.v`` and ``<out>/<name>.json``. ``--target``
+picks the block (``array``, ``pe``, ``quant_unit``); ``--list`` prints the presets;
+``python -m hw.build --target T --help`` shows the options of T.
+
+Adding a target: write ``add_arguments(parser)`` and ``build(args, out_dir) -> (verilog_path,
+manifest_path)`` and put a ``Target`` in ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["TARGETS", "Target", "ports_of", "array_manifest", "pe_manifest", "build_array", "build_pe", "main"]
+
+DEFAULT_MAX_K = 1 << 20
+
+
+@dataclass(frozen=True)
+class Target:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    build: Callable[[argparse.Namespace, pathlib.Path], tuple]
+
+
+def ports_of(component) -> list[dict]:
+    """Flattened Verilog ports (``__`` joins a stream member's path) with direction and width."""
+    from amaranth import Shape
+
+    ports = [{"name": "__".join(str(p) for p in path), "dir": "in" if member.flow.value == "In" else "out",
+              "width": Shape.cast(member.shape).width}
+             for path, member, _value in component.signature.flatten(component)]
+    return ports + [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
+
+
+def _layout_fields(layout, base: int = 0) -> dict:
+    """``{field path: [offset, width]}`` of a ``lib.data`` layout, flattened."""
+    from amaranth.lib import data
+
+    out = {}
+    if isinstance(layout, data.ArrayLayout):
+        from amaranth import Shape
+        step = Shape.cast(layout.elem_shape).width
+        fields = [(str(i), i * step, layout.elem_shape) for i in range(layout.length)]
+    elif isinstance(layout, data.Layout):
+        fields = [(name, f.offset, f.shape) for name, f in layout]
+    else:
+        return {}
+    for name, offset, shape in fields:
+        sub = shape if isinstance(shape, data.Layout) else None
+        if sub is not None:
+            for path, (o, w) in _layout_fields(sub, base + offset).items():
+                out[f"{name}.{path}"] = [o, w]
+        else:
+            from amaranth import Shape
+            out[name] = [base + offset, Shape.cast(shape).width]
+    return out
+
+
+def _format_info(fmt) -> dict:
+    return {"name": str(fmt), "exp_bits": fmt.exp_bits, "man_bits": fmt.man_bits, "group_bits": fmt.group_bits,
+            "bias": fmt.bias, "elem_bits": fmt.elem_bits, "sig_bits": fmt.sig_bits, "max_shift": fmt.max_shift,
+            "lsb_exponent": fmt.lsb_exponent, "elem_max": fmt.elem_max}
+
+
+def _write(component, manifest: dict, out_dir: pathlib.Path, name: str):
+    from amaranth.back import verilog
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path, j_path = out_dir / f"{name}.v", out_dir / f"{name}.json"
+    v_path.write_text(verilog.convert(component, name=name, emit_src=False))
+    j_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return v_path, j_path
+
+
+# -- common options -------------------------------------------------------------------------
+def _fmt_args(args):
+    """(fmt, grouping, rows, cols) from --preset, overridden by --format/--rows/--cols."""
+    from model.formats import MLSFormat
+
+    from .presets import DEFAULT_PRESET, get_preset
+
+    preset = get_preset(args.preset or DEFAULT_PRESET)
+    fmt = MLSFormat.parse(args.format or preset.fmt)
+    rows = preset.rows if getattr(args, "rows", None) is None else args.rows
+    cols = preset.cols if getattr(args, "cols", None) is None else args.cols
+    return preset, fmt, rows, cols
+
+
+def _acc_bits(args, fmt) -> int:
+    if args.max_k < 1:
+        raise ValueError(f"--max-k must be at least 1, got {args.max_k}")
+    return fmt.acc_bits_exact(args.max_k) if args.acc_bits is None else args.acc_bits
+
+
+def _mls_arguments(parser, with_size: bool):
+    parser.add_argument("--preset", help="named configuration (see --list; default e2m1g3)")
+    parser.add_argument("--format", help="element format e<E>m<M>g<G> (default: the preset's)")
+    if with_size:
+        parser.add_argument("--rows", type=int, help="array rows R (default: the preset's, 8)")
+        parser.add_argument("--cols", type=int, help="array columns C (default: the preset's, 8)")
+    parser.add_argument("--max-k", type=int, default=DEFAULT_MAX_K,
+                        help="largest reduction length the accumulator must hold exactly (default 2**20)")
+    parser.add_argument("--acc-bits", type=int,
+                        help="accumulator width (default: MLSFormat.acc_bits_exact(max_k); narrower saturates)")
+
+
+# -- array -----------------------------------------------------------------------------------
+def array_manifest(arr, name: str, grouping: str) -> dict:
+    t = arr.timing
+    return {
+        "target": "array", "toplevel": name, "format": _format_info(arr.fmt), "grouping": grouping,
+        "dataflow": "output-stationary", "rows": arr.rows, "cols": arr.cols,
+        "max_k": arr.max_k, "acc_bits": arr.acc_bits, "acc_bits_exact_for_max_k": arr.fmt.acc_bits_exact(arr.max_k),
+        "acc_exact": arr.exact, "pe_latency": arr.pe_latency,
+        "latency_last_input_to_first_output": arr.latency, "macs_per_cycle": t.macs_per_cycle,
+        "cycles": {
+            "source": "hw/array/timing.py (ArrayTiming)",
+            "parameters": {"rows": t.rows, "cols": t.cols, "pe_latency": t.pe_latency, "drain_cycles": t.drain_cycles},
+            "tile_cycles": "K + drain_cycles, drain_cycles = rows + cols + pe_latency - 1",
+            "back_to_back": "last input beats max(K_next, drain_cycles) apart; total = K_0 - 1 + sum max(K_n, drain) + drain + 1",
+            "counted": "first input transfer .. last output transfer, inclusive; inputs always valid, output always ready",
+        },
+        "payloads": {"a": _layout_fields(arr.a_layout), "w": _layout_fields(arr.w_layout), "c": _layout_fields(arr.c_layout)},
+        "ports": ports_of(arr),
+    }
+
+
+def build_array(fmt, rows: int, cols: int, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None,
+                name: str = "mls_array", grouping: str = "channel"):
+    """Write ``<name>.v`` and ``<name>.json``; return both paths."""
+    from .array.array import SystolicArray
+
+    arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k)
+    manifest = array_manifest(arr, name, grouping)
+    return _write(arr, manifest, pathlib.Path(out_dir), name)
+
+
+def _array_args(parser):
+    _mls_arguments(parser, with_size=True)
+    parser.add_argument("--name", default="mls_array", help="Verilog top module and file name (default mls_array)")
+
+
+def _array_build(args, out_dir):
+    preset, fmt, rows, cols = _fmt_args(args)
+    return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt),
+                       name=args.name, grouping=preset.grouping)
+
+
+# -- pe --------------------------------------------------------------------------------------
+def pe_manifest(pe, name: str, max_k: int) -> dict:
+    return {
+        "target": "pe", "toplevel": name, "format": _format_info(pe.fmt), "max_k": max_k,
+        "acc_bits": pe.acc_bits, "acc_bits_exact_for_max_k": pe.fmt.acc_bits_exact(max_k),
+        "product_bits": pe.product_bits, "latency": pe.latency,
+        "ports": ports_of(pe),
+    }
+
+
+def build_pe(fmt, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None, name: str = "mls_pe"):
+    from model.formats import MLSFormat
+
+    from .pe import MLSPE
+
+    fmt = MLSFormat.parse(fmt)
+    pe = MLSPE(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+    return _write(pe, pe_manifest(pe, name, max_k), pathlib.Path(out_dir), name)
+
+
+def _pe_args(parser):
+    _mls_arguments(parser, with_size=False)
+    parser.add_argument("--name", default="mls_pe", help="Verilog top module and file name (default mls_pe)")
+
+
+def _pe_build(args, out_dir):
+    _, fmt, _, _ = _fmt_args(args)
+    return build_pe(fmt, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt), name=args.name)
+
+
+# -- quant_unit (hw/quant_unit/build.py) ------------------------------------------------------
+def _quant_args(parser):
+    importlib.import_module("hw.quant_unit.build").add_arguments(parser)
+    parser.add_argument("--name", default="quant_unit", help="Verilog top module and file name (default quant_unit)")
+
+
+def _quant_build(args, out_dir):
+    qb = importlib.import_module("hw.quant_unit.build")
+    return qb.build_quant_unit(qb.config_from_args(args), out_dir, name=args.name)
+
+
+TARGETS: dict[str, Target] = {
+    "array": Target("R x C output-stationary systolic array of MLS PEs (default)", _array_args, _array_build),
+    "pe": Target("one MLS processing element", _pe_args, _pe_build),
+    "quant_unit": Target("dynamic quantization unit (hw/quant_unit)", _quant_args, _quant_build),
+}
+
+
+def _list() -> str:
+    from .presets import DEFAULT_PRESET, PRESETS
+
+    lines = ["presets (--preset NAME):"]
+    for p in PRESETS.values():
+        mark = " (default)" if p.name == DEFAULT_PRESET else ""
+        lines.append(f"  {p.name:<14} {p.fmt} {p.rows}x{p.cols} grouping={p.grouping}{mark}: {p.description}")
+    lines.append("targets (--target NAME): " + ", ".join(f"{k} ({v.help})" for k, v in TARGETS.items()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--target", default="array")
+    known, _ = pre.parse_known_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m hw.build", description=__doc__.split("\n\n")[0],
+        epilog="targets: " + "; ".join(f"{k}: {v.help}" for k, v in TARGETS.items())
+               + ". 'python -m hw.build --target T --help' shows the options of T.")
+    parser.add_argument("--target", default="array", choices=sorted(TARGETS), help="what to emit (default array)")
+    parser.add_argument("--list", action="store_true", help="list the named presets and targets, then exit")
+    parser.add_argument("--out", default="build", help="output directory (default build/)")
+    target = TARGETS.get(known.target)
+    if target is not None:
+        target.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.list:
+        print(_list())
+        return 0
+    try:
+        v_path, j_path = target.build(args, pathlib.Path(args.out))
+    except (TypeError, ValueError) as error:
+        print(f"python -m hw.build: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {v_path} and {j_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
