@@ -21,7 +21,7 @@ from .top import DEFAULT_BAUD, BoardTop
 __all__ = ["build_for_board", "add_board_arguments", "board_main"]
 
 NEXTPNR_OPTS = "--report report.json --timing-allow-fail --seed 1"
-STEPS = ("files", "synth", "pnr", "bitstream")
+STEPS = ("files", "synth", "pack", "pnr", "bitstream")
 
 
 def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "top",
@@ -81,7 +81,8 @@ def add_board_arguments(parser: argparse.ArgumentParser) -> None:
                        help="wrap the design with the UART host bridge and build a bitstream for this board "
                             "with YoWASP Yosys + nextpnr (pip extra: fpga)")
     group.add_argument("--steps", choices=STEPS, default="bitstream",
-                       help="how far the board flow goes: files (elaborate only), synth, pnr, bitstream (default)")
+                       help="how far the board flow goes: files (elaborate only), synth, pack (utilization, no Fmax), "
+                            "pnr, bitstream (default)")
     group.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     group.add_argument("--no-dsp", dest="dsp", action="store_false",
                        help="keep multipliers out of DSP blocks (Yosys maps even 2x2-bit products to them)")
@@ -94,8 +95,10 @@ def summary(result: FlowResult, manifest_path) -> str:
     if result.fits is False:
         parts.append("does NOT fit the device")
     if result.luts is not None:
+        fmax = "no Fmax (not placed)" if result.fmax_mhz is None else \
+            f"Fmax {result.fmax_mhz:.1f} MHz (clock {result.constraint_mhz:g} MHz)"
         parts.append(f"LUTs {result.luts}/{result.luts_avail}, FFs {result.ffs}, DSPs {result.dsps}, "
-                     f"BRAM {result.brams}, Fmax {result.fmax_mhz:.1f} MHz (clock {result.constraint_mhz:g} MHz)")
+                     f"BRAM {result.brams}, {fmax}")
     if result.bitstream:
         parts.append(f"bitstream {result.bitstream}")
     return "; ".join(parts)

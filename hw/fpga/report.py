@@ -25,7 +25,7 @@ from .toolchain import FlowError
 __all__ = ["Config", "run_config", "write_report", "main"]
 
 COLUMNS = ("board", "design", "format", "rows", "cols", "pes", "acc_bits", "dsp_map", "luts", "luts_avail", "lut_pct", "ffs", "dsps",
-           "dsps_avail", "brams", "lutram", "fmax_mhz", "clock_mhz", "fits", "pnr_s", "note")
+           "dsps_avail", "brams", "lutram", "fmax_mhz", "clock_mhz", "fits", "routed", "pnr_s", "note")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,24 +37,27 @@ class Config:
     cols: int
     role: str            # "formats" | "sweep" | "fit" | "board2"
     dsp: bool = True     # False: synth with -nodsp (multipliers in LUTs)
+    steps: str = "pnr"   # "pack": utilization only (nextpnr --pack-only), for the fit search
 
     @property
     def key(self) -> str:
         fmt = self.fmt if self.design == "mls" else self.design
-        return f"{self.board}-{fmt}-{self.rows}x{self.cols}" + ("" if self.dsp else "-nodsp")
+        return (f"{self.board}-{fmt}-{self.rows}x{self.cols}" + ("" if self.dsp else "-nodsp")
+                + ("" if self.steps == "pnr" else f"-{self.steps}"))
 
     @property
     def label(self) -> str:
         return self.fmt if self.design == "mls" else {"fp32": "FP32 PE", "demo": "demo"}[self.design]
 
 
-def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False, steps: str = "pnr") -> dict:
+def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False) -> dict:
     """Build (or reuse) one configuration; return its CSV row."""
     out = work / cfg.key
     manifest_path = out / "board.json"
     if force or not manifest_path.exists():
         factory, design = make_design(cfg.design, fmt=cfg.fmt, rows=cfg.rows, cols=cfg.cols)
-        build_for_board(factory(), cfg.board, out, steps=steps, design=design, dsp=cfg.dsp)
+        build_for_board(factory(), cfg.board, out, design=design, dsp=cfg.dsp,
+                        steps=cfg.steps)
     manifest = json.loads(manifest_path.read_text())
     r = manifest["result"]
     row = {"board": cfg.board, "design": cfg.design, "format": cfg.label, "rows": cfg.rows, "cols": cfg.cols,
@@ -64,9 +67,11 @@ def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False, steps: s
            "ffs": r["ffs"], "dsps": r["dsps"], "dsps_avail": r["dsps_avail"], "brams": r["brams"],
            "lutram": r["lutram"], "fmax_mhz": round(r["fmax_mhz"], 1) if r["fmax_mhz"] else None,
            "clock_mhz": manifest["clock_hz"] / 1e6, "fits": r["fits"],
-           "pnr_s": r["seconds"].get("pnr"), "note": ""}
+           "pnr_s": r["seconds"].get("pnr"), "routed": cfg.steps == "pnr" and bool(r["fits"]), "note": ""}
     if r["fits"] is False:
-        row["note"] = "does not fit (nextpnr: see .tim log)"
+        row["note"] = "does not fit"
+    elif cfg.steps == "pack":
+        row["note"] = "packed only (nextpnr --pack-only): utilization, no Fmax"
     return row
 
 
@@ -135,16 +140,20 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
     if "sweep" in by_role or "fit" in by_role:
         rs = sorted(by_role.get("sweep", []) + by_role.get("fit", []), key=lambda r: r["pes"])
         md += ["## e2m1g3 array size on the ULX3S (ECP5-85F)", ""]
-        md += _table(header + ("fits",), [line(r) + (r["fits"],) for r in rs])
+        md += _table(header + ("fits", "routed"), [line(r) + (r["fits"], r["routed"]) for r in rs])
         md.append("")
         for dsp_map, how in (("yes", "multipliers in DSP blocks (Yosys default)"), ("no", "multipliers in LUTs (`-nodsp`)")):
             fitting = [r for r in rs if r["fits"] and r["dsp_map"] == dsp_map]
             if fitting:
                 best = max(fitting, key=lambda r: r["pes"])
                 tried = sorted({f"{r['rows']}×{r['cols']}" for r in rs if r["fits"] is False and r["dsp_map"] == dsp_map})
-                md.append(f"- **Largest e2m1g3 array placed and routed, {how}: {best['rows']}×{best['cols']}** "
-                          f"({best['lut_pct']}% of the LUTs, {best['dsps']} DSPs, Fmax {best['fmax_mhz']} MHz)"
-                          + (f"; did not fit: {', '.join(tried)}." if tried else "."))
+                routed = [r for r in fitting if r["routed"]]
+                md.append(f"- **Largest e2m1g3 array that fits, {how}: {best['rows']}×{best['cols']}** "
+                          f"({best['lut_pct']}% of the LUTs, {best['dsps']} DSPs"
+                          + (f", Fmax {best['fmax_mhz']} MHz" if best["routed"] else ", packed, not routed") + ")"
+                          + (f"; does not fit: {', '.join(tried)}" if tried else "")
+                          + (f"; largest placed and routed: {max(routed, key=lambda r: r['pes'])['rows']}×"
+                             f"{max(routed, key=lambda r: r['pes'])['cols']}" if routed and not best["routed"] else "") + ".")
         if meta.get("fit_note"):
             md += ["", meta["fit_note"]]
         md.append("")
@@ -201,8 +210,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=_parse_size, default=(4, 4), help="R×C of the formats table (default 4x4)")
     parser.add_argument("--formats", default="e1m1g3,e2m1g3,e3m3g3", help="MLS formats of the formats table")
     parser.add_argument("--sweep", default="2x2,4x4,8x8", help="e2m1g3 sizes to place and route (comma list)")
-    parser.add_argument("--fit", default="", help="extra e2m1g3 sizes probed for the largest fit (comma list)")
-    parser.add_argument("--fit-nodsp", default="", help="e2m1g3 sizes probed with multipliers in LUTs (-nodsp)")
+    parser.add_argument("--fit", default="", help="e2m1g3 sizes probed for the largest fit, synthesized and packed "
+                        "(nextpnr --pack-only: exact utilization, no routing, no Fmax) (comma list)")
+    parser.add_argument("--fit-nodsp", default="", help="the same with multipliers in LUTs (-nodsp)")
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
     parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
@@ -227,8 +237,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         missing.append(f"FP32-PE array: {exc}")
     configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "sweep") for rr, cc in sweep]
-    configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit") for rr, cc in fit]
-    configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit", dsp=False) for rr, cc in fit_nodsp]
+    fit_configs = [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit", steps="pack") for rr, cc in fit]
+    fit_configs += [Config("ulx3s", "mls", "e2m1g3", rr, cc, "fit", dsp=False, steps="pack") for rr, cc in fit_nodsp]
     if args.board2:
         try:
             board, fmt, size = args.board2.split(":")
@@ -236,6 +246,7 @@ def main(argv=None) -> int:
         except (ValueError, argparse.ArgumentTypeError):
             parser.exit(2, f"error: --board2 must look like icebreaker:e1m1g3:2x2, not {args.board2!r}\n")
         configs.append(Config(board, "mls", fmt, rr, cc, "board2"))
+    configs += fit_configs   # last: the largest builds
 
     from tqdm import tqdm
     rows, kept = [], []

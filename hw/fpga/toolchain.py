@@ -131,11 +131,12 @@ def run_plan(plan, board: Board, out_dir, name: str, *, steps: str = "bitstream"
              timeout: float | None = None) -> FlowResult:
     """Extract ``plan`` into ``out_dir`` and run its tools up to ``steps``.
 
-    ``steps``: ``"files"`` (only write the files), ``"synth"`` (Yosys), ``"pnr"`` (+ nextpnr),
-    ``"bitstream"`` (+ packer). A design that does not fit the device is reported with
-    ``fits=False`` (the nextpnr error is in ``<name>.tim``), not raised.
+    ``steps``: ``"files"`` (only write the files), ``"synth"`` (Yosys), ``"pack"`` (+ nextpnr
+    ``--pack-only``: utilization, no Fmax; fast), ``"pnr"`` (+ place and route), ``"bitstream"``
+    (+ packer). A design that does not fit the device is reported with ``fits=False`` (the nextpnr
+    log is ``<name>.tim``), not raised.
     """
-    order = ("files", "synth", "pnr", "bitstream")
+    order = ("files", "synth", "pack", "pnr", "bitstream")
     if steps not in order:
         raise ValueError(f"steps must be one of {', '.join(order)}, not {steps!r}")
     out_dir = pathlib.Path(out_dir)
@@ -146,9 +147,13 @@ def run_plan(plan, board: Board, out_dir, name: str, *, steps: str = "bitstream"
     commands = _script_commands((out_dir / f"build_{name}.sh").read_text())
     if len(commands) != 3:
         raise FlowError(f"unexpected Amaranth build script for {board.name}: {len(commands)} tool commands")
+    yosys, nextpnr, packer = commands
+    if steps == "pack":   # no placement, so no bitstream config to write either
+        nextpnr = re.sub(r"\s--(textcfg|asc)\s+\S+", "", nextpnr) + " --pack-only"
+    plan_steps = [("synth", yosys), ("pack" if steps == "pack" else "pnr", nextpnr), ("bitstream", packer)]
     seconds, cells, pnr = {}, {}, {}
     fits = None
-    for step, command in zip(order[1:], commands):
+    for step, command in plan_steps:
         start = time.monotonic()
         log_path = out_dir / f"{step}.log"
         with open(log_path, "w") as log:
@@ -160,17 +165,22 @@ def run_plan(plan, board: Board, out_dir, name: str, *, steps: str = "bitstream"
                 raise FlowError(f"Yosys failed (exit {proc.returncode}); see {out_dir / (name + '.rpt')}:\n"
                                 + _tail(out_dir / f"{name}.rpt", log_path))
             cells = parse_yosys_stat((out_dir / f"{name}.rpt").read_text())
-        elif step == "pnr":
+        elif step in ("pack", "pnr"):
             tim = out_dir / f"{name}.tim"
             text = tim.read_text() if tim.exists() else ""
             if proc.returncode:
                 if re.search(r"(?i)unable to place|not enough|utili[sz]ation.*(exceed|over)|"
-                             r"design uses more|failed to pack", text + log_path.read_text()):
+                             r"design uses more|failed to pack|no bels remaining", text + log_path.read_text()):
                     fits = False
                     break
                 raise FlowError(f"nextpnr failed (exit {proc.returncode}); see {tim}:\n" + _tail(tim, log_path))
-            fits = True
             pnr = parse_nextpnr_report(json.loads((out_dir / "report.json").read_text()), board)
+            util = json.loads((out_dir / "report.json").read_text())["utilization"]
+            fits = all(v["used"] <= v["available"] for v in util.values())
+            if step == "pack":
+                pnr["fmax_mhz"] = None   # nothing placed: the pre-placement estimate is meaningless
+            if not fits:
+                break
         else:
             if proc.returncode:
                 raise FlowError(f"bitstream packer failed (exit {proc.returncode}):\n" + _tail(log_path))
