@@ -82,12 +82,22 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
         a32 = (activity or {}).get(FP32_REF)
         a8 = (activity or {}).get(FP8_REF)
         rows[-1]["gate_toggles_per_mac"] = round(a.gate_toggles_per_mac, 2) if a else ""
+        rows[-1]["activity_pj_per_mac"] = ""
         rows[-1]["activity_gain_vs_fp32"] = round(a32.gate_toggles_per_mac / a.gate_toggles_per_mac, 4) if a and a32 else ""
         rows[-1]["activity_gain_vs_fp8"] = round(a8.gate_toggles_per_mac / a.gate_toggles_per_mac, 4) if a and a8 else ""
         for m in r.modules:
             comp_rows.append({"design": cfg.design, "pe": cfg.pe, "format": cfg.fmt, "module": m.name,
                               "component": m.component, "parts": "+".join(component_part(cfg.pe, m.component)),
                               "cells": m.cells, "transistors": m.transistors, "flip_flops": m.flip_flops})
+
+    model, _, k_all, _ = calibration(configs, results, comp_rows, DEFAULT_MLS_K)
+    fp32_model = sum(model[FP32_REF][x] for x in _PARTS) if model.get(FP32_REF) else None
+    a32 = (activity or {}).get(FP32_REF)
+    for r in rows:
+        r["synth_pj_per_mac"] = round(r["transistors"] / k_all, 4) if model.get(FP32_REF) else ""
+        a = (activity or {}).get(r["design"])
+        # Activity anchored at one point: the FP32 PE's activity = the model's FP32 PE energy.
+        r["activity_pj_per_mac"] = round(a.gate_toggles_per_mac / a32.gate_toggles_per_mac * fp32_model, 4) if a and a32 and fp32_model else ""
 
     def _csv(path, data):
         buf = io.StringIO()
@@ -135,7 +145,7 @@ def _markdown(configs, results, rows, comp_rows, k_max, gates, activity) -> str:
           "(yosys's CMOS estimate, flip-flops included at 16 each). Hierarchy is kept, so each "
           "sub-component is counted alone. Area gain = transistors of the reference PE / transistors "
           "of this PE. FP8 reference: `" + FP8_REF + "` (E4M3 × E4M3 exact product, FP32 add).", ""]
-    md += ["![transistors per PE by component](synth.png)", "", "## Per PE", ""]
+    md += _headline(rows, k_max) + ["![transistors per PE by component](synth.png)", "", "## Per PE", ""]
     md += _table(["design", "acc bits", "cells", "transistors", "flip-flops", "area gain vs FP32", "area gain vs FP8"],
                  [[f"`{r['design']}`", r["acc_bits"], r["cells"], r["transistors"], r["flip_flops"],
                    _f(r["area_gain_vs_fp32"]), _f(r["area_gain_vs_fp8"])] for r in rows])
@@ -147,6 +157,33 @@ def _markdown(configs, results, rows, comp_rows, k_max, gates, activity) -> str:
     md += [""] + _calibration(configs, results, comp_rows, k_max)
     md += _activity(rows, activity)
     return "\n".join(md) + "\n"
+
+
+HEADLINE_FORMATS = ("mls-e2m1g3", "mls-e3m3g3")
+
+
+def _headline(rows, k_max) -> list[str]:
+    """Side by side for the headline formats: table-based, area, synthesis-energy and activity gains."""
+    by = {r["design"]: r for r in rows}
+    model = {d: _model_parts(d, k_max) for d in (FP32_REF, FP8_REF) + HEADLINE_FORMATS}
+    md = ["## Headline: MLS PE gains, four ways", "",
+          "Gain = reference PE / MLS PE. *Table*: `sim.energy.pe_energy` (Horowitz-anchored laws, compute parts). "
+          "*Area*: synthesized transistors. *Synth energy*: transistors × one fitted constant (same ratio as area). "
+          "*Activity*: switched transistor gates per MAC on real conv operands. Paper (compute units): "
+          "8.3–10.2× over FP32, 1.9–2.3× over FP8.", ""]
+    out = []
+    for d in HEADLINE_FORMATS:
+        r = by.get(d)
+        if r is None or not all(model.values()):
+            continue
+        e = {k: sum(v[x] for x in _PARTS) for k, v in model.items()}
+        for ref, col in ((FP32_REF, "fp32"), (FP8_REF, "fp8")):
+            act = r.get(f"activity_gain_vs_{col}", "")
+            out.append([f"`{d}`", f"`{ref}`", _f(e[ref] / e[d]), _f(r[f"area_gain_vs_{col}"]),
+                        _f(r[f"area_gain_vs_{col}"]), _f(act) if act != "" else "-"])
+    if not out:
+        return []
+    return md + _table(["design", "vs", "table", "area", "synth energy", "activity"], out) + [""]
 
 
 def _activity(rows, activity) -> list[str]:
@@ -162,63 +199,92 @@ def _activity(rows, activity) -> list[str]:
            "golden model. Proxy: transistor gates switched per MAC = Σ toggles × 2 × fan-out pins / MACs. "
            "Includes data-dependent switching of all PE logic and flip-flop inputs; ignores glitches, clock "
            "and flip-flop internal power, wires, leakage, gate sizing, SRAM and quantization. "
-           "Designs without a row have no driver (mixed-format FP8; MLS until its PE lands).", ""]
+           "The mixed-format FP8 PE has no driver (E5M2 is for errors, not this forward GEMM). "
+           "`activity_pj_per_mac` in `synth.csv` anchors the FP32 PE at the model's FP32 PE energy.", ""]
     md += _table(["design", "gate toggles / MAC", "activity gain vs FP32", "activity gain vs FP8", "area gain vs FP32"],
                  [[f"`{r['design']}`", r["gate_toggles_per_mac"], _f(r["activity_gain_vs_fp32"]),
                    _f(r["activity_gain_vs_fp8"]), _f(r["area_gain_vs_fp32"])] for r in rows if r["gate_toggles_per_mac"] != ""])
     return md + [""]
 
 
-def _calibration(configs, results, comp_rows, k_max) -> list[str]:
-    md = ["## Calibration against the energy model (`sim/energy.py`)", ""]
+DFF_TRANSISTORS = 16  # yosys's CMOS cost of $_DFF_P_
+
+
+def calibration(configs, results, comp_rows, k_max):
+    """Per design and model part: synthesized transistors and model pJ.
+
+    Flip-flops (16 transistors each) of every module are booked as ``registers``; the rest of
+    each module goes to the model parts it implements (``component_part``), split in proportion
+    to the model's energies when a module implements several parts.
+    Returns (model parts per design, synth transistors per (design, part), fitted constant
+    over all PEs, fitted constant per part).
+    """
     model = {cfg.design: _model_parts(cfg.design, k_max) for cfg in configs}
-    if not any(model.values()):
-        return md + ["`sim.energy` is not importable here; no calibration.", ""]
-    # Synthesized transistors per model part group, per design.
-    groups: dict[tuple[str, str], int] = {}
+    syn: dict[tuple[str, str], float] = {}
     for c in comp_rows:
-        key = (c["design"], c["parts"])
-        groups[key] = groups.get(key, 0) + c["transistors"]
-    # One constant: transistors per pJ over all PEs (energy ∝ switched capacitance ∝ transistors
-    # at equal activity). Per part group, the same ratio shows where the laws disagree.
-    tot_t = sum(results[d].transistors for d in model if model[d])
-    tot_e = sum(sum(v for k, v in model[d].items() if k in _PARTS) for d in model if model[d])
-    k_all = tot_t / tot_e
-    md += [f"Energy proxy: synthesized energy per MAC ∝ transistors (equal activity). One fitted constant over "
-           f"all PEs: **{k_all:.0f} transistors per model pJ** (i.e. {1000 / k_all:.3f} fJ per transistor per MAC). "
-           "The table gives, per PE, the model's energy per MAC (compute parts only, no quantize/convert/SRAM), "
-           "the synthesis-backed energy (transistors / that constant) and both gains.", ""]
-    ref = {d: model[d] for d in (FP32_REF, FP8_REF)}
-    e_model = {d: sum(v for k, v in p.items() if k in _PARTS) for d, p in model.items() if p}
-    e_syn = {d: results[d].transistors / k_all for d in model if model[d]}
-    rows = []
-    for cfg in configs:
-        d = cfg.design
-        if d not in e_model:
-            continue
-        rows.append([f"`{d}`", _f(e_model[d]), _f(e_syn[d]),
-                     _f(e_model[FP32_REF] / e_model[d]) if ref[FP32_REF] else "-", _f(e_syn[FP32_REF] / e_syn[d]),
-                     _f(e_model[FP8_REF] / e_model[d]) if ref[FP8_REF] else "-", _f(e_syn[FP8_REF] / e_syn[d]),
-                     _f(e_syn[d] / e_model[d])])
-    md += _table(["design", "model pJ/MAC", "synth-backed pJ/MAC", "model gain vs FP32", "synth gain vs FP32",
-                  "model gain vs FP8", "synth gain vs FP8", "synth / model"], rows)
-    md += ["", "### Per component group", "",
-           "Transistors per model pJ for each synthesized module group. Equal numbers would mean the "
-           "analytical law and synthesis scale alike; the spread is the disagreement.", ""]
-    rows = []
-    by_part: dict[str, list[float]] = {}
-    for (d, parts), t in sorted(groups.items()):
-        p = model.get(d)
+        p = model.get(c["design"])
         if not p:
             continue
-        e = sum(p[x] for x in parts.split("+"))
-        if e <= 0:
-            continue
-        ratio = t / e
-        by_part.setdefault(parts, []).append(ratio)
-        rows.append([f"`{d}`", parts, t, _f(e), f"{ratio:.0f}", _f(ratio / k_all)])
-    md += _table(["design", "model parts", "transistors", "model pJ", "transistors/pJ", "vs fitted constant"], rows)
-    md += ["", "Summary by part group (min–max of transistors/pJ over PEs, relative to the fitted constant):", ""]
-    md += [f"- {parts}: {min(v) / k_all:.2f}–{max(v) / k_all:.2f}× ({len(v)} PEs)" for parts, v in sorted(by_part.items())]
-    md += [""]
+        ff = c["flip_flops"] * DFF_TRANSISTORS
+        syn[(c["design"], "registers")] = syn.get((c["design"], "registers"), 0.0) + ff
+        parts = c["parts"].split("+")
+        logic = c["transistors"] - ff
+        weights = [p[x] for x in parts]
+        total = sum(weights) or 1.0
+        for x, wgt in zip(parts, weights):
+            syn[(c["design"], x)] = syn.get((c["design"], x), 0.0) + logic * wgt / total
+    designs = [d for d in model if model[d]]
+    tot_t = sum(results[d].transistors for d in designs)
+    tot_e = sum(sum(model[d][x] for x in _PARTS) for d in designs)
+    k_all = tot_t / tot_e if tot_e else float("nan")
+    k_part = {}
+    for x in _PARTS:
+        e = sum(model[d][x] for d in designs)
+        t = sum(syn.get((d, x), 0.0) for d in designs)
+        if e > 0:
+            k_part[x] = t / e
+    return model, syn, k_all, k_part
+
+
+def _calibration(configs, results, comp_rows, k_max) -> list[str]:
+    md = ["## Calibration against the energy model (`sim/energy.py`)", ""]
+    model, syn, k_all, k_part = calibration(configs, results, comp_rows, k_max)
+    designs = [cfg.design for cfg in configs if model.get(cfg.design)]
+    if not designs:
+        return md + ["`sim.energy` is not importable here; no calibration.", ""]
+    md += [f"Energy proxy: synthesized energy per MAC ∝ transistors (equal activity). One fitted constant over "
+           f"all PEs: **{k_all:.0f} transistors per model pJ**. The table gives, per PE, the model's energy per MAC "
+           "(`pe_energy`: compute parts only, no quantize/convert/SRAM), the synthesis-backed energy "
+           "(transistors / that constant) and the gains of both.", ""]
+    e_model = {d: sum(model[d][x] for x in _PARTS) for d in designs}
+    e_syn = {d: results[d].transistors / k_all for d in designs}
+    rows = []
+    for d in designs:
+        rows.append([f"`{d}`", _f(e_model[d]), _f(e_syn[d]), _f(e_model[FP32_REF] / e_model[d]), _f(e_syn[FP32_REF] / e_syn[d]),
+                     _f(e_model[FP8_REF] / e_model[d]), _f(e_syn[FP8_REF] / e_syn[d]), _f(e_syn[d] / e_model[d])])
+    md += _table(["design", "model pJ/MAC", "synth-backed pJ/MAC", "model gain vs FP32", "synth gain vs FP32",
+                  "model gain vs FP8", "synth gain vs FP8", "synth / model"], rows)
+    md += ["", "### Per component: fitted constants and disagreement", "",
+           "Flip-flops (16 transistors each, wherever they sit) are booked as *registers*; the remaining "
+           "transistors of each module go to the model part(s) it implements. Each cell below is "
+           "(synthesized transistors / model pJ) of that part divided by the all-PE constant above: 1.0 means the "
+           "analytical law and synthesis agree on that part's share; 2.0 means synthesis finds the part twice as "
+           "expensive as the model says. The last row is the least-squares fit per part over all PEs, i.e. the "
+           "factor by which that part's constant in `sim/energy.py` would have to be scaled to match synthesis.", ""]
+    rows = []
+    for d in designs:
+        cells = []
+        for x in _PARTS:
+            e = model[d][x]
+            cells.append(_f(syn.get((d, x), 0.0) / e / k_all) if e > 0 else "-")
+        rows.append([f"`{d}`"] + cells)
+    rows.append(["**fit (all PEs)**"] + [f"**{k_part[x] / k_all:.2f}**" if x in k_part else "-" for x in _PARTS])
+    md += _table(["design"] + list(_PARTS), rows)
+    off = [(x, k_part[x] / k_all) for x in _PARTS if x in k_part and not 0.67 <= k_part[x] / k_all <= 1.5]
+    md += ["", "Where the laws and synthesis disagree (fitted factor outside 0.67–1.5):", ""]
+    md += [f"- **{x}**: synthesis/model = {r:.2f}×" for x, r in off] or ["- none"]
+    md += ["", "Notes: the MLS accumulator saturates (two comparators and a clamp mux on acc_bits) and "
+           "the model charges it as a plain adder; the baseline FP32 adder module is booked as aligner + "
+           "accumulator in proportion to the model's split; reset and enable logic of flip-flops "
+           "(after `dfflegalize`) stays in its module's logic.", ""]
     return md
