@@ -229,7 +229,12 @@ def main(argv=None) -> int:
     target = TARGETS.get(known.target)
     if target is not None:
         target.add_arguments(parser)
+    # FPGA board build (--board ...): hw/fpga, see docs/fpga.md.
+    from .fpga.build import add_board_arguments
+    add_board_arguments(parser)
     args = parser.parse_args(argv)
+    if args.board is not None and known.target != "array":
+        parser.error(f"--board builds --target array only, not {known.target!r}")
     if args.list:
         print(_list())
         return 0
@@ -239,6 +244,9 @@ def main(argv=None) -> int:
         print(f"python -m hw.build: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {v_path} and {j_path}")
+    if args.board is not None:   # FPGA board build: hw/fpga, see docs/fpga.md
+        from .fpga.build import board_build_for_target
+        return board_build_for_target(args, known.target, j_path, pathlib.Path(args.out))
     return 0
 
 

@@ -87,3 +87,31 @@ def test_board_bitstream_demo(board, tmp_path):
     result, _ = build_for_board(DotDemo(), board, tmp_path, steps="bitstream")
     assert result.fits and result.bitstream and result.fmax_mhz > result.constraint_mhz
     assert result.luts > 100 and result.dsps >= 1
+
+
+def test_hw_build_board_option(tmp_path):
+    """`python -m hw.build --board` wraps exactly the array it emitted (files only: no toolchain)."""
+    proc = subprocess.run([sys.executable, "-m", "hw.build", "--board", "ulx3s", "--format", "e3m3g3", "--rows", "2",
+                           "--cols", "3", "--max-k", "256", "--steps", "files", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    array = json.loads((tmp_path / "mls_array.json").read_text())
+    board = json.loads((tmp_path / "board.json").read_text())
+    assert board["design"]["format"] == "e3m3g3" and (board["design"]["rows"], board["design"]["cols"]) == (2, 3)
+    assert board["design"]["acc_bits"] == array["acc_bits"]
+    widths = {p["name"]: p["width"] for p in board["bridge"]["ports"]}
+    verilog = {p["name"]: p["width"] for p in array["ports"]}
+    assert widths == {"a": verilog["a__payload"], "w": verilog["w__payload"], "c": verilog["c__payload"]}
+    proc = subprocess.run([sys.executable, "-m", "hw.build", "--target", "pe", "--board", "ulx3s", "--out",
+                           str(tmp_path / "pe")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--board builds --target array only, not 'pe'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_hw_build_board_bitstream_small_array(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hw.build", "--board", "ulx3s", "--rows", "2", "--cols", "2",
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "board.json").read_text())["result"]
+    assert result["fits"] and (tmp_path / "top.bit").stat().st_size > 100_000
+    assert result["dsps"] == 4   # Yosys maps each PE's significand product to a MULT18X18D

@@ -118,6 +118,25 @@ def run_board_cli(dut_factory, args, design: dict, out_dir) -> int:
     return 0 if result.fits is not False else 1
 
 
+def board_build_for_target(args, target: str, manifest_path, out_dir) -> int:
+    """``python -m hw.build --board B``: wrap the array just emitted (read back from its manifest,
+    so the board build uses exactly the emitted configuration) and build it for board B."""
+    if target != "array":
+        print(f"python -m hw.build: error: --board builds --target array only, not {target!r}", file=sys.stderr)
+        return 2
+    from hw.array import SystolicArray
+
+    m = json.loads(pathlib.Path(manifest_path).read_text())
+    fmt = m["format"]["name"] if isinstance(m["format"], dict) else m["format"]
+
+    def factory():
+        return SystolicArray(fmt, m["rows"], m["cols"], acc_bits=m["acc_bits"], max_k=m["max_k"])
+    design = {"design": "mls", "component": "hw.array.array.SystolicArray", "format": fmt, "rows": m["rows"],
+              "cols": m["cols"], "acc_bits": m["acc_bits"], "max_k": m["max_k"],
+              "latency": m.get("latency_last_input_to_first_output"), "verilog_manifest": str(manifest_path)}
+    return run_board_cli(factory, args, design, out_dir)
+
+
 def board_main(argv=None) -> int:
     from .designs import DESIGNS, add_design_arguments, design_from_args
 
