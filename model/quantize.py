@@ -411,12 +411,14 @@ def _pow2(exponent: torch.Tensor) -> torch.Tensor:
     return ((exponent.to(torch.int32) + 127) << 23).view(torch.float32)
 
 
-def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator):
+def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator,
+             fused_absmax=None):
     """Checks, tensor scale and group exponents of §2 (steps 1, 2, 4), shared by every path.
 
     Returns ``(x, ax, g, scale, inv_t, inv_g, direct, random_bits)``; ``direct`` says that
     ``z = fp32(|x| * inv_g)`` gives the same codes as the step-by-step formulation (see
-    ``_quantize_fields``).
+    ``_quantize_fields``). With ``fused_absmax`` (the compiled path) the group maxima of |x|
+    come from that kernel in one read and ``ax`` is None.
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -432,8 +434,12 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
             _check_random_bits(random_bits, x.shape, sr_bits)
     elif random_bits is not None:
         raise ValueError("random_bits were given but rounding is 'nearest'")
-    ax = x.abs()
-    group_max_x = grouping.group_amax(ax)
+    if fused_absmax is None:
+        ax = x.abs()
+        group_max_x = grouping.group_amax(ax)
+    else:
+        ax = None
+        group_max_x = fused_absmax(x).reshape(group_shape)
     amax = group_max_x.max()  # NaN and Inf propagate through max
     if not torch.isfinite(amax):
         check_finite(x)
@@ -588,6 +594,11 @@ def _fused_stochastic(x, inv_g, factor, table, random_bits, b_min: int, man: int
     return torch.where(x < 0, -value, value) + 0.0
 
 
+def _fused_absmax(x, span_trailing: bool):
+    m = x.abs().amax(dim=2, keepdim=True)  # NaN propagates, as in Grouping.group_amax
+    return m.amax(dim=3, keepdim=True) if span_trailing else m
+
+
 def use_compiled_fake_quantize(enabled: bool = True) -> None:
     """Run ``fake_quantize`` through one ``torch.compile``-fused kernel (same bits; opt-in).
 
@@ -601,7 +612,8 @@ def use_compiled_fake_quantize(enabled: bool = True) -> None:
         _COMPILED_KERNELS = None
         return
     _COMPILED_KERNELS = {"nearest": torch.compile(_fused_nearest, dynamic=True),
-                         "stochastic": torch.compile(_fused_stochastic, dynamic=True)}
+                         "stochastic": torch.compile(_fused_stochastic, dynamic=True),
+                         "absmax": torch.compile(_fused_absmax, dynamic=True)}
 
 
 def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
@@ -614,8 +626,14 @@ def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str
     shape = tuple(torch.as_tensor(x).shape)
     if len(shape) == 0 or _group_view(grouping, shape) is None:
         return None
-    x, ax, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
-                                                                  sr_bits, generator)
+    elem_view, group_view = _group_view(grouping, shape)
+    absmax = _COMPILED_KERNELS["absmax"]
+
+    def fused_absmax(t):
+        return absmax(t.reshape(elem_view), grouping.span_trailing)
+
+    x, _, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
+                                                                 sr_bits, generator, fused_absmax)
     scale_t = torch.tensor(scale, dtype=torch.float32, device=x.device)
     factor = _pow2(-g.to(torch.int32)) * scale_t
     min_normal = torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32, device=x.device)
@@ -623,7 +641,6 @@ def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str
     # Same conditions as the direct z of _quantize_fields and the no-FTZ branch of _dequantize_fields.
     if not (direct and bool((factor >= min_normal).all()) and bool(smallest >= min_normal)):
         return None
-    elem_view, group_view = _group_view(grouping, shape)
     table = _decode_table(fmt, x.device)
     max_code = (1 << (fmt.exp_bits + man)) - 1
     args = (x.reshape(elem_view), inv_g.reshape(group_view), factor.reshape(group_view), table)
