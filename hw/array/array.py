@@ -57,6 +57,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, fmt, rows: int = 8, cols: int = 8, acc_bits: int | None = None, max_k: int = DEFAULT_MAX_K):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         fmt = MLSFormat.parse(fmt)
         _check_int("rows", rows, 1, MAX_DIM)
         _check_int("cols", cols, 1, MAX_DIM)
@@ -71,6 +72,7 @@ class SystolicArray(wiring.Component):
             "w": In(stream.Signature(self.w_layout)),
             "c": Out(stream.Signature(self.c_layout)),
         })
+        del self._MustUse__silence
 
     # -- configuration ---------------------------------------------------------------------
     fmt = property(lambda self: self._fmt)

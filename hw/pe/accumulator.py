@@ -33,6 +33,7 @@ class Accumulator(wiring.Component):
     """
 
     def __init__(self, in_bits: int, acc_bits: int):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         in_bits, acc_bits = operator.index(in_bits), operator.index(acc_bits)
         if in_bits < 1:
             raise ValueError(f"in_bits must be at least 1, got {in_bits}")
@@ -49,6 +50,7 @@ class Accumulator(wiring.Component):
             "overflow": Out(1),
             "done": Out(1),
         })
+        del self._MustUse__silence
 
     @property
     def acc_bits(self) -> int:

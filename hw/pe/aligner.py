@@ -26,6 +26,7 @@ class Aligner(wiring.Component):
     """
 
     def __init__(self, fmt: MLSFormat):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         if not isinstance(fmt, MLSFormat):
             raise TypeError(f"fmt must be an MLSFormat, not {fmt!r}")
         self._fmt = fmt
@@ -35,6 +36,7 @@ class Aligner(wiring.Component):
             "shift": In(ExponentAdder.shift_bits(fmt)),
             "value": Out(signed(self.product_bits(fmt))),
         })
+        del self._MustUse__silence
 
     @staticmethod
     def product_bits(fmt: MLSFormat) -> int:

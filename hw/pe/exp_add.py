@@ -28,6 +28,7 @@ class ExponentAdder(wiring.Component):
     """
 
     def __init__(self, fmt: MLSFormat):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         if not isinstance(fmt, MLSFormat):
             raise TypeError(f"fmt must be an MLSFormat, not {fmt!r}")
         self._fmt = fmt
@@ -38,6 +39,7 @@ class ExponentAdder(wiring.Component):
             "b_g": In(field_width(fmt.group_bits)),
             "shift": Out(self.shift_bits(fmt)),
         })
+        del self._MustUse__silence
 
     @staticmethod
     def shift_bits(fmt: MLSFormat) -> int:

@@ -48,6 +48,7 @@ class MLSPE(wiring.Component):
     """
 
     def __init__(self, fmt, acc_bits: int):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         fmt = MLSFormat.parse(fmt)
         if isinstance(acc_bits, bool) or not isinstance(acc_bits, int):
             raise TypeError(f"acc_bits must be an int, not {acc_bits!r}")
@@ -65,6 +66,7 @@ class MLSPE(wiring.Component):
             "overflow": Out(1),
             "done": Out(1),
         })
+        del self._MustUse__silence
 
     @property
     def fmt(self) -> MLSFormat:

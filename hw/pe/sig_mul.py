@@ -28,6 +28,7 @@ class SignificandMultiplier(wiring.Component):
     """
 
     def __init__(self, fmt: MLSFormat):
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         if not isinstance(fmt, MLSFormat):
             raise TypeError(f"fmt must be an MLSFormat, not {fmt!r}")
         self._fmt = fmt
@@ -37,6 +38,7 @@ class SignificandMultiplier(wiring.Component):
             "product": Out(2 * fmt.sig_bits),
             "sign": Out(1),
         })
+        del self._MustUse__silence
 
     @property
     def fmt(self) -> MLSFormat:
