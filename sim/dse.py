@@ -344,8 +344,60 @@ def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_
     for r in [r for r in front_snr if r["snr_gemm"] > 0]:
         lines.append(f"| {r['format']} | {r['acc_deficit']} | {r[f'{network}_acc_bits']} | "
                      f"{r[f'{network}_total_pJ_per_mac']:.3f} | {r[f'{network}_gain_fp32_total']:.2f} | {r['snr_gemm']:.1f} |")
+    lines += _accuracy_section(rows, array_for_plots, network)
     lines += ["", "Plots: `dse_pareto_snr.png`, `dse_pareto_area.png`; every point: `dse.csv`.", ""]
     (out_dir / "dse.md").write_text("\n".join(lines))
+
+
+ACCURACY_CSV = Path(__file__).resolve().parent.parent / "reports" / "accuracy_digits.csv"
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # average ranks over ties
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            ranks[order[t]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman rank correlation (ties get average ranks)."""
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return cov / var if var else float("nan")
+
+
+def _accuracy_section(rows, array, network, path: Path = ACCURACY_CSV) -> list[str]:
+    """Check the quality proxy against measured training accuracy (``python -m model.sweep``'s
+    ``reports/accuracy_digits.csv``) where both exist."""
+    if not path.exists():
+        return []
+    acc: dict[str, list[float]] = {}
+    with open(path, newline="") as fh:
+        for rec in csv.DictReader(fh):
+            acc.setdefault(rec.get("format", ""), []).append(float(rec["final_test_acc"]))
+    ours = {r["format"]: r for r in rows if r["array"] == array and r["acc_deficit"] == 0}
+    both = sorted(f for f in acc if f in ours)
+    if len(both) < 3:
+        return []
+    out = ["", f"Quality proxy against measured digits accuracy (`{path.name}`, mean over seeds; "
+           f"exact accumulators, {array} array):", "",
+           "| format | GEMM SNR (dB) | test accuracy (%) | " + network + " pJ/MAC |", "|---|---:|---:|---:|"]
+    for f in sorted(both, key=lambda f: ours[f]["snr_gemm"]):
+        out.append(f"| {f} | {ours[f]['snr_gemm']:.1f} | {sum(acc[f]) / len(acc[f]):.2f} | "
+                   f"{ours[f][network + '_total_pJ_per_mac']:.3f} |")
+    rho = spearman([ours[f]["snr_gemm"] for f in both], [sum(acc[f]) / len(acc[f]) for f in both])
+    out += ["", f"Spearman rank correlation of SNR and accuracy over these {len(both)} formats: {rho:.2f} "
+            "(digits saturates near 99%, so only the low-SNR end separates)."]
+    return out
 
 
 def _int_list(text: str) -> tuple[int, ...]:

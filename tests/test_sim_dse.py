@@ -80,3 +80,14 @@ def test_cli_errors(args, message, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_spearman_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from sim.dse import spearman
+
+    rng = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        x = torch.randint(0, 6, (12,), generator=rng).tolist()  # with ties
+        y = torch.randn(12, generator=rng).tolist()
+        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
