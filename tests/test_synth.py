@@ -135,3 +135,15 @@ def test_activity_netlist_matches_model_and_detects_mutation(int8_result, tmp_pa
     bad.write_text(json.dumps(data))
     with pytest.raises(AssertionError, match="disagrees with the golden model"):
         run_activity("int8", str(bad), drive, k, lanes, want, read_port="acc", latency=1)
+
+
+@pytest.mark.slow
+def test_full_report_matches_committed(tmp_path):
+    # The whole sweep (~2 min with a warm cache, more on a cold one): the committed report must
+    # be what the flow produces now.
+    import pathlib
+
+    synth.run_synth_report(tmp_path, progress=False)
+    committed = pathlib.Path(__file__).resolve().parent.parent / "reports"
+    for name in ("synth.csv", "synth_components.csv", "synth.md"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), f"reports/{name} is stale"
