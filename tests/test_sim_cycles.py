@@ -179,3 +179,17 @@ def test_network_utilization_is_sane():
     # large-K backward-weight GEMMs keep a 16x16 array almost fully busy
     best = max(c.utilization for c, g in zip(cyc, gemms) if g.pass_ == "backward-weight")
     assert best > 0.95
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_gemm_cycles_is_the_rtl_checked_function(seed):
+    """A GEMM's cycles are exactly what the RTL testbenches check: hw.array.timing.tiles_cycles
+    of its folds run back to back (closed form here, a walk over every tile there)."""
+    from hw.array.timing import tiles_cycles
+
+    rng = random.Random(1000 + seed)
+    rows, cols = rng.randrange(1, 33), rng.randrange(1, 33)
+    gemm = Gemm("g", "forward", rng.randrange(1, 200), rng.randrange(1, 200), rng.randrange(1, 80),
+                "activation", "weight", 1, 1, 1)
+    model = gemm_cycles(gemm, ArrayConfig(rows, cols))
+    assert model.cycles == tiles_cycles([gemm.k] * model.folds, rows, cols)

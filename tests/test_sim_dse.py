@@ -91,3 +91,10 @@ def test_spearman_against_scipy():
         x = torch.randint(0, 6, (12,), generator=rng).tolist()  # with ties
         y = torch.randn(12, generator=rng).tolist()
         assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "--acc-deficits" in capsys.readouterr().out
