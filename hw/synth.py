@@ -203,14 +203,12 @@ def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[
 
 
 def _mls_pe_class():
+    """``hw.pe.MLSPE``, or None where the MLS PE is not importable (baselines only)."""
     try:
-        import hw.pe as pe_pkg
+        from hw.pe import MLSPE
     except ImportError:
         return None
-    for attr in ("MLSPE", "PE", "ProcessingElement"):
-        if hasattr(pe_pkg, attr):
-            return getattr(pe_pkg, attr)
-    return None
+    return MLSPE
 
 
 def build_pe(cfg: PEConfig):
