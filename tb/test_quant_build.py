@@ -82,3 +82,21 @@ def test_words_roundtrip():
     assert from_words(words, 4, 3) == values.tolist()
     with pytest.raises(ValueError, match=r"10 values do not fill whole words of 4 lanes"):
         to_words(range(10), 4, 4)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_hw_build_target_quant_unit(tmp_path, capsys):
+    from hw.build import main
+
+    assert main(["--target", "quant_unit", "--format", "e3m2g4", "--lanes", "3", "--group-len", "12",
+                 "--sr-bits", "5", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "quant_unit.json").read_text())
+    unit = QuantUnit(QuantUnitConfig("e3m2g4", 3, 12, 5))
+    assert (manifest["format"], manifest["lanes"], manifest["group_len"], manifest["sr_bits"]) == ("e3m2g4", 3, 12, 5)
+    assert manifest["latency_cycles"]["convert_first_in_to_first_out"] == unit.latency == 5
+    assert manifest["throughput_elements_per_cycle"] == unit.throughput == 3
+    assert "module quant_unit(" in (tmp_path / "quant_unit.v").read_text()
+    assert main(["--target", "quant_unit", "--lanes", "5", "--out", str(tmp_path)]) == 2
+    assert "group_len 64 must be a multiple of lanes 5" in capsys.readouterr().err
+    del unit
+    gc.collect()
