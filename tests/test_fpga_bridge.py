@@ -14,7 +14,7 @@ from hw.fpga.bridge import HostBridge, port_table
 from hw.fpga.demo import DotDemo
 from hw.fpga.host import (decode_counters, decode_word, encode_level, encode_pulse, encode_read,
                           encode_simple, encode_write)
-from hw.fpga.protocol import MAGIC, Op, PortKind
+from hw.fpga.protocol import COUNTERS_REPLY, MAGIC, Op, PortKind
 from hw.fpga.simhost import SimHost, run_sim
 from hw.fpga.uart_rx import UARTRx
 from hw.fpga.uart_tx import UARTTx
@@ -88,6 +88,7 @@ def test_bridge_loads_runs_and_reads_back(seed):
         # Garbage accumulated before the tile: the clear strobe must wipe it.
         await h.send(encode_write(p["i"], _twos(7, 8) | _twos(9, 8) << 8))
         await h.send(encode_simple(Op.GO))
+        await ctx.tick().repeat(5)
         await h.send(encode_level(p["o"]))
         assert int.from_bytes(await h.recv(2), "little") == 1
         await h.send(encode_read(p["o"]))
@@ -109,10 +110,10 @@ def test_bridge_loads_runs_and_reads_back(seed):
             levels.append(int.from_bytes(await h.recv(2), "little"))
         assert levels[-1] == n and levels == sorted(levels)
         await h.send(encode_simple(Op.COUNTERS))
-        c = decode_counters(await h.recv(9))
+        c = decode_counters(await h.recv(COUNTERS_REPLY))
         assert c.flags == frozenset()
-        # One pair per cycle: the last sum leaves n - 1 cycles after the first.
-        assert n - 1 <= c.last_out < c.cycles
+        # One pair per cycle through the register slice: the last sum leaves `latency` after the last pair.
+        assert c.span == n + demo.latency and c.first_in >= 1 and c.last_out < c.cycles
         got = []
         for _ in range(n):
             await h.send(encode_read(p["o"]))
@@ -125,7 +126,7 @@ def test_bridge_loads_runs_and_reads_back(seed):
         await h.send(encode_read(p["clear"]))
         assert await h.recv(1) == b"\x01"
         await h.send(encode_simple(Op.COUNTERS))
-        assert decode_counters(await h.recv(9)).flags == frozenset()
+        assert decode_counters(await h.recv(COUNTERS_REPLY)).flags == frozenset()
 
     _run(bridge, bench)
 
@@ -139,17 +140,17 @@ def test_bridge_flags_drop_and_bad_port():
         for v in range(3):   # the third word does not fit the halted 2-deep FIFO
             await h.send(encode_write(p["i"], v))
         await h.send(encode_simple(Op.COUNTERS))
-        assert decode_counters(await h.recv(9)).flags == frozenset({"drop"})
+        assert decode_counters(await h.recv(COUNTERS_REPLY)).flags == frozenset({"drop"})
         await h.send(bytes([Op.READ, 9]))
         await h.send(encode_simple(Op.COUNTERS))
-        assert decode_counters(await h.recv(9)).flags == frozenset({"drop", "bad_port"})
+        assert decode_counters(await h.recv(COUNTERS_REPLY)).flags == frozenset({"drop", "bad_port"})
         # Output FIFO full (2 deep) with 3 inputs: the design is stalled, not overflowed.
         await h.send(encode_simple(Op.GO))
         await ctx.tick().repeat(10)
         await h.send(encode_level(p["o"]))
         assert int.from_bytes(await h.recv(2), "little") == 2
         await h.send(encode_simple(Op.COUNTERS))
-        assert decode_counters(await h.recv(9)).flags == frozenset({"drop", "bad_port"})
+        assert decode_counters(await h.recv(COUNTERS_REPLY)).flags == frozenset({"drop", "bad_port"})
 
     _run(bridge, bench)
 
@@ -262,7 +263,7 @@ def test_uart_bridge_end_to_end():
             got.append(_signed(decode_word(p["o"], await h.recv(3)), 24))
         assert got == [16384, 16384 - 127, 16384 - 127 + 30]
         await h.send(encode_simple(Op.COUNTERS))
-        assert decode_counters(await h.recv(9)).flags == frozenset()
+        assert decode_counters(await h.recv(COUNTERS_REPLY)).flags == frozenset()
 
     _run(core, bench)
 
@@ -290,3 +291,39 @@ def test_uart_rx_tolerates_baud_mismatch(host_period):
 
     _run(rx, sender, receiver, limit=len(data) * 12 * host_period)
     assert bytes(got) == data
+
+
+@pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (0.6, 0.5)])
+def test_register_slice_order_and_rate(p_valid, p_ready):
+    from hw.fpga.register_slice import RegisterSlice
+    rng = random.Random(int(p_valid * 10 + p_ready))
+    sl = RegisterSlice(8)
+    words = [rng.randrange(256) for _ in range(60)]
+    got, cycles = [], []
+
+    async def producer(ctx):
+        for w in words:
+            while rng.random() > p_valid:
+                ctx.set(sl.i.valid, 0)
+                await ctx.tick()
+            ctx.set(sl.i.payload, w)
+            ctx.set(sl.i.valid, 1)
+            await ctx.tick().until(sl.i.ready)
+        ctx.set(sl.i.valid, 0)
+
+    async def consumer(ctx):
+        n = 0
+        while len(got) < len(words):
+            ready = rng.random() <= p_ready
+            ctx.set(sl.o.ready, ready)
+            valid, payload = ctx.get(sl.o.valid), ctx.get(sl.o.payload)
+            await ctx.tick()
+            n += 1
+            if valid and ready:
+                got.append(payload)
+                cycles.append(n)
+
+    run_sim(sl, producer, consumer, limit=2000)
+    assert got == words
+    if p_valid == 1.0 and p_ready == 1.0:   # full rate: one word per cycle after the 1-cycle latency
+        assert cycles == list(range(cycles[0], cycles[0] + len(words))) and cycles[0] == 1 + sl.latency

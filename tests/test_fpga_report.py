@@ -67,7 +67,7 @@ def test_board_client_framing():
     demo = DotDemo()
     demo._MustUse__silence = True   # only its signature is read
     ports = [p.to_json() for p in port_table(demo)]
-    t = _FakeTransport(b"MLS\x04" + b"\x34\x12\x00" + b"\x05\x00" + bytes(range(9)))
+    t = _FakeTransport(b"MLS\x04" + b"\x34\x12\x00" + b"\x05\x00" + bytes(range(13)))
     dev = BoardClient(t, ports)
     assert dev.identify() == 4
     dev.write("i", 0xBEEF)
@@ -76,7 +76,8 @@ def test_board_client_framing():
     assert dev.read("o") == 0x1234
     assert dev.level("o") == 5
     c = dev.counters()
-    assert (c.cycles, c.last_out) == (0x03020100, 0x07060504) and c.flags == frozenset({"uart_overrun"})   # flag byte 8 = bit 3
+    assert (c.cycles, c.first_in, c.last_out) == (0x03020100, 0x07060504, 0x0B0A0908)
+    assert c.flags == frozenset({"bad_port", "uart_overrun"}) and c.span == 0x0B0A0908 - 0x07060504 + 1   # flag byte 12
     assert bytes(t.sent) == b"I" + b"W\x00\xef\xbe" + b"P\x01\x01" + b"G" + b"R\x02" + b"L\x02" + b"C"
     assert Op.COUNTERS == ord("C")
     with pytest.raises(TimeoutError, match=r"^expected 3 reply bytes, got 0$"):

@@ -16,6 +16,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .protocol import COUNTER_BYTES, FLAG_BITS, MAGIC, Op, PortInfo, PortKind, word_bytes
+from .register_slice import RegisterSlice
 
 __all__ = ["HostBridge", "port_table"]
 
@@ -99,7 +100,7 @@ class HostBridge(wiring.Component):
         m = Module()
         m.submodules.dut = self.dut
         nports = len(self.ports)
-        reply_bytes = max(max(p.nbytes for p in self.ports), 2 * COUNTER_BYTES + 1, len(MAGIC) + 1)
+        reply_bytes = max(max(p.nbytes for p in self.ports), 3 * COUNTER_BYTES + 1, len(MAGIC) + 1)
         shreg = Signal(8 * reply_bytes)
         count = Signal(range(reply_bytes + 1))
         nbytes = Signal(range(reply_bytes + 1))   # bytes of the current data phase
@@ -114,7 +115,9 @@ class HostBridge(wiring.Component):
 
         commit = Signal()   # one cycle: the assembled word goes to `port`
         load = Signal()     # one cycle: `port`'s word goes into shreg for sending
-        out_transfer = []
+        out_transfer, in_transfer = [], []
+        first_in = Signal(8 * COUNTER_BYTES)
+        seen_in = Signal()
 
         # Per-port hardware and the muxes of commit/load.
         loaders = {}
@@ -125,9 +128,15 @@ class HostBridge(wiring.Component):
                 m.d.comb += [q.w_data.eq(shreg[:width]), q.w_en.eq(commit & (port == info.index))]
                 with m.If(commit & (port == info.index) & ~q.w_rdy):
                     m.d.sync += flags["drop"].eq(1)
+                # A register slice between FIFO and design: the block RAM's slow clock-to-out
+                # must not add to the design's first stage (Fmax is the design's, not the wrapper's).
+                m.submodules[f"in_slice_{info.index}"] = sl = RegisterSlice(width)
+                m.d.comb += [sl.i.valid.eq(q.r_rdy & running), sl.i.payload.eq(q.r_data),
+                             q.r_en.eq(sl.i.ready & running)]
                 if not isinstance(item.valid, Const):
-                    m.d.comb += item.valid.eq(q.r_rdy & running)
-                m.d.comb += [item.payload.eq(q.r_data), q.r_en.eq(item.ready & running)]
+                    m.d.comb += item.valid.eq(sl.o.valid)
+                m.d.comb += [item.payload.eq(sl.o.payload), sl.o.ready.eq(item.ready)]
+                in_transfer.append(sl.o.valid & item.ready)
                 loaders[info.index] = (Const(0, 1), q.r_level)
             elif kind is PortKind.OUT_STREAM:
                 q = fifo.SyncFIFOBuffered(width=width, depth=self.out_depth)
@@ -160,6 +169,8 @@ class HostBridge(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(Cat(*out_transfer).any() if out_transfer else Const(0)):
                 m.d.sync += last_out.eq(cycles)
+            with m.If((Cat(*in_transfer).any() if in_transfer else Const(0)) & ~seen_in):
+                m.d.sync += [first_in.eq(cycles), seen_in.eq(1)]
 
         port_bytes = Signal.like(nbytes)
         with m.Switch(port):
@@ -176,12 +187,12 @@ class HostBridge(wiring.Component):
                         with m.Case(Op.WRITE, Op.PULSE, Op.READ, Op.LEVEL):
                             m.next = "PORT"
                         with m.Case(Op.GO):
-                            m.d.sync += [running.eq(1), cycles.eq(0), last_out.eq(0)]
+                            m.d.sync += [running.eq(1), cycles.eq(0), last_out.eq(0), first_in.eq(0), seen_in.eq(0)]
                         with m.Case(Op.HALT):
                             m.d.sync += running.eq(0)
                         with m.Case(Op.COUNTERS):
-                            m.d.sync += [shreg.eq(Cat(cycles, last_out, *flags.values())),
-                                         nbytes.eq(2 * COUNTER_BYTES + 1)]
+                            m.d.sync += [shreg.eq(Cat(cycles, first_in, last_out, *flags.values())),
+                                         nbytes.eq(3 * COUNTER_BYTES + 1)]
                             m.next = "SEND"
                         with m.Case(Op.IDENTIFY):
                             m.d.sync += [shreg.eq(Cat(*(Const(b, 8) for b in MAGIC), Const(nports, 8))),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .protocol import COUNTER_BYTES, FLAG_BITS, MAGIC, Op, PortInfo, PortKind, word_bytes
+from .protocol import COUNTER_BYTES, COUNTERS_REPLY, FLAG_BITS, MAGIC, Op, PortInfo, PortKind, word_bytes
 
 __all__ = ["encode_write", "encode_pulse", "encode_read", "encode_level", "encode_simple",
            "decode_word", "decode_counters", "Counters", "BoardClient"]
@@ -67,18 +67,23 @@ def decode_word(port: PortInfo, reply: bytes) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Counters:
-    cycles: int
-    last_out: int
+    cycles: int      # since 'G'
+    first_in: int    # cycle (since 'G') of the first in-stream transfer into the design
+    last_out: int    # cycle (since 'G') of the last out-stream transfer
     flags: frozenset
+
+    @property
+    def span(self) -> int:
+        """First input transfer .. last output transfer, inclusive (``hw.array.timing``'s count)."""
+        return self.last_out - self.first_in + 1
 
 
 def decode_counters(reply: bytes) -> Counters:
-    if len(reply) != 2 * COUNTER_BYTES + 1:
-        raise ValueError(f"counters reply is {2 * COUNTER_BYTES + 1} bytes, got {len(reply)}")
-    cycles = int.from_bytes(reply[:COUNTER_BYTES], "little")
-    last = int.from_bytes(reply[COUNTER_BYTES:2 * COUNTER_BYTES], "little")
+    if len(reply) != COUNTERS_REPLY:
+        raise ValueError(f"counters reply is {COUNTERS_REPLY} bytes, got {len(reply)}")
+    words = [int.from_bytes(reply[i * COUNTER_BYTES:(i + 1) * COUNTER_BYTES], "little") for i in range(3)]
     flags = frozenset(name for i, name in enumerate(FLAG_BITS) if reply[-1] >> i & 1)
-    return Counters(cycles, last, flags)
+    return Counters(*words, flags)
 
 
 class BoardClient:
@@ -134,4 +139,4 @@ class BoardClient:
 
     def counters(self) -> Counters:
         self.transport.write(encode_simple(Op.COUNTERS))
-        return decode_counters(self._read(2 * COUNTER_BYTES + 1))
+        return decode_counters(self._read(COUNTERS_REPLY))

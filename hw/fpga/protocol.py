@@ -14,9 +14,11 @@ byte  command                effect
                              the current value
 'L'   L port  -> 2 bytes     stream port: words waiting in its FIFO
 'G'   G                      run: in-stream FIFOs feed the design; cycle counters restart
-'H'   H                      halt: in-stream FIFOs stop feeding (out-streams still capture)
-'C'   C       -> 9 bytes     cycles since 'G' (4), cycle of the last out-stream transfer
-                             since 'G' (4), flags (1): bit0 drop, bit1 out-FIFO overflow,
+'H'   H                      halt: in-stream FIFOs stop feeding (out-streams still capture; the
+                             register slice in front of each in-stream may still pass its word)
+'C'   C       -> 13 bytes    cycles since 'G' (4), cycle of the first in-stream transfer
+                             into the design (4) and of the last out-stream transfer (4), both
+                             counted from 'G', flags (1): bit0 drop, bit1 out-FIFO overflow,
                              bit2 bad port index, bit3 UART overrun, bit4 UART framing
 'I'   I       -> 4 bytes     ``b"MLS"`` and the number of ports
 ====  =====================  ==========================================================
@@ -29,10 +31,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["Op", "PortKind", "PortInfo", "MAGIC", "FLAG_BITS", "COUNTER_BYTES", "word_bytes"]
+__all__ = ["Op", "PortKind", "PortInfo", "MAGIC", "FLAG_BITS", "COUNTER_BYTES", "COUNTERS_REPLY", "word_bytes"]
 
 MAGIC = b"MLS"
 COUNTER_BYTES = 4
+COUNTERS_REPLY = 3 * COUNTER_BYTES + 1
 FLAG_BITS = ("drop", "out_overflow", "bad_port", "uart_overrun", "uart_framing")
 
 
