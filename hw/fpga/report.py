@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="build/fpga_report", help="cache of the builds (default build/fpga_report)")
     parser.add_argument("--out", default="reports", help="report folder (default reports)")
     parser.add_argument("--force", action="store_true", help="rebuild cached configurations")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="build nothing: report the cached configurations, list the others as not built")
     args = parser.parse_args(argv)
     try:
         sweep = [_parse_size(s) for s in args.sweep.split(",") if s]
@@ -252,6 +254,9 @@ def main(argv=None) -> int:
     rows, kept = [], []
     work = pathlib.Path(args.work)
     for cfg in tqdm(configs, desc="place and route", unit="build"):
+        if args.cached_only and not (work / cfg.key / "board.json").exists():
+            missing.append(f"{cfg.key}: not built")
+            continue
         try:
             rows.append(run_config(cfg, work, force=args.force))
             kept.append(cfg)
