@@ -45,6 +45,7 @@ __all__ = ["build_report", "main"]
 PE_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers")
 FP8_REF = "fp8e4m3-fp32acc"
 PAPER = {"fp32": (8.3, 10.2), "fp8": (1.9, 2.3)}
+RUN_SYNTH = "\0run"  # --synth given without a path
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -401,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sram-kib", type=float, default=8.0, help="operand SRAM size in KiB (default 8)")
     parser.add_argument("--gemm-csv", type=Path, action="append", default=[],
                         help="a user GEMM list (CSV; see sim.workloads.read_gemm_csv) to report instead of the default networks")
-    parser.add_argument("--synth", type=Path, default=Path("reports/synth.csv"),
-                        help="optional synthesis results (design,cells,transistors[,acc_bits]); used if it exists")
+    parser.add_argument("--synth", nargs="?", const=RUN_SYNTH, default=None, metavar="CSV",
+                        help="synthesis results to show beside the model (default: reports/synth.csv if it "
+                             "exists); --synth alone first runs `python -m hw.synth --report` into --out")
     args = parser.parse_args(argv)
     try:
         array = ArrayConfig.parse(args.array)
@@ -417,9 +419,16 @@ def main(argv: list[str] | None = None) -> int:
             workloads = {p.stem: read_gemm_csv(p) for p in args.gemm_csv}
         else:
             workloads = {net: network_gemms(net) for net in NETWORKS}
-        synth = _read_synth(args.synth)
+        if args.synth == RUN_SYNTH:
+            from hw.synth import run_synth_report  # slow: synthesizes every PE (cached)
+
+            run_synth_report(args.out)
+            synth_path = args.out / "synth.csv"
+        else:
+            synth_path = Path(args.synth) if args.synth else Path("reports/synth.csv")
+        synth = _read_synth(synth_path)
         md, csv_text, plot = build_report(array, designs, workloads, args.sram_kib, synth)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as error:
         parser.exit(2, f"error: {error}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "energy.md").write_text(md)
