@@ -233,7 +233,21 @@ def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, exp
 
 # -- real training operands ------------------------------------------------------------------
 
-def real_operands(k: int = 288, lanes: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def conv_tensors(source: str = "real") -> dict:
+    """The conv layer's activation and weight: ``"real"`` (captured from training) or
+    ``"uniform"`` (i.i.d. uniform in [-1, 1], same shapes; the contrast case)."""
+    from sim.capture import load_tensors
+
+    t = load_tensors()
+    if source == "real":
+        return t
+    if source == "uniform":
+        rng = np.random.default_rng(12345)
+        return {k: rng.uniform(-1, 1, np.shape(v)).astype(np.float32) for k, v in t.items()}
+    raise ValueError(f"source must be 'real' or 'uniform', got {source!r}")
+
+
+def real_operands(k: int = 288, lanes: int = 64, seed: int = 0, source: str = "real") -> tuple[np.ndarray, np.ndarray]:
     """FP32 operand streams [k, lanes] of the forward GEMM of a real convolution.
 
     From ``sim/data/digits_tensors.npz`` (``sim.capture``: layer ``convs.1`` of the digits CNN,
@@ -246,7 +260,7 @@ def real_operands(k: int = 288, lanes: int = 64, seed: int = 0) -> tuple[np.ndar
 
     from sim.capture import load_tensors
 
-    t = load_tensors()
+    t = conv_tensors(source)
     act = torch.as_tensor(t["activation"], dtype=torch.float32)
     w = torch.as_tensor(t["weight"], dtype=torch.float32)
     cols = F.unfold(act, kernel_size=w.shape[-1], padding=w.shape[-1] // 2)   # [B, K, P]
@@ -308,7 +322,7 @@ def _unfold(x, kernel: int):
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
-def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0):
+def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str = "real"):
     """(drive dict, expected results) of the MLS PE on the same real conv operands: activation
     and weight quantized with ``model.quantize`` (channel grouping, nearest), then im2col'd."""
     import torch
@@ -319,7 +333,7 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0):
     from sim.capture import load_tensors
 
     fmt = MLSFormat.parse(fmt)
-    t = load_tensors()
+    t = conv_tensors(source)
     act = torch.as_tensor(t["activation"], dtype=torch.float32)
     w = torch.as_tensor(t["weight"], dtype=torch.float32)
     lay = operand_layout(fmt)
@@ -363,9 +377,10 @@ ACTIVITY_K = 288      # the captured conv's full reduction (Cin * 3 * 3)
 ACTIVITY_LANES = 64
 
 
-def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_LANES, seed: int = 0):
+def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_LANES, seed: int = 0,
+                 source: str = "real"):
     """Activity of one ``hw.synth.PEConfig`` on the real operands, or None if it has no driver."""
-    a, w = real_operands(k, lanes, seed)
+    a, w = real_operands(k, lanes, seed, source)
     if cfg.pe == "fp8":
         if "x" in cfg.fmt:
             return None            # mixed formats: skip (same adder, E5M2 operands would need errors)
@@ -373,7 +388,7 @@ def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_L
     elif cfg.pe in ("fp32", "int8"):
         drive, expect = baseline_drive(cfg.pe, a, w)
     elif cfg.pe == "mls":
-        drive, expect = mls_drive(cfg.fmt, cfg.acc_bits, k, lanes, seed)
+        drive, expect = mls_drive(cfg.fmt, cfg.acc_bits, k, lanes, seed, source)
     else:
         return None
     return run_activity(cfg.design, synth_result.netlist, drive, k, lanes, expect)

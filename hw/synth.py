@@ -259,6 +259,8 @@ def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEF
             res = activity_for(cfg, results[cfg.design])
             if res is not None:
                 act[cfg.design] = res
+                uni = activity_for(cfg, results[cfg.design], source="uniform")
+                act[("uniform", cfg.design)] = uni
     return synth_report.write(pathlib.Path(out_dir), configs, results, act)
 
 

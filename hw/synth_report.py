@@ -156,7 +156,26 @@ def _markdown(configs, results, rows, comp_rows, k_max, gates, activity) -> str:
                    f"{100 * c['transistors'] / results[c['design']].transistors:.1f}%"] for c in comp_rows])
     md += [""] + _calibration(configs, results, comp_rows, k_max)
     md += _activity(rows, activity)
+    md += _activity_uniform(rows, activity)
     return "\n".join(md) + "\n"
+
+
+def _activity_uniform(rows, activity) -> list[str]:
+    uni = {k[1]: v for k, v in activity.items() if isinstance(k, tuple) and k[0] == "uniform"}
+    if not uni or FP32_REF not in uni:
+        return []
+    md = ["### Real operands vs uniform random operands", "",
+          "The same run with the conv's activation and weight replaced by i.i.d. uniform values in [-1, 1] "
+          "(same shapes, same quantization): what a uniform-random testbench would have reported.", ""]
+    out = []
+    for r in rows:
+        d = r["design"]
+        if d in uni and d in activity:
+            out.append([f"`{d}`", _f(activity[d].gate_toggles_per_mac, 4), _f(uni[d].gate_toggles_per_mac, 4),
+                        _f(activity[FP32_REF].gate_toggles_per_mac / activity[d].gate_toggles_per_mac),
+                        _f(uni[FP32_REF].gate_toggles_per_mac / uni[d].gate_toggles_per_mac)])
+    return md + _table(["design", "toggles/MAC real", "toggles/MAC uniform", "gain vs FP32 real",
+                        "gain vs FP32 uniform"], out) + [""]
 
 
 HEADLINE_FORMATS = ("mls-e2m1g3", "mls-e3m3g3")
