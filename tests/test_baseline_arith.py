@@ -123,8 +123,12 @@ def test_fp32_add_matches_fraction_reference():
 
 def test_fp32_mac_is_two_roundings_and_clear():
     one, tiny = ba.f32_to_bits(1.0), ba.f32_to_bits(2.0 ** -24)
-    # 1 + 2^-24*1 -> ties to even -> 1.0 ; a fused MAC would give the same here, so use 3 terms.
-    assert int(ba.fp32_mac(one, tiny, one)) == int(one)
+    assert int(ba.fp32_mac(one, tiny, one)) == int(one)  # 1 + 2^-24: tie, to even
+    # (1 + 2^-23)(1 - 2^-23) = 1 - 2^-46 rounds to 1.0 first, so -1 + that is +0; a fused
+    # multiply-add would give -2^-46.
+    a = ba.f32_to_bits(np.float32(1 + 2.0 ** -23))
+    b = ba.f32_to_bits(np.float32(1 - 2.0 ** -23))
+    assert int(ba.fp32_mac(ba.f32_to_bits(-1.0), a, b)) == 0
     neg0 = np.uint32(0x80000000)
     assert int(ba.fp32_mac(ba.f32_to_bits(5.0), neg0, one, clear=True)) == 0x80000000
     assert int(ba.fp32_mac(neg0, neg0, one)) == 0x80000000
