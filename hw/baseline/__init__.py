@@ -3,6 +3,8 @@
 - :class:`FP32MAC`: IEEE binary32 multiply then add (two RNE roundings, DAZ/FTZ).
 - :class:`FP8MAC`: FP8 (E4M3 / E5M2, any mix) exact multiply, FP32 accumulate.
 - :class:`Int8MAC`: INT8 x INT8, INT32 wrapping accumulate.
+- :class:`BaselinePE`: any of them in the MLS PE's systolic port style and pipeline (the
+  baseline that ``hw.synth`` reports).
 
 Numerics: :mod:`model.baseline_arith` (the golden reference each PE is tested against).
 """
@@ -15,6 +17,7 @@ from .int_mul import IntMultiplier
 from .fp32_mac import FP32MAC
 from .fp8_mac import FP8MAC
 from .int8_mac import Int8MAC
+from .systolic_pe import BaselinePE
 
 __all__ = ["float_layout", "FP32Multiplier", "FP32Adder", "FP8Multiplier", "IntMultiplier",
-           "FP32MAC", "FP8MAC", "Int8MAC"]
+           "FP32MAC", "FP8MAC", "Int8MAC", "BaselinePE"]
