@@ -24,19 +24,27 @@ from hw.array.timing import tile_phases
 
 from .workloads import Gemm
 
-__all__ = ["ArrayConfig", "GemmCycles", "gemm_cycles", "network_cycles", "tile_timing"]
+__all__ = ["DATAFLOWS", "ArrayConfig", "GemmCycles", "gemm_cycles", "network_cycles", "tile_timing",
+           "ws_fold_phases"]
+
+DATAFLOWS = ("os", "ws")
 
 
 @dataclass(frozen=True)
 class ArrayConfig:
-    """An R x C output-stationary array; ``overlap_drain`` lets a tile drain while the next
-    one computes (the RTL's double-buffered output registers)."""
+    """An R x C array. ``dataflow`` ``"os"`` (output-stationary, the RTL) or ``"ws"``
+    (weight-stationary, model only: no RTL implements it). ``overlap_drain`` overlaps a fold's
+    drain (OS: double-buffered results) or its weight load (WS: double-buffered weights) with the
+    neighbouring fold's compute."""
 
     rows: int = 16
     cols: int = 16
     overlap_drain: bool = True
+    dataflow: str = "os"
 
     def __post_init__(self) -> None:
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {self.dataflow!r}")
         for name in ("rows", "cols"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -57,7 +65,7 @@ class ArrayConfig:
         return cls(rows, cols)
 
     def __str__(self) -> str:
-        return f"{self.rows}x{self.cols}"
+        return f"{self.rows}x{self.cols}" + ("" if self.dataflow == "os" else f"-{self.dataflow}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class GemmCycles:
     a_reads: int  # elements streamed from the A buffer
     b_reads: int
     c_writes: int
+    psum_reads: int = 0  # WS only: partial sums read back / written between K folds
+    psum_writes: int = 0
 
     @property
     def utilization(self) -> float:
@@ -89,6 +99,8 @@ def gemm_cycles(gemm: Gemm, array: ArrayConfig) -> GemmCycles:
     fold after the first adds ``max(compute, drain)``: ``hw.array.timing.tiles_cycles`` of
     ``folds`` equal tiles in closed form. Without it every fold pays ``compute + drain``. Each
     GEMM starts on an empty array: the next layer's GEMM needs this one's outputs."""
+    if array.dataflow == "ws":
+        return _ws_gemm_cycles(gemm, array)
     R, C = array.rows, array.cols
     fm, fn = math.ceil(gemm.m / R), math.ceil(gemm.n / C)
     folds = fm * fn
@@ -99,6 +111,37 @@ def gemm_cycles(gemm: Gemm, array: ArrayConfig) -> GemmCycles:
         cycles = folds * (compute + drain)
     return GemmCycles(cycles, folds, gemm.macs, R * C,
                       a_reads=fn * gemm.m * gemm.k, b_reads=fm * gemm.k * gemm.n, c_writes=gemm.m * gemm.n)
+
+
+def ws_fold_phases(m: int, rows: int, cols: int) -> tuple[int, int, int]:
+    """``(load, stream, drain)`` of one weight-stationary fold streaming ``m`` rows of A.
+
+    A K x N slice of W (R x C, zero-padded) is shifted in from the top, one row per cycle (R
+    cycles). Row m of A enters array row i at cycle ``start + m + i`` (skew) and moves right one
+    PE per cycle; partial sums move down one PE per cycle (a one-cycle MAC per PE), so column j
+    of A-row m leaves the bottom at ``start + m + R + j``: after the last row enters, the fold
+    drains for ``R + C - 1`` cycles."""
+    return rows, m, rows + cols - 1
+
+
+def _ws_gemm_cycles(gemm: Gemm, array: ArrayConfig) -> GemmCycles:
+    """Weight-stationary: folds over (K / R) x (N / C) weight tiles, each streaming all M rows.
+
+    With double-buffered weights the next fold's load overlaps this fold's streaming, so a fold
+    starts ``max(M, R)`` cycles after the previous one; the partial sums of all K folds but the
+    first are read back and re-written at accumulator width."""
+    R, C = array.rows, array.cols
+    fk, fn = math.ceil(gemm.k / R), math.ceil(gemm.n / C)
+    folds = fk * fn
+    load, stream, drain = ws_fold_phases(gemm.m, R, C)
+    if array.overlap_drain:
+        cycles = load + (folds - 1) * max(stream, load) + stream + drain
+    else:
+        cycles = folds * (load + stream + drain)
+    partial = (fk - 1) * gemm.m * gemm.n
+    return GemmCycles(cycles, folds, gemm.macs, R * C, a_reads=fn * gemm.m * gemm.k,
+                      b_reads=gemm.k * gemm.n, c_writes=gemm.m * gemm.n,
+                      psum_reads=partial, psum_writes=partial)
 
 
 def network_cycles(gemms: list[Gemm], array: ArrayConfig) -> list[GemmCycles]:

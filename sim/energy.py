@@ -344,8 +344,9 @@ def pe_area(design: Design | str, k_max: int = 1) -> float:
 
 
 # -- whole workloads ---------------------------------------------------------------------------
-COMPUTE_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers", "quantize", "convert")
-SRAM_PARTS = ("sram_a", "sram_b", "sram_c", "sram_group")
+COMPUTE_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers", "quantize", "convert",
+                 "psum_add")
+SRAM_PARTS = ("sram_a", "sram_b", "sram_c", "sram_group", "sram_psum")
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,8 @@ class WorkloadStats:
     quant_nearest: int  # elements quantized with round-to-nearest (activations, weights)
     quant_stochastic: int  # elements quantized stochastically (errors)
     k_max: int
+    psum_reads: int = 0  # weight-stationary only: partial sums re-read and re-written
+    psum_writes: int = 0
 
     @property
     def utilization(self) -> float:
@@ -375,7 +378,7 @@ def workload_stats(gemms, array) -> WorkloadStats:
     from .cycles import gemm_cycles
 
     totals = dict(macs=0, cycles=0, a_reads=0, b_reads=0, c_writes=0, group_reads=0.0,
-                  quant_nearest=0, quant_stochastic=0)
+                  quant_nearest=0, quant_stochastic=0, psum_reads=0, psum_writes=0)
     pe_count = array.rows * array.cols
     k_max = 1
     for gemm in gemms:
@@ -385,6 +388,8 @@ def workload_stats(gemms, array) -> WorkloadStats:
         totals["a_reads"] += cyc.a_reads
         totals["b_reads"] += cyc.b_reads
         totals["c_writes"] += cyc.c_writes
+        totals["psum_reads"] += cyc.psum_reads
+        totals["psum_writes"] += cyc.psum_writes
         totals["group_reads"] += (cyc.a_reads + cyc.b_reads) / gemm.k_chunk
         if gemm.pass_ == "forward":
             totals["quant_nearest"] += gemm.a_elems + gemm.b_elems
@@ -405,11 +410,15 @@ def workload_energy(stats: WorkloadStats, design: Design | str, sram_kib: float 
     out["quantize"] = (stats.quant_nearest * quantize_energy(d)
                        + stats.quant_stochastic * quantize_energy(d, stochastic=True))
     out["convert"] = stats.c_writes * convert_energy(d, k)
+    acc_bits = resolve_acc_bits(d, k)
+    psum_add = fp_add_energy(d.acc) if d.kind == "float" else C_ADD * acc_bits
+    out["psum_add"] = stats.psum_reads * psum_add  # WS: add the re-read partial sum
     bit = sram_bit_energy(sram_kib)
     out["sram_a"] = stats.a_reads * d.elem_bits * bit
     out["sram_b"] = stats.b_reads * d.elem_bits * bit
     out["sram_c"] = stats.c_writes * d.out_bits * bit
     out["sram_group"] = stats.group_reads * d.group_bits * bit
+    out["sram_psum"] = (stats.psum_reads + stats.psum_writes) * acc_bits * bit
     out["compute"] = sum(out[p] for p in COMPUTE_PARTS)
     out["sram"] = sum(out[p] for p in SRAM_PARTS)
     out["total"] = out["compute"] + out["sram"]

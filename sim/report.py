@@ -179,6 +179,29 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
     md += _table(["network", "pass", "GEMMs", "folds", "cycles", "utilization", "ms at 1 GHz"], rows, "llrrrrr")
     w("")
 
+    # -- dataflow -----------------------------------------------------------------------------------------
+    ws = ArrayConfig(array.rows, array.cols, array.overlap_drain, "ws")
+    w(f"## Output- vs weight-stationary ({array.rows}x{array.cols}; weight-stationary is model-only)")
+    w("")
+    w("Weight-stationary keeps a K x N weight tile in the PEs and streams A; partial sums of every K")
+    w("fold but the first are read back and re-written at the accumulator width, which an exact MLS")
+    w("accumulator makes wide. No RTL implements it; `tests/test_sim_cycles.py` checks its cycles")
+    w("against a cycle-stepping reference.")
+    w("")
+    rows = []
+    for net, gemms in workloads.items():
+        st_ws = workload_stats(gemms, ws)
+        for d in designs:
+            if d.name not in ("fp32", FP8_REF) and d.kind != "mls":
+                continue
+            e_os, e_ws = energy[(net, d.name)], workload_energy(st_ws, d, sram_kib)
+            rows.append([net, f"`{d.name}`", str(stats[net].cycles), str(st_ws.cycles), _f(stats[net].utilization),
+                         _f(st_ws.utilization), _f(e_os["total"] / stats[net].macs), _f(e_ws["total"] / st_ws.macs),
+                         _f((e_ws["sram_psum"] + e_ws["psum_add"]) / st_ws.macs)])
+    md += _table(["network", "design", "OS cycles", "WS cycles", "OS util.", "WS util.", "OS pJ/MAC",
+                  "WS pJ/MAC", "WS partial-sum pJ/MAC"], rows, "llrrrrrrr")
+    w("")
+
     # -- paper -------------------------------------------------------------------------------------------
     w("## Comparison with the paper")
     w("")

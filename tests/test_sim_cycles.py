@@ -193,3 +193,144 @@ def test_gemm_cycles_is_the_rtl_checked_function(seed):
                 "activation", "weight", 1, 1, 1)
     model = gemm_cycles(gemm, ArrayConfig(rows, cols))
     assert model.cycles == tiles_cycles([gemm.k] * model.folds, rows, cols)
+
+
+# -- weight-stationary (model only: no RTL implements it) ---------------------------------------
+def ws_stepping_reference(a, w, rows, cols, overlap=True):
+    """Clock-by-clock weight-stationary array: returns (cycles, C) for C = A @ W.
+
+    Folds go N-tile outer, K-tile inner. Loading a fold shifts its R x C weight tile in from the
+    top, one row per cycle, column j skewed by j cycles; a PE keeps at most two folds' weights
+    (double buffering) and the reference asserts it never needs a third or a missing one.
+    A row m of a fold enters array row i at its skew and moves right; partial sums move down one
+    PE per cycle; column sums leave the bottom one cycle after the last row's PE. Partial sums of
+    K folds are added outside (the accumulator buffer). Without ``overlap`` a fold's load waits
+    until the previous fold has drained."""
+    m_rows, k = a.shape
+    n = w.shape[1]
+    fk, fn = math.ceil(k / rows), math.ceil(n / cols)
+    folds = [(kt, nt) for nt in range(fn) for kt in range(fk)]
+    wt, at = [], []
+    for kt, nt in folds:
+        tile = np.zeros((rows, cols), dtype=object)
+        part = w[kt * rows:(kt + 1) * rows, nt * cols:(nt + 1) * cols]
+        tile[:part.shape[0], :part.shape[1]] = part
+        wt.append(tile)
+        slab = np.zeros((m_rows, rows), dtype=object)
+        part = a[:, kt * rows:(kt + 1) * rows]
+        slab[:, :part.shape[1]] = part
+        at.append(slab)
+    held = [[{} for _ in range(cols)] for _ in range(rows)]  # PE weight buffers: fold -> value
+    used = [[{} for _ in range(cols)] for _ in range(rows)]  # fold -> A rows consumed
+    arrivals = {}  # cycle -> list of (fold, i, j): weight stored at the end of that cycle
+    a_at = [[None] * cols for _ in range(rows)]
+    psum = [[None] * cols for _ in range(rows)]  # produced last cycle by PE(i, j)
+    skew = [[None] * i for i in range(rows)]
+    load_start, stream_start = {}, {}
+    next_load = next_fold = 0
+    next_m = 0
+    c = np.zeros((m_rows, n), dtype=object)
+    outputs_left = len(folds) * m_rows * cols
+    last_out = None
+    fold_last_out, fold_outs = {}, {}
+    cycle = 0
+    while outputs_left:
+        assert cycle < 100_000
+        # streamer: next A row, if its fold's weights are in PE(0, 0) and the previous fold has entered
+        token = [None] * rows
+        if next_fold < len(folds) and next_fold in load_start and next_fold in held[0][0]:
+            f = next_fold
+            if next_m == 0:
+                stream_start[f] = cycle
+            token = [(f, next_m, at[f][next_m, i]) for i in range(rows)]
+            next_m += 1
+            if next_m == m_rows:
+                next_fold, next_m = next_fold + 1, 0
+        # loader: start the next fold's load when the previous load is done and the fold before
+        # it has started streaming, this cycle included (with overlap), or when the previous fold has drained
+        if next_load < len(folds):
+            f = next_load
+            if f == 0:
+                ok = True
+            elif overlap:
+                ok = cycle >= load_start[f - 1] + rows and (f - 1) in stream_start and stream_start[f - 1] <= cycle
+            else:
+                ok = fold_last_out.get(f - 1, math.inf) < cycle
+            if ok:
+                load_start[f] = cycle
+                for i in range(rows):
+                    for j in range(cols):  # row i's token enters at cycle + (rows-1-i) + j, sinks i rows
+                        arrivals.setdefault(cycle + rows - 1 + j, []).append((f, i, j))
+                next_load += 1
+        # A moves right through the skew lines; every PE multiplies with its fold's weight and adds
+        # the partial sum from above (row 0 starts from zero)
+        new_a = [[None] * cols for _ in range(rows)]
+        for i in range(rows):
+            line = skew[i] + [token[i]]
+            new_a[i][0], skew[i] = line[0], line[1:]
+            for j in range(1, cols):
+                new_a[i][j] = a_at[i][j - 1]
+        a_at = new_a
+        new_psum = [[None] * cols for _ in range(rows)]
+        for i in range(rows):
+            for j in range(cols):
+                tok = a_at[i][j]
+                above = psum[i - 1][j] if i else None
+                if tok is None:
+                    assert above is None
+                    continue
+                f, m, value = tok
+                assert f in held[i][j], f"PE({i},{j}) has no weights for fold {f}"
+                base = 0
+                if i:
+                    assert above is not None and above[:2] == (f, m)
+                    base = above[2]
+                new_psum[i][j] = (f, m, base + value * held[i][j][f])
+                used[i][j][f] = used[i][j].get(f, 0) + 1
+        # bottom row: a column sum produced last cycle leaves now
+        for j in range(cols):
+            out = psum[rows - 1][j]
+            if out is not None:
+                f, m, value = out
+                kt, nt = folds[f]
+                col = nt * cols + j
+                if col < n:
+                    c[m, col] += value
+                outputs_left -= 1
+                last_out = cycle
+                fold_outs[f] = fold_outs.get(f, 0) + 1
+                if fold_outs[f] == m_rows * cols:
+                    fold_last_out[f] = cycle
+        psum = new_psum
+        # clock edge: weights arriving now replace a fold every PE has finished with
+        for f, i, j in arrivals.pop(cycle, []):
+            done = [g for g in held[i][j] if used[i][j].get(g, 0) == m_rows]
+            for g in done:
+                del held[i][j][g]
+            held[i][j][f] = wt[f][i, j]
+            assert len(held[i][j]) <= 2, f"PE({i},{j}) would need a third weight buffer"
+        cycle += 1
+    return last_out + 1, c
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("overlap", [True, False])
+def test_weight_stationary_matches_reference(seed, overlap):
+    rng = random.Random(500 + seed)
+    rows, cols = rng.randrange(1, 5), rng.randrange(1, 5)
+    m, n, k = rng.randrange(1, 9), rng.randrange(1, 3 * cols + 2), rng.randrange(1, 3 * rows + 2)
+    a = np.array([[rng.randrange(-9, 10) for _ in range(k)] for _ in range(m)], dtype=object)
+    w = np.array([[rng.randrange(-9, 10) for _ in range(n)] for _ in range(k)], dtype=object)
+    cycles, c = ws_stepping_reference(a, w, rows, cols, overlap)
+    assert (c == a.dot(w)).all()
+    gemm = Gemm("g", "forward", m, n, k, "activation", "weight", m * k, k * n, m * n)
+    model = gemm_cycles(gemm, ArrayConfig(rows, cols, overlap_drain=overlap, dataflow="ws"))
+    assert model.cycles == cycles
+    assert model.folds == math.ceil(k / rows) * math.ceil(n / cols)
+    assert model.b_reads == k * n and model.a_reads == math.ceil(n / cols) * m * k
+    assert model.psum_reads == model.psum_writes == (math.ceil(k / rows) - 1) * m * n
+
+
+def test_dataflow_errors():
+    with pytest.raises(ValueError, match="dataflow must be one of"):
+        ArrayConfig(4, 4, dataflow="rs")

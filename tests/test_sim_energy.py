@@ -47,7 +47,7 @@ def test_other_anchors():
 def _stats(**kw):
     base = dict(macs=10**9, cycles=5 * 10**6, pe_count=256, a_reads=3 * 10**7, b_reads=2 * 10**7,
                 c_writes=10**6, group_reads=5 * 10**6, quant_nearest=4 * 10**5, quant_stochastic=2 * 10**5,
-                k_max=4096)
+                k_max=4096, psum_reads=3 * 10**6, psum_writes=3 * 10**6)
     base.update(kw)
     return WorkloadStats(**base)
 
@@ -69,6 +69,11 @@ def test_totals_are_sums_of_parts(design):
     expected_q = st.quant_nearest * quantize_energy(d) + st.quant_stochastic * quantize_energy(d, stochastic=True)
     assert e["quantize"] == pytest.approx(expected_q)
     assert e["convert"] == pytest.approx(st.c_writes * convert_energy(d, st.k_max))
+    acc = {"mls": lambda: d.acc_bits or d.fmt.acc_bits_exact(st.k_max), "int": lambda: 32,
+           "float": lambda: d.acc.bits}[d.kind]()
+    assert e["sram_psum"] == pytest.approx((st.psum_reads + st.psum_writes) * acc * bit)
+    assert e["psum_add"] > 0
+    assert workload_energy(_stats(psum_reads=0, psum_writes=0), design)["psum_add"] == 0
 
 
 def _mls_cost(fmt: MLSFormat, k: int = 4096, acc: int | None = None):
