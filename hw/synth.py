@@ -180,7 +180,8 @@ class PEConfig:
 
 
 DEFAULT_MLS_FORMATS = ("e1m1g3", "e2m1g3", "e3m3g3", "e4m3g3", "e2m4g3")
-DEFAULT_MLS_K = 1 << 20  # the array issue's default: exact for every ResNet training GEMM
+DEFAULT_MLS_K = 1 << 20
+NARROW_ACC = (("e2m1g3", 24), ("e2m1g3", 32), ("e3m3g3", 32))  # the array issue's default: exact for every ResNet training GEMM
 
 
 def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[PEConfig]:
@@ -199,6 +200,10 @@ def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[
         for name in mls_formats:
             fmt = MLSFormat.parse(name)
             configs.append(PEConfig(f"mls-{fmt}", "mls", str(fmt), fmt.acc_bits_exact(k), f"mls_pe_{fmt}"))
+        # Narrower (saturating) accumulators: the accumulator dominates the MLS PE's area.
+        for name, bits in NARROW_ACC:
+            if name in [str(MLSFormat.parse(f)) for f in mls_formats]:
+                configs.append(PEConfig(f"mls-{name}-acc{bits}", "mls", name, bits, f"mls_pe_{name}_acc{bits}"))
     return configs
 
 
