@@ -54,15 +54,16 @@ class ArrayConfig:
 
     @classmethod
     def parse(cls, text: str | ArrayConfig) -> ArrayConfig:
-        """``"16x16"`` -> ArrayConfig(16, 16)."""
+        """``"16x16"`` -> ArrayConfig(16, 16); ``"16x16-ws"`` is weight-stationary."""
         if isinstance(text, ArrayConfig):
             return text
-        parts = str(text).lower().split("x")
+        size, _, flow = str(text).lower().strip().partition("-")
+        parts = size.split("x")
         try:
             rows, cols = (int(p) for p in parts)
         except ValueError:
-            raise ValueError(f"array size {text!r} must look like RxC, e.g. 16x16") from None
-        return cls(rows, cols)
+            raise ValueError(f"array size {text!r} must look like RxC[-os|-ws], e.g. 16x16") from None
+        return cls(rows, cols, dataflow=flow or "os")
 
     def __str__(self) -> str:
         return f"{self.rows}x{self.cols}" + ("" if self.dataflow == "os" else f"-{self.dataflow}")

@@ -334,3 +334,7 @@ def test_weight_stationary_matches_reference(seed, overlap):
 def test_dataflow_errors():
     with pytest.raises(ValueError, match="dataflow must be one of"):
         ArrayConfig(4, 4, dataflow="rs")
+    with pytest.raises(ValueError, match="dataflow must be one of"):
+        ArrayConfig.parse("4x4-rs")
+    assert ArrayConfig.parse("8x4-ws") == ArrayConfig(8, 4, dataflow="ws")
+    assert str(ArrayConfig.parse("8x4-ws")) == "8x4-ws" and str(ArrayConfig.parse("8x4")) == "8x4"
