@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--device", default=d.device)
     p.add_argument("--threads", type=int)
+    p.add_argument("--train-subset", type=int, metavar="N", help="train on the first N images only (smoke runs)")
     p.add_argument("--out", default="reports", help="report folder")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--seeds is empty")
         base = TrainConfig(dataset=args.dataset, data=args.data, model=args.model, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, device=args.device, threads=args.threads,
-                           progress=args.progress)
+                           progress=args.progress, train_subset=args.train_subset)
         t0 = time.perf_counter()
         rows = run_sweep(formats, seeds, base, args.policy)
         paths = write_report(rows, Path(args.out), args.dataset, command, base, args.policy, time.perf_counter() - t0)

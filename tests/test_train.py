@@ -69,3 +69,26 @@ def test_cli_help_lists_options(capsys):
     for option in ("--dataset", "--data", "--model", "--quant", "--epochs", "--batch-size", "--lr", "--seed",
                    "--device", "--resume"):
         assert option in out
+
+
+def test_quant_toml_option(tmp_path, capsys):
+    assert main(["--quant-toml", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read TOML quant config" in capsys.readouterr().err
+    toml = tmp_path / "q.toml"
+    toml.write_text('[quant]\na = "e2m1g3"\nw = "e2m1g3"\ne = "fp32"\n')
+    assert TrainConfig(quant_toml=str(toml)).quant_config().e.fmt is None
+
+
+def test_sweep_writes_the_report(tmp_path):
+    import csv
+
+    from model.sweep import main as sweep_main
+
+    assert sweep_main(["--formats", "fp32,e2m1g3", "--epochs", "1", "--out", str(tmp_path), "--no-progress",
+                       "--batch-size", "64", "--train-subset", "64"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "accuracy_digits.csv")))
+    assert [r["format"] for r in rows] == ["fp32", "e2m1g3"] and rows[1]["elem_bits"] == "4"
+    md = (tmp_path / "accuracy_digits.md").read_text()
+    assert "python -m model.sweep --formats fp32,e2m1g3" in md and "| e2m1g3 | 4 | 3 |" in md
+    assert (tmp_path / "accuracy_digits.png").read_bytes()[:4] == b"\x89PNG"
+    assert sweep_main(["--formats", "e9m1g1", "--out", str(tmp_path)]) == 2
