@@ -92,7 +92,7 @@ async def fp8_accumulate_random(dut):
     await _start(dut)
     fa, fb = P["fmt_a"], P["fmt_b"]
     rng = np.random.default_rng(SEED)
-    n = int(P.get("n_acc", 6000))
+    n = int(P.get("n_acc", 4000))
     # Bias towards large codes half the time so sums reach FP32 magnitudes that round.
     a = np.where(rng.random(n) < 0.5, rng.integers(0, 256, n), rng.integers(0x70, 0x7F, n) | (rng.integers(0, 2, n) << 7))
     b = rng.integers(0, 256, n)
@@ -132,7 +132,7 @@ async def fp32_products(dut):
     await _start(dut)
     rng = np.random.default_rng(SEED)
     c = _fp32_corners()
-    n = int(P.get("n_mul", 12000))
+    n = int(P.get("n_mul", 10000))
     # Products within a few ulps of the flush threshold 2^-126 and of the overflow threshold 2^128.
     xa = _fp32_random(rng, n // 4) & np.uint32(0x807FFFFF) | (rng.integers(64, 191, n // 4).astype(np.uint32) << np.uint32(23))
     target = np.where(rng.random(n // 4) < 0.5, 2.0 ** -126, 2.0 ** 128)
@@ -151,7 +151,7 @@ async def fp32_add_pairs(dut):
     await _start(dut)
     rng = np.random.default_rng(SEED + 1)
     c = _fp32_corners()
-    n = int(P.get("n_add", 8000))
+    n = int(P.get("n_add", 6000))
     x = np.concatenate([np.repeat(c, len(c)), _fp32_random(rng, n), _fp32_random(rng, n // 4)]).astype(np.uint32)
     y_cancel = (x[-(n // 4):] ^ np.uint32(0x80000000)) + rng.integers(-4, 5, n // 4).astype(np.uint32)
     y = np.concatenate([np.tile(c, len(c)), _fp32_random(rng, n), y_cancel]).astype(np.uint32)
@@ -171,7 +171,7 @@ async def fp32_mac_random(dut):
     """Long accumulations with random clears and stalls: the two roundings per step."""
     await _start(dut)
     rng = np.random.default_rng(SEED + 2)
-    n = int(P.get("n_acc", 6000))
+    n = int(P.get("n_acc", 4000))
     # Moderate magnitudes (so sums stay finite and round), with some uniform patterns mixed in.
     vals = rng.standard_normal((2, n)).astype(np.float32) * np.float32(2.0) ** rng.integers(-8, 9, (2, n)).astype(np.float32)
     a, b = ba.f32_to_bits(vals[0]).copy(), ba.f32_to_bits(vals[1]).copy()
@@ -200,7 +200,7 @@ async def int8_products_exhaustive(dut):
 async def int8_accumulate_random(dut):
     await _start(dut)
     rng = np.random.default_rng(SEED + 3)
-    n = int(P.get("n_acc", 6000))
+    n = int(P.get("n_acc", 4000))
     a, b = rng.integers(-128, 128, n), rng.integers(-128, 128, n)
     clear = (rng.random(n) < 1 / 64).astype(int)
     clear[0] = 1
