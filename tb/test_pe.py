@@ -52,7 +52,8 @@ def test_pe_e3m3g3_exhaustive():
 @pytest.mark.parametrize("fmt", ["e2m1g3", "e3m3g3", "e4m3g3", "e2m4g3"])
 def test_pe_long_random(fmt):
     f = MLSFormat.parse(fmt)
-    for acc_bits in (f.acc_bits_exact(1 << 20), f.acc_bits_exact(8)):
+    # the golden accumulator is int64: cap at 63 bits (e4m3g3 needs 71 for K = 2**20)
+    for acc_bits in (min(f.acc_bits_exact(1 << 20), 63), f.acc_bits_exact(8)):
         _run(fmt, acc_bits, "cycled", seed=5, tiles=3000, bubble=0.3, testcase="accumulate_tiles")
 
 
