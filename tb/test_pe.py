@@ -10,7 +10,7 @@ import pytest
 
 from hw.pe import MLSPE
 from model.formats import MLSFormat
-from tb.pe_vectors import run_cocotb_pch as run_cocotb
+from tb.harness import run_cocotb
 
 
 def _run(fmt, acc_bits, mode, seed=1, tiles=200, bubble=0.2, testcase=None):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from hw.pe import Accumulator, Aligner, ExponentAdder, SignificandMultiplier
 from hw.pe.layout import element_layout, field_width
 from model.formats import MLSFormat
-from tb.pe_vectors import run_cocotb_pch as run_cocotb
+from tb.harness import run_cocotb
 
 ACC_IN_BITS, ACC_BITS = 12, 14
 
