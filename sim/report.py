@@ -71,6 +71,61 @@ def _read_synth(path: Path) -> dict[str, dict[str, str]]:
             raise ValueError(f"{path}: expected a 'design' column (and cells/transistors), got {reader.fieldnames}")
         return {row["design"].strip().lower(): row for row in reader}
 
+SYNTH_FP8_REF = "fp8e4m3-fp32acc+exact"   # the synthesized FP8 PE: exact E4M3 product, FP32 add
+FOUR_WAYS_DESIGNS = ("mls-e2m1g3", "mls-e3m3g3")
+
+
+def _number(text) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _four_ways(synth: dict, workloads: dict, stats: dict, sram_kib: float, k_ref: int) -> list[str]:
+    """The headline gains of e2m1g3 and e3m3g3 over FP32 and FP8 from the table-based model, the
+    synthesized netlists and their switching activity on real operands, side by side."""
+    md = ["## Headline four ways: table, synthesized area and energy, switching activity", ""]
+    md.append("Gain = reference / MLS. *Table, per step*: this model's compute energy of a ResNet-20 training")
+    md.append("step (as in the headline). *Table, per PE*: this model's PE energy per MAC")
+    md.append(f"(accumulators exact for K = {k_ref}). *Synth area* and")
+    md.append("*synth energy*: transistors of the PEs synthesized in one yosys flow (`reports/synth.md`; the")
+    md.append("energy column is transistors x one fitted constant, so it equals the area ratio). *Activity*:")
+    md.append("switched gates per MAC of the gate netlists simulated on real conv operands (`hw/activity.py`).")
+    md.append(f"FP8 = `{FP8_REF}` in the model, `{SYNTH_FP8_REF}` synthesized. Regenerate everything with")
+    md.append("`python -m sim.report --synth` (synthesizes every PE, cached; a few minutes the first time).")
+    md.append("")
+    net = "resnet20" if "resnet20" in workloads else next(iter(workloads))
+    rows = []
+    for name in FOUR_WAYS_DESIGNS:
+        row = synth.get(name)
+        if row is None:
+            continue
+        design = Design.parse(name)
+        step = workload_energy(stats[net], design, sram_kib)["compute"]
+        pe = sum(pe_energy(design, k_ref).values())
+        for ref_model, ref_synth, col in (("fp32", "fp32", "fp32"), (FP8_REF, SYNTH_FP8_REF, "fp8")):
+            ref_step = workload_energy(stats[net], ref_model, sram_kib)["compute"]
+            ref_pe = sum(pe_energy(ref_model, k_ref).values())
+            cells = [row.get(f"area_gain_vs_{col}", ""), row.get("synth_pj_per_mac", ""),
+                     row.get(f"activity_gain_vs_{col}", "")]
+            ref_row = synth.get(ref_synth, {})
+            area, activity = _number(cells[0]), _number(cells[2])
+            energy, ref_energy = _number(cells[1]), _number(ref_row.get("synth_pj_per_mac"))
+            synth_energy = ref_energy / energy if energy and ref_energy else None
+            rows.append([f"`{name}`", f"`{ref_synth}`", _f(ref_step / step), _f(ref_pe / pe)] +
+                        [_f(v) if v is not None else "-" for v in (area, synth_energy, activity)])
+    md += _table(["design", "vs", "table, per step", "table, per PE", "synth area", "synth energy", "activity"],
+                 rows, "llrrrrr")
+    md.append("")
+    md.append(f"Paper (compute units): {PAPER['fp32'][0]}-{PAPER['fp32'][1]}x over FP32, "
+              f"{PAPER['fp8'][0]}-{PAPER['fp8'][1]}x over FP8. The synthesized PEs carry the MLS PE's exact")
+    acc = synth.get("mls-e2m1g3", {}).get("acc_bits", "?")
+    md.append(f"accumulator ({acc} bits for e2m1g3, exact at K = 2^20), which dominates its area; the activity proxy counts")
+    md.append("gate switching on real data but not flip-flop clocking (see `docs/synthesis.md`).")
+    md.append("")
+    return md
+
 
 def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, list],
                  sram_kib: float = 8.0, synth: dict | None = None) -> tuple[str, str, dict]:
@@ -117,8 +172,11 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
       f"FP32 and {PAPER['fp8'][0]}-{PAPER['fp8'][1]}x over FP8. See *Comparison with the paper* below.")
     w("")
 
-    # -- per MAC components ---------------------------------------------------------------------
     k_ref = max(st.k_max for st in stats.values())
+    if synth:
+        md += _four_ways(synth, workloads, stats, sram_kib, k_ref)
+
+    # -- per MAC components ---------------------------------------------------------------------
     w(f"## Energy per MAC by PE component (pJ, 45 nm; MLS accumulators exact for K = {k_ref})")
     w("")
     rows = []

@@ -13,7 +13,6 @@ from sim.workloads import NETWORKS, network_gemms
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "reports" / "energy.md"
-SYNTH_HEADING = "## Synthesis cross-check"
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +28,39 @@ def test_deterministic(generated):
     assert md1 == md2 and csv1 == csv2
 
 
-def _without_synth(text: str) -> str:
-    return text.split(SYNTH_HEADING)[0]
-
-
 def test_committed_report_is_current(generated):
-    """The committed reports/energy.md equals a fresh `python -m sim.report` (the synthesis
-    section, which follows reports/synth.csv from another flow, is compared separately by
-    regenerating)."""
+    """The committed reports/energy.md equals a fresh `python -m sim.report` run on the committed
+    reports/synth.csv (after a new `python -m hw.synth --report`, regenerate both with
+    `python -m sim.report --synth`)."""
     md, _, _ = generated[0]
     assert COMMITTED.exists(), "reports/energy.md is missing: run `python -m sim.report`"
-    assert _without_synth(COMMITTED.read_text()) == _without_synth(md), \
-        "reports/energy.md is stale: run `python -m sim.report` and commit it"
+    assert COMMITTED.read_text() == md, "reports/energy.md is stale: run `python -m sim.report` and commit it"
+
+
+def _table_rows(md: str, heading: str) -> list[list[str]]:
+    section = md.split(heading, 1)[1].split("\n## ", 1)[0]
+    return [[c.strip().strip("`") for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| design", "| network", "| ---"))]
+
+
+def test_four_ways_headline_matches_its_sources(generated):
+    """The side-by-side gains come from the model (same numbers as the headline) and from
+    reports/synth.csv (area, synthesized energy and activity), for e2m1g3 and e3m3g3 vs FP32 and FP8."""
+    md, _, _ = generated[0]
+    synth = _read_synth(ROOT / "reports" / "synth.csv")
+    rows = _table_rows(md, "## Headline four ways")
+    assert [(r[0], r[1]) for r in rows] == [(d, ref) for d in ("mls-e2m1g3", "mls-e3m3g3")
+                                            for ref in ("fp32", "fp8e4m3-fp32acc+exact")]
+    headline = {r[1]: r for r in _table_rows(md, "## Headline: gain") if r[0] == "resnet20"}
+    e2 = synth["mls-e2m1g3"]
+    assert rows[0][2] == headline["mls-e2m1g3"][2]          # x FP32 (compute), per step
+    assert rows[1][2] == headline["mls-e2m1g3"][4]          # x FP8 (compute), per step
+    assert float(rows[0][4]) == pytest.approx(float(e2["area_gain_vs_fp32"]), rel=2e-3)
+    assert float(rows[1][4]) == pytest.approx(float(e2["area_gain_vs_fp8"]), rel=2e-3)
+    assert float(rows[0][6]) == pytest.approx(float(e2["activity_gain_vs_fp32"]), rel=2e-3)
+    assert float(rows[1][6]) == pytest.approx(float(e2["activity_gain_vs_fp8"]), rel=2e-3)
+    synth_energy = float(synth["fp32"]["synth_pj_per_mac"]) / float(e2["synth_pj_per_mac"])
+    assert float(rows[0][5]) == pytest.approx(synth_energy, rel=2e-3)
 
 
 def test_csv_consistent(generated):
