@@ -1,4 +1,5 @@
-"""R x C output-stationary systolic array of MLS PEs with valid/ready stream boundaries."""
+"""R x C output-stationary systolic array of MLS PEs (or of a baseline PE) with valid/ready stream
+boundaries."""
 
 from __future__ import annotations
 
@@ -12,10 +13,26 @@ from ..pe import MLSPE
 from ..pe.layout import control_layout, operand_layout
 from .timing import ArrayTiming
 
-__all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM"]
+__all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM", "PE_KINDS", "BASELINE_ACC_BITS", "INT8_MAX_K_EXACT"]
 
 DEFAULT_MAX_K = 1 << 20
 MAX_DIM = 64
+
+#: Values of ``SystolicArray(pe=...)``: the MLS PE, or a baseline PE of ``hw.baseline.BaselinePE``
+#: as (kind, A format, W format). FP8 names give the A format first, then the W format.
+PE_KINDS = {
+    "mls": None,
+    "fp32": ("fp32", None, None),
+    "fp8-e4m3": ("fp8", "e4m3", "e4m3"),
+    "fp8-e5m2": ("fp8", "e5m2", "e5m2"),
+    "fp8-e4m3-e5m2": ("fp8", "e4m3", "e5m2"),
+    "fp8-e5m2-e4m3": ("fp8", "e5m2", "e4m3"),
+    "int8": ("int8", None, None),
+}
+#: Width of every baseline accumulator and result word: an FP32 word or a wrapping INT32.
+BASELINE_ACC_BITS = 32
+#: Largest K for which the INT32 accumulator of ``pe="int8"`` cannot wrap: K * 2^14 <= 2^31 - 1.
+INT8_MAX_K_EXACT = ((1 << 31) - 1) // (128 * 128)
 
 
 def _check_int(name, value, low, high):
@@ -26,6 +43,14 @@ def _check_int(name, value, low, high):
     return value
 
 
+def _check_pe(pe):
+    if not isinstance(pe, str):
+        raise TypeError(f"pe must be a str, not {pe!r}")
+    if pe not in PE_KINDS:
+        raise ValueError(f"pe must be one of {', '.join(repr(k) for k in PE_KINDS)}, got {pe!r}")
+    return pe
+
+
 class SystolicArray(wiring.Component):
     """Output-stationary ``rows x cols`` array: A streams from the left, W from the top, skewed.
 
@@ -33,40 +58,74 @@ class SystolicArray(wiring.Component):
     PE per cycle at steady state. The tile protocol and the exact cycle counts are defined in
     ``hw/array/timing.py`` (``self.timing``).
 
+    With ``pe`` other than ``"mls"`` every PE is a ``hw.baseline.BaselinePE`` instead: the same
+    ports, control, pipeline and latency (2), so the skew, the tile protocol, the drain and every
+    cycle count are identical; only the operand and result shapes and the arithmetic differ
+    (``model.baseline_arith``, k ascending, the first beat of a tile loads the product).
+
     Parameters
     ----------
-    fmt : MLSFormat or str
-        Element format of A and W.
+    fmt : MLSFormat or str or None
+        Element format of A and W for ``pe="mls"`` (required there); must be None for a baseline
+        PE, whose operand formats are fixed by ``pe``.
     rows, cols : int
         Array size R x C, each in [1, 64].
     acc_bits : int or None
-        Accumulator width; default ``fmt.acc_bits_exact(max_k)`` (never saturates for K <= max_k).
+        MLS: accumulator width; default ``fmt.acc_bits_exact(max_k)`` (never saturates for
+        K <= max_k). Baselines: must be None; the accumulator is always a 32-bit word (FP32, or
+        INT32 wrapping modulo 2^32 for ``"int8"``), ``acc_bits == 32``.
     max_k : int
-        Largest reduction length the default accumulator holds exactly (default 2**20).
+        MLS: largest reduction length the default accumulator holds exactly (default 2**20).
+        Baselines: only sets ``exact`` (the INT32 accumulator is exact for K <= 131071; a float
+        accumulator rounds, so never exact) and the tile length host code accepts.
+    pe : str
+        ``"mls"`` (default), ``"fp32"`` (FP32 x FP32, FP32 accumulate), ``"fp8-e4m3"``,
+        ``"fp8-e5m2"``, ``"fp8-e4m3-e5m2"``, ``"fp8-e5m2-e4m3"`` (FP8 A format, then W format;
+        exact product, FP32 accumulate) or ``"int8"`` (INT8 x INT8, INT32 wrapping accumulate).
 
     Members
     -------
     a : In(stream.Signature(a_layout))
-        ``data``: ArrayLayout(operand_layout(fmt), rows), column k of the A tile (row i at index i);
-        ``last``: this is beat k = K - 1.
+        ``data``: ArrayLayout(a_shape, rows), column k of the A tile (row i at index i);
+        ``last``: this is beat k = K - 1. ``a_shape`` is ``operand_layout(fmt)`` (MLS),
+        ``float_layout(FP32 | E4M3 | E5M2)`` (IEEE bit order: man, exp, sign) or ``signed(8)``.
     w : In(stream.Signature(w_layout))
-        ``data``: ArrayLayout(operand_layout(fmt), cols), row k of the W tile. Joined with ``a``.
+        ``data``: ArrayLayout(w_shape, cols), row k of the W tile. Joined with ``a``.
     c : Out(stream.Signature(c_layout))
-        One row of a finished tile per beat, row 0 first: ``data`` ArrayLayout(signed(acc_bits), cols),
-        ``overflow`` one sticky flag per column, ``last`` on row ``rows - 1``.
+        One row of a finished tile per beat, row 0 first: ``data`` ArrayLayout(result_shape, cols)
+        (``signed(acc_bits)`` for MLS, ``float_layout(FP32)`` for the float baselines,
+        ``signed(32)`` for INT8), ``overflow`` one sticky flag per column (always 0 for the
+        baselines), ``last`` on row ``rows - 1``.
     """
 
-    def __init__(self, fmt, rows: int = 8, cols: int = 8, acc_bits: int | None = None, max_k: int = DEFAULT_MAX_K):
+    def __init__(self, fmt=None, rows: int = 8, cols: int = 8, acc_bits: int | None = None,
+                 max_k: int = DEFAULT_MAX_K, *, pe: str = "mls"):
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
-        fmt = MLSFormat.parse(fmt)
+        self._pe = _check_pe(pe)
+        self._baseline = PE_KINDS[pe]
+        if self._baseline is None:
+            if fmt is None:
+                raise TypeError("fmt is required for pe='mls' (an MLSFormat or a name like 'e2m1g3')")
+            fmt = MLSFormat.parse(fmt)
+        elif fmt is not None:
+            raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), got {fmt!r}")
         _check_int("rows", rows, 1, MAX_DIM)
         _check_int("cols", cols, 1, MAX_DIM)
         _check_int("max_k", max_k, 1, 1 << 40)
-        if acc_bits is None:
+        if self._baseline is not None:
+            if acc_bits is not None:
+                raise ValueError(f"acc_bits must be None for pe={pe!r} (its accumulator is a fixed "
+                                 f"{BASELINE_ACC_BITS}-bit word), got {acc_bits!r}")
+            acc_bits = BASELINE_ACC_BITS
+        elif acc_bits is None:
             acc_bits = fmt.acc_bits_exact(max_k)
         _check_int("acc_bits", acc_bits, 2, 256)
         self._fmt, self._rows, self._cols, self._acc_bits, self._max_k = fmt, rows, cols, acc_bits, max_k
-        self._pe_latency = MLSPE.LATENCY
+        if self._baseline is None:
+            self._pe_latency = MLSPE.LATENCY
+        else:
+            from ..baseline.systolic_pe import BaselinePE
+            self._pe_latency = BaselinePE.LATENCY
         super().__init__({
             "a": In(stream.Signature(self.a_layout)),
             "w": In(stream.Signature(self.w_layout)),
@@ -82,16 +141,61 @@ class SystolicArray(wiring.Component):
     max_k = property(lambda self: self._max_k)
 
     @property
+    def pe(self) -> str:
+        """The PE kind: ``"mls"`` or a baseline name of ``PE_KINDS``."""
+        return self._pe
+
+    @property
+    def is_baseline(self) -> bool:
+        return self._baseline is not None
+
+    @property
+    def pe_formats(self) -> tuple:
+        """``(kind, A format, W format)`` of a baseline PE (FP8 names or None); None for MLS."""
+        return self._baseline
+
+    def _float_format(self, name):
+        from model.baseline_arith import FP32, float_format
+        return FP32 if name is None else float_format(name)
+
+    @property
+    def a_shape(self):
+        """Shape of one A operand (one element of ``a.payload.data``)."""
+        return self._operand_shape(1)
+
+    @property
+    def w_shape(self):
+        """Shape of one W operand (one element of ``w.payload.data``)."""
+        return self._operand_shape(2)
+
+    def _operand_shape(self, which):
+        if self._baseline is None:
+            return operand_layout(self._fmt)
+        if self._baseline[0] == "int8":
+            return signed(8)
+        from ..baseline.layout import float_layout
+        return float_layout(self._float_format(self._baseline[which]))
+
+    @property
+    def result_shape(self):
+        """Shape of one result (one element of ``c.payload.data``): ``signed(acc_bits)`` for MLS
+        and INT8, ``float_layout(FP32)`` for the float baselines."""
+        if self._baseline is None or self._baseline[0] == "int8":
+            return signed(self._acc_bits)
+        from ..baseline.layout import float_layout
+        return float_layout(self._float_format(None))
+
+    @property
     def a_layout(self) -> data.StructLayout:
-        return data.StructLayout({"data": data.ArrayLayout(operand_layout(self._fmt), self._rows), "last": 1})
+        return data.StructLayout({"data": data.ArrayLayout(self.a_shape, self._rows), "last": 1})
 
     @property
     def w_layout(self) -> data.StructLayout:
-        return data.StructLayout({"data": data.ArrayLayout(operand_layout(self._fmt), self._cols)})
+        return data.StructLayout({"data": data.ArrayLayout(self.w_shape, self._cols)})
 
     @property
     def c_layout(self) -> data.StructLayout:
-        return data.StructLayout({"data": data.ArrayLayout(signed(self._acc_bits), self._cols),
+        return data.StructLayout({"data": data.ArrayLayout(self.result_shape, self._cols),
                                   "overflow": self._cols, "last": 1})
 
     @property
@@ -110,16 +214,27 @@ class SystolicArray(wiring.Component):
 
     @property
     def exact(self) -> bool:
-        """Whether the accumulator is exact for every K <= max_k."""
-        return self._acc_bits >= self._fmt.acc_bits_exact(self._max_k)
+        """Whether the accumulator is exact for every K <= max_k (never for a float accumulator;
+        for INT8 while the INT32 sum cannot wrap, K <= ``INT8_MAX_K_EXACT``)."""
+        if self._baseline is None:
+            return self._acc_bits >= self._fmt.acc_bits_exact(self._max_k)
+        return self._baseline[0] == "int8" and self._max_k <= INT8_MAX_K_EXACT
+
+    def make_pe(self):
+        """A new PE of this array's kind (``MLSPE`` or ``BaselinePE``)."""
+        if self._baseline is None:
+            return MLSPE(self._fmt, self._acc_bits)
+        from ..baseline.systolic_pe import BaselinePE
+        kind, fa, fb = self._baseline
+        return BaselinePE(kind, fa or "e4m3", fb or "e4m3")
 
     # -- gateware --------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
         R, C = self._rows, self._cols
-        op = operand_layout(self._fmt)
+        a_op, w_op = self.a_shape, self.w_shape
 
-        pes = [[MLSPE(self._fmt, self._acc_bits) for _ in range(C)] for _ in range(R)]
+        pes = [[self.make_pe() for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
@@ -154,7 +269,7 @@ class SystolicArray(wiring.Component):
         for i in range(R):
             a_sig, c_sig = self.a.payload.data[i], ctl0
             for d in range(i):
-                a_next, c_next = Signal(op, name=f"a_skew_{i}_{d}"), Signal(control_layout(), name=f"ctl_skew_{i}_{d}")
+                a_next, c_next = Signal(a_op, name=f"a_skew_{i}_{d}"), Signal(control_layout(), name=f"ctl_skew_{i}_{d}")
                 m.d.sync += [a_next.eq(a_sig), c_next.eq(c_sig)]
                 a_sig, c_sig = a_next, c_next
             m.d.comb += [pes[i][0].a_in.eq(a_sig), pes[i][0].ctl_in.eq(c_sig)]
@@ -163,7 +278,7 @@ class SystolicArray(wiring.Component):
         for j in range(C):
             w_sig = self.w.payload.data[j]
             for d in range(j):
-                w_next = Signal(op, name=f"w_skew_{j}_{d}")
+                w_next = Signal(w_op, name=f"w_skew_{j}_{d}")
                 m.d.sync += w_next.eq(w_sig)
                 w_sig = w_next
             m.d.comb += pes[0][j].b_in.eq(w_sig)

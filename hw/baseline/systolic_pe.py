@@ -31,6 +31,8 @@ _INT_BITS, _INT_ACC = 8, 32
 class BaselinePE(wiring.Component):
     """Output-stationary baseline PE, drop-in port style of ``MLSPE``.
 
+    ``hw.array.SystolicArray(pe="fp32" | "fp8-e4m3" | ... | "int8")`` builds its array of these.
+
     Parameters
     ----------
     kind : "fp32" | "fp8" | "int8"
@@ -42,6 +44,8 @@ class BaselinePE(wiring.Component):
     a_out, b_out, ctl_out : Out(...), the inputs one cycle later
     result : Out(float_layout(FP32) or signed(32)); overflow : Out(1) (always 0); done : Out(1)
     """
+
+    LATENCY = 2
 
     def __init__(self, kind: str = "fp32", fmt_a: str = "e4m3", fmt_b: str = "e4m3"):
         from hw.pe.layout import control_layout
@@ -68,7 +72,7 @@ class BaselinePE(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an operand pair at the inputs to ``result`` holding it (as ``MLSPE``)."""
-        return 2
+        return self.LATENCY
 
     def elaborate(self, platform):
         from hw.pe.layout import control_layout

@@ -6,34 +6,32 @@ become bridge FIFOs, loaded and read over the UART (``docs/fpga.md`` gives the w
 
 from __future__ import annotations
 
-import inspect
+__all__ = ["array_factory", "BASELINE_DESIGNS"]
 
-__all__ = ["array_factory"]
+#: Board designs that are the array of a baseline PE: the design name is the array's ``pe``.
+BASELINE_DESIGNS = ("fp32", "fp8-e4m3", "fp8-e5m2", "int8")
 
 
-def array_factory(array_module, design: str, *, fmt: str, rows: int, cols: int, k_max: int | None):
-    """``(factory, description)`` for ``design`` "mls" (MLS PEs) or "fp32" (FP32 baseline PEs)."""
+def array_factory(array_module, design: str, *, fmt: str | None, rows: int, cols: int, k_max: int | None):
+    """``(factory, description)`` for ``design`` "mls" (MLS PEs, element format ``fmt``) or a
+    baseline PE kind of ``BASELINE_DESIGNS`` (``SystolicArray(pe=design)``; ``fmt`` is ignored)."""
     from model.formats import MLSFormat
 
     cls = array_module.SystolicArray
     kwargs = {} if k_max is None else {"max_k": k_max}
-    if design == "fp32":
-        # The FP32 array needs hw.array to accept a baseline PE; look for such a parameter.
-        params = inspect.signature(cls).parameters
-        pe_param = next((p for p in ("pe", "pe_kind", "pe_type") if p in params), None)
-        if pe_param is None:
-            raise ValueError("hw.array.SystolicArray has no parameter to use the FP32 baseline PE "
-                             "(hw/baseline/fp32_mac.py is not drop-in for the array yet)")
-        kwargs[pe_param] = "fp32"
-        fmt_obj = None
-    else:
+    if design == "mls":
         fmt_obj = MLSFormat.parse(fmt)
-    probe = cls(fmt_obj if fmt_obj is not None else "e2m1g3", rows, cols, **kwargs)
-    description = {"design": design, "component": f"{cls.__module__}.{cls.__qualname__}",
-                   "format": str(fmt_obj) if fmt_obj is not None else "fp32", "rows": rows, "cols": cols,
-                   "acc_bits": probe.acc_bits, "max_k": probe.max_k, "latency": probe.latency}
+    elif design in BASELINE_DESIGNS:
+        fmt_obj = None
+        kwargs["pe"] = design
+    else:
+        raise ValueError(f"unknown array design {design!r}; known: mls, {', '.join(BASELINE_DESIGNS)}")
+    probe = cls(fmt_obj, rows, cols, **kwargs)
     probe._MustUse__silence = True   # only read for the manifest, never elaborated
+    description = {"design": design, "component": f"{cls.__module__}.{cls.__qualname__}", "pe": probe.pe,
+                   "format": str(fmt_obj) if fmt_obj is not None else design, "rows": rows, "cols": cols,
+                   "acc_bits": probe.acc_bits, "max_k": probe.max_k, "latency": probe.latency}
 
     def factory():
-        return cls(fmt_obj if fmt_obj is not None else "e2m1g3", rows, cols, **kwargs)
+        return cls(fmt_obj, rows, cols, **kwargs)
     return factory, description

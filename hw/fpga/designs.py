@@ -1,7 +1,8 @@
 """Designs the board flow and its report can build, by name.
 
 ``demo`` is this package's small test design. ``mls`` is the MLS systolic array of
-``hw.array``; ``fp32`` the same array of FP32 baseline PEs, once ``hw.array`` can take one.
+``hw.array``; ``fp32`` (``fp8-e4m3``, ``fp8-e5m2``, ``int8``) the same array of baseline PEs
+(``SystolicArray(pe="fp32")``; ``--format`` is ignored).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from .array_adapter import BASELINE_DESIGNS
 from .demo import DotDemo
 
 __all__ = ["DESIGNS", "make_design", "add_design_arguments", "design_from_args"]
 
-DESIGNS = ("demo", "mls", "fp32")
+DESIGNS = ("demo", "mls") + BASELINE_DESIGNS
 
 
 def _array_module():
@@ -27,7 +29,7 @@ def make_design(design: str, *, fmt: str = "e2m1g3", rows: int = 2, cols: int = 
     """Return ``(factory, description)``: ``factory()`` builds the component to wrap."""
     if design == "demo":
         return DotDemo, {"design": "demo", "component": "hw.fpga.demo.DotDemo"}
-    if design in ("mls", "fp32"):
+    if design == "mls" or design in BASELINE_DESIGNS:
         array = _array_module()
         from .array_adapter import array_factory
         return array_factory(array, design, fmt=fmt, rows=rows, cols=cols, k_max=k_max)
@@ -36,7 +38,7 @@ def make_design(design: str, *, fmt: str = "e2m1g3", rows: int = 2, cols: int = 
 
 def add_design_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--design", choices=DESIGNS, default="mls", help="what to build (default mls)")
-    parser.add_argument("--format", default="e2m1g3", help="MLS element format (default e2m1g3)")
+    parser.add_argument("--format", default="e2m1g3", help="MLS element format (default e2m1g3; ignored by the baseline-PE designs)")
     parser.add_argument("--rows", type=int, default=2, help="array rows (default 2)")
     parser.add_argument("--cols", type=int, default=2, help="array columns (default 2)")
     parser.add_argument("--k-max", type=int, default=None, help="largest reduction length (default: the array's)")

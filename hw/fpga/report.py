@@ -48,7 +48,7 @@ class Config:
 
     @property
     def label(self) -> str:
-        return self.fmt if self.design == "mls" else {"fp32": "FP32 PE", "demo": "demo"}[self.design]
+        return self.fmt if self.design == "mls" else {"fp32": "FP32 PE", "demo": "demo"}.get(self.design, self.design)
 
 
 def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False) -> dict:

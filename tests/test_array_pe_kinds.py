@@ -1,0 +1,112 @@
+"""SystolicArray(pe=...): constructor validation, layouts, widths and timing of the baseline-PE
+arrays (no simulator; the cocotb runs are in tb/test_array_baseline.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from amaranth import Shape, signed
+
+from hw.array import SystolicArray
+from hw.array.array import BASELINE_ACC_BITS, INT8_MAX_K_EXACT, PE_KINDS
+from hw.baseline.layout import float_layout
+from hw.baseline.systolic_pe import BaselinePE
+from hw.pe import MLSPE
+from model.baseline_arith import E4M3, E5M2, FP32
+from model.formats import MLSFormat
+
+ALLOWED = "'mls', 'fp32', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3-e5m2', 'fp8-e5m2-e4m3', 'int8'"
+
+
+def _array(*args, **kwargs):
+    arr = SystolicArray(*args, **kwargs)
+    arr._MustUse__silence = True   # inspected only, never elaborated
+    return arr
+
+
+@pytest.mark.filterwarnings("error")
+def test_pe_errors():
+    with pytest.raises(ValueError, match=r"^pe must be one of " + re.escape(ALLOWED) + r", got 'bf16'$"):
+        SystolicArray(None, 2, 2, pe="bf16")
+    with pytest.raises(ValueError, match=r"^pe must be one of .*, got 'fp8'$"):
+        SystolicArray(None, 2, 2, pe="fp8")
+    with pytest.raises(ValueError, match=r"^pe must be one of .*, got 'FP32'$"):
+        SystolicArray(None, 2, 2, pe="FP32")
+    with pytest.raises(TypeError, match=r"^pe must be a str, not 32$"):
+        SystolicArray(None, 2, 2, pe=32)
+    with pytest.raises(ValueError, match=r"^acc_bits must be None for pe='fp32' \(its accumulator is a fixed "
+                                         r"32-bit word\), got 24$"):
+        SystolicArray(None, 2, 2, acc_bits=24, pe="fp32")
+    with pytest.raises(ValueError, match=r"^acc_bits must be None for pe='int8' .*, got 32$"):
+        SystolicArray(None, 2, 2, acc_bits=32, pe="int8")
+    with pytest.raises(ValueError, match=r"^fmt must be None for pe='fp32' \(a baseline PE's operand formats are "
+                                         r"fixed\), got 'e2m1g3'$"):
+        SystolicArray("e2m1g3", 2, 2, pe="fp32")
+    with pytest.raises(TypeError, match=r"^fmt is required for pe='mls'"):
+        SystolicArray(None, 2, 2)
+    with pytest.raises(TypeError, match=r"^fmt is required for pe='mls'"):
+        SystolicArray(rows=2, cols=2)
+    # the other checks still apply to baselines
+    with pytest.raises(ValueError, match=r"^rows must be in \[1, 64\], got 0$"):
+        SystolicArray(None, 0, 2, pe="int8")
+    with pytest.raises(ValueError, match=r"^max_k must be in \[1, 1099511627776\], got 0$"):
+        SystolicArray(None, 2, 2, max_k=0, pe="fp32")
+
+
+def test_mls_default_unchanged():
+    arr = _array("e2m1g3", 4, 4)
+    assert arr.pe == "mls" and not arr.is_baseline and arr.pe_formats is None
+    assert str(arr.fmt) == "e2m1g3" and arr.acc_bits == MLSFormat.parse("e2m1g3").acc_bits_exact(1 << 20)
+    assert arr.pe_latency == MLSPE.LATENCY == 2 and arr.exact
+    same = _array("e2m1g3", 4, 4, pe="mls")
+    assert same.a_layout == arr.a_layout and same.c_layout == arr.c_layout
+
+
+@pytest.mark.parametrize("pe, a_shape, w_shape, result", [
+    ("fp32", float_layout(FP32), float_layout(FP32), float_layout(FP32)),
+    ("fp8-e4m3", float_layout(E4M3), float_layout(E4M3), float_layout(FP32)),
+    ("fp8-e5m2", float_layout(E5M2), float_layout(E5M2), float_layout(FP32)),
+    ("fp8-e4m3-e5m2", float_layout(E4M3), float_layout(E5M2), float_layout(FP32)),
+    ("fp8-e5m2-e4m3", float_layout(E5M2), float_layout(E4M3), float_layout(FP32)),
+    ("int8", signed(8), signed(8), signed(32)),
+])
+def test_baseline_layouts_and_timing(pe, a_shape, w_shape, result):
+    arr = _array(None, 3, 5, max_k=100, pe=pe)
+    assert arr.pe == pe and arr.is_baseline and arr.fmt is None
+    assert arr.acc_bits == BASELINE_ACC_BITS == 32 and Shape.cast(arr.result_shape).width == 32
+    assert arr.a_shape == a_shape and arr.w_shape == w_shape and arr.result_shape == result
+    assert arr.a_layout.size == 3 * Shape.cast(a_shape).width + 1
+    assert arr.w_layout.size == 5 * Shape.cast(w_shape).width
+    assert arr.c_layout.size == 5 * 32 + 5 + 1
+    # same pipeline as the MLS PE, hence the same cycle counts
+    assert arr.pe_latency == BaselinePE.LATENCY == MLSPE.LATENCY
+    mls = _array("e2m1g3", 3, 5, max_k=100)
+    assert arr.timing == mls.timing and arr.latency == mls.latency
+    assert arr.timing.tiles_cycles([1, 7, 40]) == mls.timing.tiles_cycles([1, 7, 40])
+    # exact: never for a rounding float accumulator; INT32 while it cannot wrap
+    assert arr.exact == (pe == "int8")
+    pe_obj = arr.make_pe()
+    pe_obj._MustUse__silence = True
+    assert isinstance(pe_obj, BaselinePE) and pe_obj.signature.members["a_in"].shape == a_shape
+    assert pe_obj.signature.members["b_in"].shape == w_shape
+
+
+def test_int8_exact_bound():
+    assert INT8_MAX_K_EXACT == (1 << 17) - 1   # 2^17 products of (-128)^2 reach 2^31 and wrap
+    assert _array(None, 2, 2, max_k=INT8_MAX_K_EXACT, pe="int8").exact
+    assert not _array(None, 2, 2, max_k=INT8_MAX_K_EXACT + 1, pe="int8").exact
+    assert not _array(None, 2, 2, pe="int8").exact   # default max_k = 2**20
+
+
+def test_pe_kinds_listed():
+    assert tuple(PE_KINDS) == tuple(s.strip("'") for s in ALLOWED.split(", "))
+
+
+def test_baseline_arrays_elaborate():
+    from amaranth.back import rtlil
+
+    for pe in PE_KINDS:
+        arr = SystolicArray("e2m1g3" if pe == "mls" else None, 2, 2, max_k=16, pe=pe)
+        text = rtlil.convert(arr, name="top")
+        assert "pe_1_1" in text
