@@ -3,6 +3,7 @@
 ``python -m hw.build`` (default: the e2m1g3 8x8 output-stationary array with an exact
 accumulator for K = 2**20) writes ``<out>/<name>.v`` and ``<out>/<name>.json``. ``--target``
 picks the block (``array``, ``pe``, ``quant_unit``); ``--list`` prints the presets;
+``--pe fp32`` (or a preset like ``fp32-8x8``) builds the same array of baseline PEs;
 ``python -m hw.build --target T --help`` shows the options of T.
 
 Adding a target: write ``add_arguments(parser)`` and ``build(args, out_dir) -> (verilog_path,
@@ -83,12 +84,14 @@ def _write(component, manifest: dict, out_dir: pathlib.Path, name: str):
 
 # -- common options -------------------------------------------------------------------------
 def _fmt_args(args):
-    """(fmt, grouping, rows, cols) from --preset, overridden by --format/--rows/--cols."""
+    """(preset, fmt, rows, cols) from --preset, overridden by --format/--rows/--cols (MLS PEs)."""
     from model.formats import MLSFormat
 
     from .presets import DEFAULT_PRESET, get_preset
 
     preset = get_preset(args.preset or DEFAULT_PRESET)
+    if args.format is None and preset.fmt is None:
+        raise ValueError(f"preset {preset.name!r} has no MLS format (pe={preset.pe!r}); give --format")
     fmt = MLSFormat.parse(args.format or preset.fmt)
     rows = preset.rows if getattr(args, "rows", None) is None else args.rows
     cols = preset.cols if getattr(args, "cols", None) is None else args.cols
@@ -114,12 +117,35 @@ def _mls_arguments(parser, with_size: bool):
 
 
 # -- array -----------------------------------------------------------------------------------
-def array_manifest(arr, name: str, grouping: str) -> dict:
+def _pe_info(arr) -> dict:
+    """What the PEs of ``arr`` compute (``pe``: "mls" or a baseline kind of ``hw.array``)."""
+    if not arr.is_baseline:
+        return {"kind": "mls", "component": "hw.pe.MLSPE", "operands": f"{arr.fmt} element + group exponent g",
+                "accumulator": f"signed({arr.acc_bits}), exact sum, saturating with a sticky overflow flag",
+                "golden_model": "model.arith (finite_matmul / accumulate)"}
+    kind, fa, fw = arr.pe_formats
+    ops = {"fp32": ("fp32", "fp32"), "int8": ("int8", "int8")}.get(kind, (fa, fw))
+    acc = ("signed(32), INT32 wrapping modulo 2**32, no overflow flag" if kind == "int8" else
+           "float32 word (man 23, exp 8, sign 1): acc' = fp32(acc + product), RNE, DAZ/FTZ, canonical NaN")
+    golden = {"fp32": "model.baseline_arith.fp32_mac", "int8": "model.baseline_arith.int8_mac"}.get(
+        kind, "model.baseline_arith.fp8_mac")
+    return {"kind": arr.pe, "component": f"hw.baseline.BaselinePE({kind!r})", "a_format": ops[0], "w_format": ops[1],
+            "accumulator": acc, "order": "k ascending; the first beat of a tile loads the product (clear)",
+            "golden_model": golden}
+
+
+def array_manifest(arr, name: str, grouping: str | None) -> dict:
     t = arr.timing
+    if arr.is_baseline:
+        fmt_info, exact_bits = None, None
+        if arr.pe == "int8":
+            exact_bits = 1 + (arr.max_k * 128 * 128).bit_length()
+    else:
+        fmt_info, exact_bits = _format_info(arr.fmt), arr.fmt.acc_bits_exact(arr.max_k)
     return {
-        "target": "array", "toplevel": name, "format": _format_info(arr.fmt), "grouping": grouping,
+        "target": "array", "toplevel": name, "pe": _pe_info(arr), "format": fmt_info, "grouping": grouping,
         "dataflow": "output-stationary", "rows": arr.rows, "cols": arr.cols,
-        "max_k": arr.max_k, "acc_bits": arr.acc_bits, "acc_bits_exact_for_max_k": arr.fmt.acc_bits_exact(arr.max_k),
+        "max_k": arr.max_k, "acc_bits": arr.acc_bits, "acc_bits_exact_for_max_k": exact_bits,
         "acc_exact": arr.exact, "pe_latency": arr.pe_latency,
         "latency_last_input_to_first_output": arr.latency, "macs_per_cycle": t.macs_per_cycle,
         "cycles": {
@@ -135,24 +161,49 @@ def array_manifest(arr, name: str, grouping: str) -> dict:
 
 
 def build_array(fmt, rows: int, cols: int, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None,
-                name: str = "mls_array", grouping: str = "channel"):
-    """Write ``<name>.v`` and ``<name>.json``; return both paths."""
+                name: str = "mls_array", grouping: str | None = "channel", pe: str = "mls"):
+    """Write ``<name>.v`` and ``<name>.json``; return both paths. ``pe`` != "mls": the array of
+    baseline PEs (``fmt`` and ``acc_bits`` must be None, no grouping)."""
     from .array.array import SystolicArray
 
-    arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k)
-    manifest = array_manifest(arr, name, grouping)
+    arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k, pe=pe)
+    manifest = array_manifest(arr, name, grouping if pe == "mls" else None)
     return _write(arr, manifest, pathlib.Path(out_dir), name)
 
 
 def _array_args(parser):
+    from .array.array import PE_KINDS
+
     _mls_arguments(parser, with_size=True)
-    parser.add_argument("--name", default="mls_array", help="Verilog top module and file name (default mls_array)")
+    parser.add_argument("--pe", metavar="KIND",
+                        help="PE of the array: " + ", ".join(PE_KINDS) + " (default: the preset's, mls). A baseline "
+                             "PE has fixed operand formats (no --format) and a 32-bit accumulator (no --acc-bits)")
+    parser.add_argument("--name", help="Verilog top module and file name (default mls_array, or <pe>_array "
+                                       "for a baseline PE, e.g. fp32_array)")
 
 
 def _array_build(args, out_dir):
-    preset, fmt, rows, cols = _fmt_args(args)
-    return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt),
-                       name=args.name, grouping=preset.grouping)
+    from .array.array import PE_KINDS
+    from .presets import DEFAULT_PRESET, get_preset
+
+    preset = get_preset(args.preset or DEFAULT_PRESET)
+    pe = preset.pe if args.pe is None else args.pe
+    if pe not in PE_KINDS:
+        raise ValueError(f"--pe must be one of {', '.join(PE_KINDS)}, got {pe!r}")
+    if pe == "mls":
+        preset, fmt, rows, cols = _fmt_args(args)
+        return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt),
+                           name=args.name or "mls_array", grouping=preset.grouping)
+    if args.format is not None:
+        raise ValueError(f"--format is for MLS PEs; pe={pe!r} has fixed operand formats")
+    if args.acc_bits is not None:
+        raise ValueError(f"--acc-bits is for MLS PEs; pe={pe!r} has a fixed 32-bit accumulator")
+    if args.max_k < 1:
+        raise ValueError(f"--max-k must be at least 1, got {args.max_k}")
+    rows = preset.rows if args.rows is None else args.rows
+    cols = preset.cols if args.cols is None else args.cols
+    return build_array(None, rows, cols, out_dir, max_k=args.max_k, name=args.name or f"{pe.replace('-', '_')}_array",
+                       grouping=None, pe=pe)
 
 
 # -- pe --------------------------------------------------------------------------------------
@@ -197,7 +248,7 @@ def _quant_build(args, out_dir):
 
 
 TARGETS: dict[str, Target] = {
-    "array": Target("R x C output-stationary systolic array of MLS PEs (default)", _array_args, _array_build),
+    "array": Target("R x C output-stationary systolic array of MLS PEs, or of FP32/FP8/INT8 baseline PEs with --pe (default)", _array_args, _array_build),
     "pe": Target("one MLS processing element", _pe_args, _pe_build),
     "quant_unit": Target("dynamic quantization unit (hw/quant_unit)", _quant_args, _quant_build),
 }
@@ -209,7 +260,8 @@ def _list() -> str:
     lines = ["presets (--preset NAME):"]
     for p in PRESETS.values():
         mark = " (default)" if p.name == DEFAULT_PRESET else ""
-        lines.append(f"  {p.name:<14} {p.fmt} {p.rows}x{p.cols} grouping={p.grouping}{mark}: {p.description}")
+        grouping = f" grouping={p.grouping}" if p.grouping else ""
+        lines.append(f"  {p.name:<14} {p.what} {p.rows}x{p.cols}{grouping}{mark}: {p.description}")
     lines.append("targets (--target NAME): " + ", ".join(f"{k} ({v.help})" for k, v in TARGETS.items()))
     return "\n".join(lines)
 

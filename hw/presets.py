@@ -15,19 +15,29 @@ class Preset:
     """A format with the grouping its operands are quantized with, and an array size.
 
     The grouping does not change the gateware (every operand carries its own g); it is recorded
-    in the manifest so a host knows how to feed the array.
+    in the manifest so a host knows how to feed the array. ``pe`` other than ``"mls"`` is an
+    array of baseline PEs (``hw.array.SystolicArray(pe=...)``): no MLS format, no grouping.
     """
 
     name: str
-    fmt: str
-    grouping: str
+    fmt: str | None
+    grouping: str | None
     rows: int = 8
     cols: int = 8
     description: str = ""
+    pe: str = "mls"
 
     def __post_init__(self) -> None:
-        MLSFormat.parse(self.fmt)
-        Grouping.parse(self.grouping)
+        if self.pe == "mls":
+            MLSFormat.parse(self.fmt)
+            Grouping.parse(self.grouping)
+        elif self.fmt is not None or self.grouping is not None:
+            raise ValueError(f"preset {self.name!r}: a baseline PE ({self.pe!r}) takes no format or grouping")
+
+    @property
+    def what(self) -> str:
+        """The element format, or the baseline PE kind."""
+        return self.fmt if self.pe == "mls" else f"pe={self.pe}"
 
 
 PRESETS = {p.name: p for p in (
@@ -36,6 +46,14 @@ PRESETS = {p.name: p for p in (
     Preset("e2m1g3-16x16", "e2m1g3", "channel", 16, 16, description="the default format on a 16x16 array"),
     Preset("mx-e2m1", "e2m1g3", "block:32",
            description="MX-style: E2M1 elements, one group exponent per 32 consecutive elements along K"),
+    Preset("fp32-8x8", None, None, pe="fp32",
+           description="baseline: the same array of FP32 multiply-add PEs (FP32 accumulate, RNE, DAZ/FTZ)"),
+    Preset("fp8-e4m3-8x8", None, None, pe="fp8-e4m3",
+           description="baseline: FP8 E4M3 x E4M3 PEs, exact product, FP32 accumulate"),
+    Preset("fp8-e5m2-8x8", None, None, pe="fp8-e5m2",
+           description="baseline: FP8 E5M2 x E5M2 PEs, exact product, FP32 accumulate"),
+    Preset("int8-8x8", None, None, pe="int8",
+           description="baseline: INT8 x INT8 PEs, INT32 accumulate (wraps)"),
 )}
 
 DEFAULT_PRESET = "e2m1g3"

