@@ -33,6 +33,7 @@ def test_report_tables_and_ratios(tmp_path):
     md = (tmp_path / "fpga.md").read_text()
     assert "| e1m1g3 | 4×4 | 43 | yes | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 2.5 |" in md   # ratios vs the FP32 PE
     assert "LUTs / FP32 PE" in md
+    assert "Against the FP32-PE array" in md and "e1m1g3 0.12× the LUTs, 1.00× the FFs, 0 DSPs" in md
     assert "**Largest e2m1g3 array that fits, multipliers in DSP blocks (Yosys default): 8×8** (8.4% of the LUTs, 0 DSPs, Fmax 70.0 MHz); does not fit: 32×32." in md
     assert "probed 32x32" in md
     assert "- x: y" in md

@@ -1,4 +1,4 @@
-"""The R x C output-stationary MLS systolic array.
+"""The R x C output-stationary systolic array of MLS PEs (or of baseline PEs, ``pe=``).
 
 ``hw.array.timing`` is pure Python (the cycle model imports it without Amaranth); the Amaranth
 component ``SystolicArray`` is loaded lazily on first access.

@@ -1,8 +1,8 @@
 """Regenerate ``reports/fpga.{md,csv,png}``: place-and-route the MLS array on a real FPGA.
 
 ``python -m hw.fpga.report`` (with ``nice -n 10`` on a shared machine) builds, for the ULX3S
-(ECP5-85F): the array at one R×C in every format of ``--formats`` (and the FP32-PE array when
-``hw.array`` offers one), an e2m1g3 size sweep, and the largest e2m1g3 array that fits, then writes
+(ECP5-85F): the array at one R×C in every format of ``--formats`` and the same array of FP32
+baseline PEs (``SystolicArray(pe="fp32")``, the reference of the ratios), an e2m1g3 size sweep, and the largest e2m1g3 array that fits, then writes
 the tables. Each build is cached in ``--work/<key>/board.json``; ``--force`` rebuilds.
 """
 
@@ -138,6 +138,17 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
                                  (round(r["fmax_mhz"] / ref["fmax_mhz"], 3) if ref and r["fmax_mhz"] else None))
                       for r in rs])
         md.append("")
+        if ref_label == "FP32 PE":
+            others = [r for r in rs if r is not ref and r["luts"] and r["fits"]]
+            if others:
+                md += ["Against the FP32-PE array (`SystolicArray(pe=\"fp32\")`: the same array, bridge and "
+                       "cycle counts, FP32 multiply-add PEs): "
+                       + "; ".join(f"{r['format']} {r['luts'] / ref['luts']:.2f}× the LUTs, "
+                                   f"{r['ffs'] / ref['ffs']:.2f}× the FFs, "
+                                   + (f"{r['dsps'] / ref['dsps']:.2f}× the DSPs" if ref["dsps"] else f"{r['dsps']} DSPs")
+                                   for r in others)
+                       + ". The ratios are of whole board designs, so the bridge's fixed cost pulls them "
+                       "towards 1.", ""]
     if "sweep" in by_role or "fit" in by_role:
         rs = sorted(by_role.get("sweep", []) + by_role.get("fit", []), key=lambda r: r["pes"])
         md += ["## e2m1g3 array size on the ULX3S (ECP5-85F)", ""]
