@@ -7,6 +7,7 @@ unit can be checked against it bit for bit. The public step functions (``tensor_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -214,10 +215,67 @@ def random_bits_like(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Uniform random integers in [0, 2**sr_bits) from torch's RNG (the training-time source)."""
+    """Uniform random integers in [0, 2**sr_bits) from torch's RNG (the training-time source).
+
+    The values are those of ``torch.randint(0, 2**sr_bits, shape, dtype=torch.int32)``, element
+    for element, and the generator ends in the same state. On the CPU they are drawn faster (see
+    ``_draw_words``): two 32-bit Mersenne-Twister outputs per 64-bit draw, split.
+    """
     if not 1 <= sr_bits <= MAX_SR_BITS:
         raise ValueError(f"sr_bits must be in [1, {MAX_SR_BITS}], got {sr_bits}")
-    return torch.randint(0, 1 << sr_bits, tuple(shape), generator=generator, dtype=torch.int32, device=device)
+    shape = tuple(shape)
+    if _split_draw_ok(generator, device):
+        words, tail = _draw_words(math.prod(shape), generator)
+        return _split_words(words, tail, sr_bits).reshape(shape)
+    return torch.randint(0, 1 << sr_bits, shape, generator=generator, dtype=torch.int32, device=device)
+
+
+# -- fast draws of the same random bits --------------------------------------------------------
+# On the CPU, torch.randint(0, 2**R) with R <= 24 takes one 32-bit output u of the generator's
+# Mersenne Twister per element and returns u % 2**R, its low R bits; a full-range int64 draw
+# (random_(-2**63, None)) takes two outputs u1, u2 per element and returns (u1 << 32) | u2.
+# So one 64-bit draw carries the bits of two consecutive elements, at about a third of the time
+# (no per-element modulo). Whether this holds for the running torch is checked once per process
+# (``_split_draw_ok``); where it does not, torch.randint runs.
+_SPLIT_DRAW_CHECKED: bool | None = None
+
+
+def _draw_words(n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n // 2`` full-range int64 draws and, for odd ``n``, one 32-bit draw (int32, shape (n % 2,))."""
+    words = torch.empty(n // 2, dtype=torch.int64).random_(-(1 << 63), None, generator=generator)
+    tail = torch.randint(0, 1 << MAX_SR_BITS, (n % 2,), generator=generator, dtype=torch.int32)
+    return words, tail
+
+
+def _split_words(words: torch.Tensor, tail: torch.Tensor, sr_bits: int) -> torch.Tensor:
+    """The ``2 * len(words) + len(tail)`` values of R bits, in draw order (int32, flat).
+
+    Word j holds element 2j in its high half and element 2j + 1 in its low half; the int32 view
+    of a masked word is ``[low, high]`` (little-endian, which ``_split_draw_ok`` verifies).
+    """
+    mask = (1 << sr_bits) - 1
+    halves = (words & (mask | mask << 32)).view(torch.int32).view(-1, 2)
+    pairs = torch.stack((halves[:, 1], halves[:, 0]), dim=1).reshape(-1)
+    return torch.cat((pairs, tail & mask)) if tail.numel() else pairs
+
+
+def _split_draw_ok(generator: torch.Generator | None, device) -> bool:
+    """Whether ``random_bits_like`` may split 64-bit draws: a CPU stream, and the equivalence holds."""
+    global _SPLIT_DRAW_CHECKED
+    if generator is not None:
+        if generator.device.type != "cpu":
+            return False
+    if device is not None and torch.device(device).type != "cpu":
+        return False
+    if device is None and torch.get_default_device().type != "cpu":
+        return False
+    if _SPLIT_DRAW_CHECKED is None:
+        a, b = torch.Generator().manual_seed(20240601), torch.Generator().manual_seed(20240601)
+        ref = torch.randint(0, 1 << MAX_SR_BITS, (11,), generator=a, dtype=torch.int32)
+        words, tail = _draw_words(11, b)
+        same_state = torch.equal(torch.randint(0, 1 << 30, (3,), generator=a), torch.randint(0, 1 << 30, (3,), generator=b))
+        _SPLIT_DRAW_CHECKED = torch.equal(ref, _split_words(words, tail, MAX_SR_BITS)) and same_state
+    return _SPLIT_DRAW_CHECKED
 
 
 def decode_codes(codes: torch.Tensor, fmt: MLSFormat) -> torch.Tensor:
@@ -412,13 +470,14 @@ def _pow2(exponent: torch.Tensor) -> torch.Tensor:
 
 
 def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator,
-             fused_absmax=None):
+             fused_absmax=None, draw: bool = True):
     """Checks, tensor scale and group exponents of §2 (steps 1, 2, 4), shared by every path.
 
     Returns ``(x, ax, g, scale, inv_t, inv_g, direct, random_bits)``; ``direct`` says that
     ``z = fp32(|x| * inv_g)`` gives the same codes as the step-by-step formulation (see
     ``_quantize_fields``). With ``fused_absmax`` (the compiled path) the group maxima of |x|
-    come from that kernel in one read and ``ax`` is None.
+    come from that kernel in one read and ``ax`` is None. With ``draw=False`` missing random bits
+    are not drawn here (the caller draws them, from the same stream, once it commits to a path).
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -428,10 +487,10 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
     shape = tuple(x.shape)
     group_shape = grouping.group_shape(shape)  # validates the grouping against the shape
     if rounding == "stochastic":
-        if random_bits is None:
-            random_bits = random_bits_like(shape, sr_bits, generator, device=x.device)
-        else:
+        if random_bits is not None:
             _check_random_bits(random_bits, x.shape, sr_bits)
+        elif draw:
+            random_bits = random_bits_like(shape, sr_bits, generator, device=x.device)
     elif random_bits is not None:
         raise ValueError("random_bits were given but rounding is 'nearest'")
     if fused_absmax is None:
@@ -560,38 +619,161 @@ def fake_quantize(
 ) -> torch.Tensor:
     """``quantize(x, ...).dequantize()`` bit for bit, without building the ``MLSTensor``.
 
-    The training fast path: FP32 GEMMs run on these dequantized values.
+    The training fast path: FP32 GEMMs run on these dequantized values. The common case runs
+    ``_fast_values`` (fused by torch.compile after ``use_compiled_fake_quantize``); the rest
+    runs the code path of ``quantize`` and ``MLSTensor.dequantize``.
     """
     fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
-    if _COMPILED_KERNELS is not None:
+    if _COMPILED_KERNELS is not None and torch.as_tensor(x).numel() >= _COMPILE_MIN_NUMEL:
         out = _fake_quantize_compiled(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
-        if out is not None:
-            return out
+    else:
+        out = _fake_quantize_fast(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
+    if out is not None:
+        return out
     negative, codes, g, scale = _quantize_fields(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
     return _dequantize_fields(negative, codes, g, scale, fmt, grouping)
 
 
+# -- the fast path: the grid value in FP32 arithmetic ------------------------------------------
+# ``_round_codes`` + ``_dequantize_fields`` compute an integer code and decode it through a
+# table. Since the code is linear in the grid (code ``(b - b_min) * 2**M + n`` stands for
+# ``n * 2**(b - M)``, b = max(binade, b_min)), the decoded magnitude is ``n * ulp`` with
+# ``ulp = 2**(max(binade(z), b_min) - M)``, and every step is exact FP32 arithmetic:
+#
+# - ulp: the exponent bits of z (a power of two, 0 for subnormal z), times 2**-M, clamped below
+#   at 2**(b_min - M) (a normal number by the format limits);
+# - nearest: ``n = round(z / ulp)`` (RNE: ties to the even n, the even code for M >= 1), the
+#   same value ``_round_codes`` rounds (``z / ulp`` is exact unless it is below 2**-126, and then
+#   both round to 0);
+# - stochastic: ``n = floor((floor(z * 2**R / ulp) + r) * 2**-R)``, exact while the integers stay
+#   below 2**24 (M + R + 2 <= 24);
+# - saturation at elem_max (the largest code) is applied to z first: elem_max is on the grid and
+#   both roundings are monotone, so clamping before or after rounding gives the same value;
+# - the sign: nearest rounds the signed ``x * inv_g`` (RNE is symmetric), stochastic rounds
+#   the magnitude and copies the sign of x; ``+ 0.0`` turns the -0 of a negative value that
+#   rounded to code 0 into +0, as ``_dequantize_fields`` gives.
+#
+# Preconditions (else the code path runs): whole groups (no ragged block), the direct
+# ``z = fp32(|x| * inv_g)`` of ``_quantize_fields`` is valid, and every per-group factor
+# ``2**-g * S_t`` and product with the smallest element is normal (no FTZ), the conditions of
+# the no-FTZ branch of ``_dequantize_fields``. ``tests/test_quantize.py`` checks this path
+# against ``quantize().dequantize()`` bit for bit.
+_EXP_MASK = 0x7F800000
+
+
+def _fast_format_ok(fmt: MLSFormat, rounding: str, sr_bits: int) -> bool:
+    if rounding == "nearest":
+        return fmt.man_bits >= 1  # M = 0: ties go to the even code, not the even ulp count
+    return rounding == "stochastic" and fmt.man_bits + sr_bits + 2 <= 24
+
+
+def _ulp(z: torch.Tensor, man_scale: float, ulp_min: float) -> torch.Tensor:
+    """``2**(max(binade(z), b_min) - M)`` per element, from the exponent bits of z."""
+    return (z.view(torch.int32) & _EXP_MASK).view(torch.float32).mul_(man_scale).clamp_min_(ulp_min)
+
+
+def _fast_nearest(x, inv_g, factor, elem_max: float, man_scale: float, ulp_min: float):
+    z = (x * inv_g).clamp_(-elem_max, elem_max)
+    ulp = _ulp(z, man_scale, ulp_min)
+    return z.div_(ulp).round_().mul_(ulp).mul_(factor).add_(0.0)
+
+
+def _fast_stochastic(x, inv_g, factor, r, elem_max: float, man_scale: float, ulp_min: float, sr_scale: float,
+                     sr_inv: float):
+    z = (x.abs() * inv_g).clamp_max_(elem_max)
+    ulp = _ulp(z, man_scale, ulp_min)
+    n = z.mul_(sr_scale).div_(ulp).floor_().add_(r).mul_(sr_inv).floor_()
+    return n.mul_(ulp).mul_(factor).copysign_(x).add_(0.0)
+
+
+def _fast_stochastic_words(x, inv_g, factor, words, mask: int, elem_max: float, man_scale: float, ulp_min: float,
+                           sr_scale: float, sr_inv: float):
+    """``_fast_stochastic`` with the random bits split from 64-bit draws in the kernel (the bits of
+    ``_split_words``): x and the group tensors have a trailing axis of 2 or 1 (element pairs
+    2j, 2j+1), words one of 1; the high half of a word goes to the even element."""
+    consts = (elem_max, man_scale, ulp_min, sr_scale, sr_inv)
+    even = _fast_stochastic(x[..., :1], inv_g[..., :1], factor[..., :1], (words >> 32) & mask, *consts)
+    odd = _fast_stochastic(x[..., 1:], inv_g[..., -1:], factor[..., -1:], words & mask, *consts)
+    return torch.cat((even, odd), dim=-1)
+
+
+def _fast_setup(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator,
+                fused_absmax=None):
+    """§2 steps 1, 2 and 4 for the fast path: ``(x, views, inv_g, factor)``, or None where the
+    fast path does not apply (then the code path runs and raises any error).
+
+    The same values and checks as ``_prepare`` (and the FTZ conditions of ``_dequantize_fields``)
+    with two host syncs: every condition depends only on the tensor max and the largest group
+    exponent, since ``inv_g = inv * 2**g`` and ``factor = 2**-g * S_t``. The scalar FP32 products
+    are formed exactly in float64 and rounded once to FP32 (numpy), as the FP32 multiply would.
+    """
+    if not _fast_format_ok(fmt, rounding, sr_bits):
+        return None
+    x = _as_fp32(x)
+    shape = tuple(x.shape)
+    if len(shape) == 0 or x.numel() == 0:
+        return None
+    views = _group_view(grouping, shape)
+    if views is None:
+        return None
+    elem_view, group_view = views
+    if random_bits is not None:
+        _check_random_bits(random_bits, x.shape, sr_bits)
+    if fused_absmax is None:
+        ax = x.reshape(elem_view).abs()
+        group_max_x = ax.amax(dim=(2, 3), keepdim=True) if grouping.span_trailing else ax.amax(dim=2, keepdim=True)
+    else:
+        group_max_x = fused_absmax(x)
+    amax = float(group_max_x.max())  # NaN and Inf propagate through max
+    if not math.isfinite(amax):
+        check_finite(x)
+    scale, inv = tensor_scale(amax if amax >= FP32_MIN_NORMAL else 0.0, fmt)
+    inv_t = torch.tensor(inv, dtype=torch.float32, device=x.device)
+    g = group_exponent(ftz(daz(group_max_x) * inv_t), fmt)
+    g_max = int(g.max())
+    # _prepare's `direct`: every inv_g finite, and fp32(2**-126 * max inv_g) below the limit.
+    inv_g_max = inv * 2.0 ** g_max
+    limit = 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - (sr_bits if rounding == "stochastic" else 1))
+    if not (inv_g_max < 2.0 ** 128 and float(np.float32(FP32_MIN_NORMAL * inv_g_max)) < limit):
+        return None
+    # _dequantize_fields' no-FTZ branch: the smallest factor and its product with the smallest element are normal.
+    factor_min = float(np.float32(2.0 ** -g_max * scale))
+    if not (factor_min >= FP32_MIN_NORMAL and float(np.float32(fmt.elem_min_subnormal * factor_min)) >= FP32_MIN_NORMAL):
+        return None
+    inv_g = inv_t * _pow2(g)
+    factor = _pow2(-g.to(torch.int32)) * torch.tensor(scale, dtype=torch.float32, device=x.device)
+    return x, views, inv_g, factor
+
+
+def _fast_constants(fmt: MLSFormat, sr_bits: int) -> tuple[float, ...]:
+    return (fmt.elem_max, 2.0 ** -fmt.man_bits, 2.0 ** (fmt.min_normal_exponent - fmt.man_bits),
+            2.0 ** sr_bits, 2.0 ** -sr_bits)
+
+
+def _fake_quantize_fast(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
+                        generator) -> torch.Tensor | None:
+    """The eager fast path, or None where its preconditions fail (then the code path runs)."""
+    setup = _fast_setup(x, fmt, grouping, rounding, random_bits, sr_bits, generator)
+    if setup is None:
+        return None
+    x, (elem_view, group_view), inv_g, factor = setup
+    elem_max, man_scale, ulp_min, sr_scale, sr_inv = _fast_constants(fmt, sr_bits)
+    xv, inv_g, factor = x.reshape(elem_view), inv_g.reshape(group_view), factor.reshape(group_view)
+    if rounding == "nearest":
+        out = _fast_nearest(xv, inv_g, factor, elem_max, man_scale, ulp_min)
+    else:
+        if random_bits is None:
+            random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
+        out = _fast_stochastic(xv, inv_g, factor, random_bits.reshape(elem_view), elem_max, man_scale, ulp_min,
+                               sr_scale, sr_inv)
+    return out.reshape(x.shape)
+
+
 # -- optional fused kernel (torch.compile) for the training path --------------------------------
 _COMPILED_KERNELS: dict | None = None
-
-
-def _fused_nearest(x, inv_g, factor, table, b_min: int, man: int, max_code: int):
-    z = x.abs() * inv_g
-    binade = (z.view(torch.int32) >> 23).clamp(min=b_min + 127)
-    scale_bits = (((254 + man) - binade) << 23).view(torch.float32)
-    codes = (((binade - (b_min + 127)) << man) + torch.round(z * scale_bits).to(torch.int32)).clamp(max=max_code)
-    value = table[codes] * factor
-    return torch.where(x < 0, -value, value) + 0.0
-
-
-def _fused_stochastic(x, inv_g, factor, table, random_bits, b_min: int, man: int, max_code: int, sr_bits: int):
-    z = x.abs() * inv_g
-    binade = (z.view(torch.int32) >> 23).clamp(min=b_min + 127)
-    scale_bits = (((254 + sr_bits + man) - binade) << 23).view(torch.float32)
-    ulps = (torch.floor(z * scale_bits).to(torch.int32) + random_bits) >> sr_bits
-    codes = (((binade - (b_min + 127)) << man) + ulps).clamp(max=max_code)
-    value = table[codes] * factor
-    return torch.where(x < 0, -value, value) + 0.0
+#: Below this many elements the eager fast path is as fast as a compiled call (dynamo's per-call
+#: cost), so small tensors (most weights) stay eager; the bits are the same either way.
+_COMPILE_MIN_NUMEL = 1 << 16
 
 
 def _fused_absmax(x, span_trailing: bool):
@@ -600,28 +782,41 @@ def _fused_absmax(x, span_trailing: bool):
 
 
 def use_compiled_fake_quantize(enabled: bool = True) -> None:
-    """Run ``fake_quantize`` through one ``torch.compile``-fused kernel (same bits; opt-in).
+    """Run ``fake_quantize``'s fast path as ``torch.compile``-fused kernels (same bits; opt-in).
 
-    The kernel is ``_round_codes``' integer-bit path followed by the table decode and the
-    per-group factor of ``_dequantize_fields``, fused; cases it does not cover (ragged groups,
-    DAZ/FTZ-sensitive scales, M = 0 nearest, wide stochastic integers) fall back to the eager
-    path. Compiling costs seconds per new shape, so it pays off on long runs and big tensors.
+    The kernels are ``_fast_nearest`` / ``_fast_stochastic`` (the latter, where the last axis
+    has even length, drawing its random bits as 64-bit words split in the kernel: the same bits
+    as ``random_bits_like``) and the group max of |x|; cases the fast path does not cover fall
+    back to the eager code path. Compiling costs seconds per new shape, so it pays off on long
+    runs and big tensors.
     """
     global _COMPILED_KERNELS
     if not enabled:
         _COMPILED_KERNELS = None
         return
-    _COMPILED_KERNELS = {"nearest": torch.compile(_fused_nearest, dynamic=True),
-                         "stochastic": torch.compile(_fused_stochastic, dynamic=True),
-                         "absmax": torch.compile(_fused_absmax, dynamic=True)}
+    _COMPILED_KERNELS = {"absmax": torch.compile(_fused_absmax, dynamic=True)}
+
+
+def _compiled(kind: str, *consts):
+    """The compiled kernel ``kind`` with the format's constants baked in (Python floats passed
+    as arguments would cost a guard check per call)."""
+    key = (kind, *consts)
+    if key not in _COMPILED_KERNELS:
+        fn = {"nearest": _fast_nearest, "stochastic": _fast_stochastic, "stochastic_words": _fast_stochastic_words}[kind]
+        if kind == "nearest":
+            def kernel(x, inv_g, factor):
+                return fn(x, inv_g, factor, *consts)
+        else:
+            def kernel(x, inv_g, factor, bits):
+                return fn(x, inv_g, factor, bits, *consts)
+        _COMPILED_KERNELS[key] = torch.compile(kernel, dynamic=True)
+    return _COMPILED_KERNELS[key]
 
 
 def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
                             generator) -> torch.Tensor | None:
     """The fused path, or None where its preconditions fail (then the eager path runs)."""
-    man = fmt.man_bits
-    extra = sr_bits if rounding == "stochastic" else 0
-    if not (man + extra + 2 <= 31 and man + extra >= 1 and not (man == 0 and rounding == "nearest")):
+    if not _fast_format_ok(fmt, rounding, sr_bits):
         return None
     shape = tuple(torch.as_tensor(x).shape)
     if len(shape) == 0 or _group_view(grouping, shape) is None:
@@ -632,21 +827,25 @@ def _fake_quantize_compiled(x, fmt: MLSFormat, grouping: Grouping, rounding: str
     def fused_absmax(t):
         return absmax(t.reshape(elem_view), grouping.span_trailing)
 
-    x, _, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
-                                                                 sr_bits, generator, fused_absmax)
-    scale_t = torch.tensor(scale, dtype=torch.float32, device=x.device)
-    factor = _pow2(-g.to(torch.int32)) * scale_t
-    min_normal = torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32, device=x.device)
-    smallest = torch.tensor(fmt.elem_min_subnormal, dtype=torch.float32, device=x.device) * factor.min()
-    # Same conditions as the direct z of _quantize_fields and the no-FTZ branch of _dequantize_fields.
-    if not (direct and bool((factor >= min_normal).all()) and bool(smallest >= min_normal)):
+    setup = _fast_setup(x, fmt, grouping, rounding, random_bits, sr_bits, generator, fused_absmax)
+    if setup is None:
         return None
-    table = _decode_table(fmt, x.device)
-    max_code = (1 << (fmt.exp_bits + man)) - 1
-    args = (x.reshape(elem_view), inv_g.reshape(group_view), factor.reshape(group_view), table)
+    x, _, inv_g, factor = setup
+    elem_max, man_scale, ulp_min, sr_scale, sr_inv = _fast_constants(fmt, sr_bits)
+    inv_g, factor = inv_g.reshape(group_view), factor.reshape(group_view)
     if rounding == "nearest":
-        out = _COMPILED_KERNELS["nearest"](*args, fmt.min_normal_exponent, man, max_code)
+        out = _compiled("nearest", elem_max, man_scale, ulp_min)(x.reshape(elem_view), inv_g, factor)
+    elif random_bits is None and elem_view[-1] % 2 == 0 and _split_draw_ok(generator, x.device):
+        # Element pairs (2j, 2j+1) along the last axis take the two halves of 64-bit word j.
+        pair_view = elem_view[:-1] + (elem_view[-1] // 2, 2)
+        group_pairs = group_view[:-1] + ((group_view[-1] // 2, 2) if group_view[-1] > 1 else (1, 1))
+        words, _ = _draw_words(x.numel(), generator)
+        kernel = _compiled("stochastic_words", (1 << sr_bits) - 1, elem_max, man_scale, ulp_min, sr_scale, sr_inv)
+        out = kernel(x.reshape(pair_view), inv_g.reshape(group_pairs), factor.reshape(group_pairs),
+                     words.reshape(pair_view[:-1] + (1,)))
     else:
-        bits = random_bits.to(torch.int32).reshape(elem_view)
-        out = _COMPILED_KERNELS["stochastic"](*args, bits, fmt.min_normal_exponent, man, max_code, sr_bits)
+        if random_bits is None:
+            random_bits = random_bits_like(shape, sr_bits, generator, device=x.device)
+        kernel = _compiled("stochastic", elem_max, man_scale, ulp_min, sr_scale, sr_inv)
+        out = kernel(x.reshape(elem_view), inv_g, factor, random_bits.reshape(elem_view))
     return out.reshape(shape)

@@ -374,3 +374,76 @@ def test_quantize_matches_reference_on_arbitrary_fp32(values, fmt, rounding, blo
     assert (q.scale, q.group_exp.tolist(), q.codes().tolist()) == (scale, group_exp.tolist(), codes.tolist())
     fast = fake_quantize(x, fmt, grouping, rounding, bits)
     assert torch.equal(fast.view(torch.int32), q.dequantize().view(torch.int32))
+
+
+# -- the FP32-arithmetic fast path of fake_quantize and the split random draws -------------------
+def test_random_bits_like_is_the_torch_randint_stream():
+    """Split 64-bit draws give torch.randint's values element for element and leave the generator
+    where randint leaves it (odd sizes too), for the global and for a given generator."""
+    for sr_bits in (1, 5, 8, 13, 24):
+        for shape in ((1,), (7,), (2, 3, 3), (4, 6, 5, 5), (3, 64)):
+            torch.manual_seed(sr_bits)
+            ref, ref_after = torch.randint(0, 1 << sr_bits, shape, dtype=torch.int32), torch.rand(3)
+            torch.manual_seed(sr_bits)
+            bits, after = random_bits_like(shape, sr_bits), torch.rand(3)
+            assert bits.dtype == torch.int32 and torch.equal(bits, ref) and torch.equal(after, ref_after)
+            g_ref, g = torch.Generator().manual_seed(99), torch.Generator().manual_seed(99)
+            ref = torch.randint(0, 1 << sr_bits, shape, dtype=torch.int32, generator=g_ref)
+            assert torch.equal(random_bits_like(shape, sr_bits, g), ref)
+            assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=g_ref))
+
+
+def _edge_tensors(shape, gen):
+    x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-40, 40, shape, generator=gen).float())
+    x.view(-1)[::5] = 0.0
+    x.view(-1)[1::9] = -0.0
+    yield x
+    x = torch.randn(shape, generator=gen)
+    x[0] = 0.0  # all-zero groups
+    x.view(-1)[2::3] = 1e-42  # FP32 subnormals (DAZ)
+    yield x
+    yield torch.randint(-24, 25, shape, generator=gen).float() / 4  # exact ties of fine grids
+    yield torch.randn(shape, generator=gen) * 2.0 ** -120  # tiny scale
+    yield torch.randn(shape, generator=gen) * 2.0 ** 100  # huge scale
+    yield -torch.zeros(shape)
+
+
+@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e4m3g3", "e5m10g4", "e2m3g0", "e1m1g3", "e0m3g2", "e3m0g2", "e0m1g0"])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_fast_path_is_bit_identical_on_edge_cases(fmt_name, rounding):
+    """``_fake_quantize_fast`` (grid values in FP32 arithmetic) equals quantize().dequantize() bit
+    for bit wherever it runs, and runs on ordinary tensors; M = 0 nearest is left to the code path."""
+    from model import quantize as qmod
+
+    fmt = MLSFormat.parse(fmt_name)
+    gen = torch.Generator().manual_seed(41)
+    used = 0
+    for grouping, shape in ((Grouping.channel(), (3, 8, 4, 6)), (Grouping.blocks(4), (5, 12)),
+                            (Grouping.blocks(6, 0), (12, 3)), (Grouping.per_tensor(), (2, 3, 5))):
+        for x in _edge_tensors(shape, gen):
+            for sr_bits in ((8,) if rounding == "nearest" else (1, 8, 21)):
+                bits = random_bits_like(shape, sr_bits, gen) if rounding == "stochastic" else None
+                try:
+                    exact = quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits).dequantize()
+                except ValueError as error:  # the documented inverse-scale overflow: both refuse
+                    assert "overflows FP32" in str(error)
+                    with pytest.raises(ValueError, match="overflows FP32"):
+                        fake_quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits)
+                    continue
+                fast = qmod._fake_quantize_fast(x, fmt, grouping, rounding, bits, sr_bits, None)
+                if fast is not None:
+                    used += 1
+                    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32)), (grouping, sr_bits)
+                public = fake_quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits)
+                assert torch.equal(public.view(torch.int32), exact.view(torch.int32))
+    if fmt.man_bits == 0 and rounding == "nearest":
+        assert used == 0
+    else:
+        assert used >= 12
+    # Drawing its own bits, the fast path replays the stream random_bits_like gives.
+    x = torch.randn(4, 8, 3, 3, generator=gen)
+    torch.manual_seed(5)
+    fast = fake_quantize(x, fmt, Grouping.channel(), rounding)
+    torch.manual_seed(5)
+    exact = quantize(x, fmt, Grouping.channel(), rounding).dequantize()
+    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
