@@ -26,16 +26,17 @@ def test_report_tables_and_ratios(tmp_path):
     configs = [Config("ulx3s", "mls", "e1m1g3", 4, 4, "formats"), Config("ulx3s", "mls", "e2m1g3", 4, 4, "formats"),
                Config("ulx3s", "fp32", "fp32", 4, 4, "formats"), Config("ulx3s", "mls", "e2m1g3", 8, 8, "sweep"),
                Config("ulx3s", "mls", "e2m1g3", 32, 32, "fit")]
-    rows = [_row("e1m1g3", 4, 4, 1000, 100.0), _row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 40.0, design="fp32"),
+    rows = [_row("e1m1g3", 4, 4, 1000, 100.0), _row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 20.0, design="fp32"),
             _row("e2m1g3", 8, 8, 7000, 70.0), _row("e2m1g3", 32, 32, 90000, None, fits=False)]
     write_report(rows, configs, tmp_path, command="python -m hw.fpga.report", missing=["x: y"],
-                 meta={"tools": "t", "fit_note": "probed 32x32"})
+                 meta={"tools": "t", "fit_note": "probed 32x32", "formats_note": "why FP32 is slow"})
     md = (tmp_path / "fpga.md").read_text()
-    assert "| e1m1g3 | 4×4 | 43 | yes | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 2.5 |" in md   # ratios vs the FP32 PE
+    assert "| e1m1g3 | 4×4 | 43 | yes | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 5 |" in md   # ratios vs the FP32 PE
     assert "LUTs / FP32 PE" in md
     assert "Against the FP32-PE array" in md and "e1m1g3 0.12× the LUTs, 1.00× the FFs, 0 DSPs" in md
+    assert "Fails timing at the board clock (routed with `--timing-allow-fail`): FP32 PE 4×4, Fmax 20 MHz < 25 MHz." in md
     assert "**Largest e2m1g3 array that fits, multipliers in DSP blocks (Yosys default): 8×8** (8.4% of the LUTs, 0 DSPs, Fmax 70.0 MHz); does not fit: 32×32." in md
-    assert "probed 32x32" in md
+    assert "probed 32x32" in md and "why FP32 is slow" in md
     assert "- x: y" in md
     with open(tmp_path / "fpga.csv") as f:
         got = list(csv.DictReader(f))

@@ -149,6 +149,13 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
                                    for r in others)
                        + ". The ratios are of whole board designs, so the bridge's fixed cost pulls them "
                        "towards 1.", ""]
+        slow = [r for r in rs if r["fmax_mhz"] and r["fmax_mhz"] < r["clock_mhz"]]
+        if slow:
+            md += ["Fails timing at the board clock (routed with `--timing-allow-fail`): "
+                   + "; ".join(f"{r['format']} {r['rows']}×{r['cols']}, Fmax {r['fmax_mhz']:g} MHz < {r['clock_mhz']:g} MHz"
+                               for r in slow) + ".", ""]
+        if meta.get("formats_note"):
+            md += [meta["formats_note"], ""]
     if "sweep" in by_role or "fit" in by_role:
         rs = sorted(by_role.get("sweep", []) + by_role.get("fit", []), key=lambda r: r["pes"])
         md += ["## e2m1g3 array size on the ULX3S (ECP5-85F)", ""]
@@ -227,6 +234,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-nodsp", default="", help="the same with multipliers in LUTs (-nodsp)")
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
+    parser.add_argument("--formats-note", default="", help="sentence added under the formats table")
     parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
     parser.add_argument("--work", default="build/fpga_report", help="cache of the builds (default build/fpga_report)")
     parser.add_argument("--out", default="reports", help="report folder (default reports)")
@@ -281,7 +289,7 @@ def main(argv=None) -> int:
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--cached-only"]
     command = shlex.join(["python", "-m", "hw.fpga.report", *shown])
     write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
-                 meta={"tools": _tools(), "fit_note": args.fit_note})
+                 meta={"tools": _tools(), "fit_note": args.fit_note, "formats_note": args.formats_note})
     print(f"wrote {args.out}/fpga.md, fpga.csv, fpga.png ({len(rows)} builds)")
     return 0
 
