@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from .config import QuantConfig, RoleConfig
 from .grouping import Grouping
@@ -78,15 +79,24 @@ class _MLSConv2dFunction(torch.autograd.Function):
         stride, padding, dilation, groups = ctx.conv
         grad_x = grad_w = grad_b = None
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        eq = None
+        eq = w_bd = None
         if need_x:
             eq = _q(grad_out, lq.e, lq.e.grouping)
             w_bd = wq if wq is not None else _q(weight, lq.w_bd, lq.w_bd.grouping)
-            grad_x = torch.nn.grad.conv2d_input(ctx.x_shape, w_bd, eq, stride, padding, dilation, groups)
         if need_w:
             e_bw = eq if (eq is not None and lq.e_bw == lq.e) else _q(grad_out, lq.e_bw, lq.e_bw.grouping)
             a_bw = xq if xq is not None else _q(x, lq.a_bw, lq.a_bw.grouping)
-            grad_w = torch.nn.grad.conv2d_weight(a_bw, ctx.w_shape, e_bw, stride, padding, dilation, groups)
+        if need_x and need_w and e_bw is eq:
+            # Both GEMMs read the same quantized E: one convolution_backward computes both, as
+            # the FP32 layer's backward does (same kernels, same bits as the two calls below).
+            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+                eq, a_bw, w_bd, None, _pair(stride), _pair(padding), _pair(dilation), False, [0, 0], groups,
+                [True, True, False])
+        else:
+            if need_x:
+                grad_x = torch.nn.grad.conv2d_input(ctx.x_shape, w_bd, eq, stride, padding, dilation, groups)
+            if need_w:
+                grad_w = torch.nn.grad.conv2d_weight(a_bw, ctx.w_shape, e_bw, stride, padding, dilation, groups)
         if need_b and ctx.has_bias:
             grad_b = grad_out.sum(dim=(0, 2, 3))  # not a GEMM: FP32
         return grad_x, grad_w, grad_b, None, None, None, None, None
