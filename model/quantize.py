@@ -7,6 +7,7 @@ unit can be checked against it bit for bit. The public step functions (``tensor_
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -709,7 +710,7 @@ def _fast_setup(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bit
     """
     if not _fast_format_ok(fmt, rounding, sr_bits):
         return None
-    x = _as_fp32(x)
+    x = _as_fp32(x).detach()  # like the code path, whose output carries no autograd history
     shape = tuple(x.shape)
     if len(shape) == 0 or x.numel() == 0:
         return None
@@ -727,24 +728,79 @@ def _fast_setup(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bit
     amax = float(group_max_x.max())  # NaN and Inf propagate through max
     if not math.isfinite(amax):
         check_finite(x)
-    scale, inv = tensor_scale(amax if amax >= FP32_MIN_NORMAL else 0.0, fmt)
-    inv_t = torch.tensor(inv, dtype=torch.float32, device=x.device)
-    g = group_exponent(ftz(daz(group_max_x) * inv_t), fmt)
+    scale, inv = _tensor_scale_scalar(amax if amax >= FP32_MIN_NORMAL else 0.0, fmt)
+    if x.device.type == "cpu":
+        g = torch.from_numpy(_group_exponent_numpy(group_max_x.detach().numpy(), inv, fmt))
+    else:
+        g = group_exponent(ftz(daz(group_max_x) * torch.tensor(inv, dtype=torch.float32, device=x.device)), fmt)
     g_max = int(g.max())
     # _prepare's `direct`: every inv_g finite, and fp32(2**-126 * max inv_g) below the limit.
     inv_g_max = inv * 2.0 ** g_max
-    limit = 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - (sr_bits if rounding == "stochastic" else 1))
+    elem_min_subnormal, limit = _fast_limits(fmt, sr_bits if rounding == "stochastic" else 1)
     if not (inv_g_max < 2.0 ** 128 and float(np.float32(FP32_MIN_NORMAL * inv_g_max)) < limit):
         return None
     # _dequantize_fields' no-FTZ branch: the smallest factor and its product with the smallest element are normal.
     factor_min = float(np.float32(2.0 ** -g_max * scale))
-    if not (factor_min >= FP32_MIN_NORMAL and float(np.float32(fmt.elem_min_subnormal * factor_min)) >= FP32_MIN_NORMAL):
+    if not (factor_min >= FP32_MIN_NORMAL and float(np.float32(elem_min_subnormal * factor_min)) >= FP32_MIN_NORMAL):
         return None
-    inv_g = inv_t * _pow2(g)
-    factor = _pow2(-g.to(torch.int32)) * torch.tensor(scale, dtype=torch.float32, device=x.device)
+    if x.device.type == "cpu":  # both exact here: inv * 2**g is finite, 2**-g * S_t normal
+        g_np = g.numpy().astype(np.int32)
+        inv_g = torch.from_numpy(np.ldexp(np.float32(inv), g_np))
+        factor = torch.from_numpy(np.ldexp(np.float32(scale), -g_np))
+    else:
+        inv_g = torch.tensor(inv, dtype=torch.float32, device=x.device) * _pow2(g)
+        factor = _pow2(-g.to(torch.int32)) * torch.tensor(scale, dtype=torch.float32, device=x.device)
     return x, views, inv_g, factor
 
 
+@functools.lru_cache(maxsize=256)
+def _fast_limits(fmt: MLSFormat, extra: int) -> tuple[float, float]:
+    """``(elem_min_subnormal, limit)``: below ``limit`` (``_prepare``'s) a magnitude rounds to code 0."""
+    return fmt.elem_min_subnormal, 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - extra)
+
+
+_FP32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103  # the smallest real number that rounds (RNE) to FP32 inf
+_SCALAR_CONSTANTS: dict[MLSFormat, tuple[float, float, int]] = {}
+
+
+def _tensor_scale_scalar(amax: float, fmt: MLSFormat) -> tuple[float, float]:
+    """``tensor_scale`` for an FP32 ``amax`` given as a Python float, without tensor ops.
+
+    Each quotient of two FP32 numbers is formed in float64 and rounded once to FP32: for a
+    division the float64 rounding never changes the FP32 result (53 >= 2 * 24 + 2 bits).
+    Zero, and the inverse-scale overflow (then ``tensor_scale`` raises its error), go to
+    ``tensor_scale``. Tested against it in ``tests/test_quantize.py``.
+    """
+    if amax == 0.0:
+        return tensor_scale(amax, fmt)
+    elem_max = _scalar_constants(fmt)[0]
+    inv = elem_max / amax
+    if inv >= _FP32_OVERFLOW:
+        return tensor_scale(amax, fmt)
+    return float(np.float32(amax / elem_max)), float(np.float32(inv))
+
+
+def _scalar_constants(fmt: MLSFormat) -> tuple[float, float, int]:
+    """``(elem_max, frexp mantissa of elem_max, its frexp exponent)`` per format (cached)."""
+    if fmt not in _SCALAR_CONSTANTS:
+        me, ee = np.frexp(np.float32(fmt.elem_max))
+        _SCALAR_CONSTANTS[fmt] = (fmt.elem_max, float(me), int(ee))
+    return _SCALAR_CONSTANTS[fmt]
+
+
+def _group_exponent_numpy(group_max: np.ndarray, inv: float, fmt: MLSFormat) -> np.ndarray:
+    """``group_exponent(ftz(daz(group_max) * inv), fmt)`` in numpy (CPU; float32 arithmetic,
+    the same IEEE operations), for the small per-group tensors, where torch's per-op cost rules."""
+    _, me, ee = _scalar_constants(fmt)
+    y = np.where(group_max < FP32_MIN_NORMAL, np.float32(0), group_max) * np.float32(inv)
+    y = np.where(y < FP32_MIN_NORMAL, np.float32(0), y)
+    my, ey = np.frexp(y)
+    g = ee - ey.astype(np.int32) - (my > me)
+    g = np.where(y == 0, fmt.max_group_exp, g)
+    return np.clip(g, 0, fmt.max_group_exp).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=256)
 def _fast_constants(fmt: MLSFormat, sr_bits: int) -> tuple[float, ...]:
     return (fmt.elem_max, 2.0 ** -fmt.man_bits, 2.0 ** (fmt.min_normal_exponent - fmt.man_bits),
             2.0 ** sr_bits, 2.0 ** -sr_bits)

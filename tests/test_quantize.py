@@ -447,3 +447,31 @@ def test_fast_path_is_bit_identical_on_edge_cases(fmt_name, rounding):
     torch.manual_seed(5)
     exact = quantize(x, fmt, Grouping.channel(), rounding).dequantize()
     assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
+
+
+def test_fast_path_scalar_helpers_match_the_step_functions():
+    """The fast path's float64/numpy forms of §2.2 and §2.4 equal tensor_scale and group_exponent."""
+    from model import quantize as qmod
+
+    gen = torch.Generator().manual_seed(8)
+    fp32 = torch.finfo(torch.float32)
+    for fmt in (MLSFormat.parse(n) for n in ("e2m1g3", "e4m3g3", "e5m2g3", "e0m3g2", "e3m0g6", "e5m10g4")):
+        amaxes = torch.cat([torch.rand(2000, generator=gen) * torch.exp2(torch.randint(-126, 127, (2000,), generator=gen).float()),
+                            torch.tensor([fp32.tiny, fp32.max, 1.0, fmt.elem_max, fmt.elem_max / fp32.max,
+                                          float(np.nextafter(np.float32(fmt.elem_max / fp32.max), np.float32(1)))])])
+        for amax in amaxes.tolist():
+            if amax < fp32.tiny:
+                continue
+            try:
+                expected = tensor_scale(amax, fmt)
+            except ValueError:
+                with pytest.raises(ValueError, match="overflows FP32"):
+                    qmod._tensor_scale_scalar(amax, fmt)
+                continue
+            assert qmod._tensor_scale_scalar(amax, fmt) == expected
+            assert qmod._tensor_scale_scalar(0.0, fmt) == (1.0, 1.0)
+        group_max = torch.cat([torch.rand(500, generator=gen) * torch.exp2(torch.randint(-140, 20, (500,), generator=gen).float()),
+                               torch.tensor([0.0, 1e-45, fp32.tiny, fmt.elem_max, 1.0])])
+        for inv in (1.0, 3.0e-5, 7.5, 2.0 ** 60, 1.2e30):
+            ref = group_exponent(qmod.ftz(qmod.daz(group_max) * torch.tensor(inv, dtype=torch.float32)), fmt)
+            assert torch.equal(torch.from_numpy(qmod._group_exponent_numpy(group_max.numpy(), inv, fmt)), ref)
