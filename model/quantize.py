@@ -673,15 +673,15 @@ def _ulp(z: torch.Tensor, man_scale: float, ulp_min: float) -> torch.Tensor:
     return (z.view(torch.int32) & _EXP_MASK).view(torch.float32).mul_(man_scale).clamp_min_(ulp_min)
 
 
-def _fast_nearest(x, inv_g, factor, elem_max: float, man_scale: float, ulp_min: float):
-    z = (x * inv_g).clamp_(-elem_max, elem_max)
+def _fast_nearest(x, inv_g, factor, elem_max: float, man_scale: float, ulp_min: float, out=None):
+    z = (x * inv_g if out is None else torch.mul(x, inv_g, out=out)).clamp_(-elem_max, elem_max)
     ulp = _ulp(z, man_scale, ulp_min)
     return z.div_(ulp).round_().mul_(ulp).mul_(factor).add_(0.0)
 
 
 def _fast_stochastic(x, inv_g, factor, r, elem_max: float, man_scale: float, ulp_min: float, sr_scale: float,
-                     sr_inv: float):
-    z = (x.abs() * inv_g).clamp_max_(elem_max)
+                     sr_inv: float, out=None):
+    z = (x.abs() * inv_g if out is None else torch.mul(x.abs(), inv_g, out=out)).clamp_max_(elem_max)
     ulp = _ulp(z, man_scale, ulp_min)
     n = z.mul_(sr_scale).div_(ulp).floor_().add_(r).mul_(sr_inv).floor_()
     return n.mul_(ulp).mul_(factor).copysign_(x).add_(0.0)
@@ -813,16 +813,35 @@ def _fake_quantize_fast(x, fmt: MLSFormat, grouping: Grouping, rounding: str, ra
     if setup is None:
         return None
     x, (elem_view, group_view), inv_g, factor = setup
-    elem_max, man_scale, ulp_min, sr_scale, sr_inv = _fast_constants(fmt, sr_bits)
+    consts = _fast_constants(fmt, sr_bits)
     xv, inv_g, factor = x.reshape(elem_view), inv_g.reshape(group_view), factor.reshape(group_view)
-    if rounding == "nearest":
-        out = _fast_nearest(xv, inv_g, factor, elem_max, man_scale, ulp_min)
-    else:
-        if random_bits is None:
-            random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
-        out = _fast_stochastic(xv, inv_g, factor, random_bits.reshape(elem_view), elem_max, man_scale, ulp_min,
-                               sr_scale, sr_inv)
+    # In chunks of about _CHUNK elements along the first axis, so that the ~10-16 element-wise
+    # passes run on cache-resident data. Drawing the random bits chunk by chunk, in order, gives
+    # the same stream on the CPU (one generator output per element, see _draw_words).
+    pre = elem_view[0]
+    rows = max(1, _CHUNK // max(1, x.numel() // pre))
+    split = rounding == "stochastic" and random_bits is None and _split_draw_ok(generator, x.device)
+    if rounding == "stochastic" and random_bits is None and not split:
+        random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
+    bits = random_bits.reshape(elem_view) if random_bits is not None else None
+    out = torch.empty(elem_view, dtype=torch.float32, device=x.device)
+    for start in range(0, pre, rows):
+        rs = slice(start, start + rows)
+        if rounding == "nearest":
+            _fast_nearest(xv[rs], inv_g[rs], factor[rs], *consts[:3], out=out[rs])
+            continue
+        if split:
+            chunk = out[rs]
+            words, tail = _draw_words(chunk.numel(), generator)
+            r = _split_words(words, tail, sr_bits).reshape(chunk.shape)
+        else:
+            r = bits[rs]
+        _fast_stochastic(xv[rs], inv_g[rs], factor[rs], r, *consts, out=out[rs])
     return out.reshape(x.shape)
+
+
+#: Elements per chunk of the eager fast path (~0.5 MB of FP32: a few live temporaries fit in L2).
+_CHUNK = 1 << 17
 
 
 # -- optional fused kernel (torch.compile) for the training path --------------------------------

@@ -475,3 +475,21 @@ def test_fast_path_scalar_helpers_match_the_step_functions():
         for inv in (1.0, 3.0e-5, 7.5, 2.0 ** 60, 1.2e30):
             ref = group_exponent(qmod.ftz(qmod.daz(group_max) * torch.tensor(inv, dtype=torch.float32)), fmt)
             assert torch.equal(torch.from_numpy(qmod._group_exponent_numpy(group_max.numpy(), inv, fmt)), ref)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 50])
+def test_fast_path_in_chunks_is_bit_identical_and_keeps_the_stream(monkeypatch, chunk):
+    """Chunked along the first axis (odd chunk sizes split word pairs), the fast path gives the
+    unchunked bits and draws the random bits of one random_bits_like call."""
+    from model import quantize as qmod
+
+    monkeypatch.setattr(qmod, "_CHUNK", chunk)
+    gen = torch.Generator().manual_seed(13)
+    for grouping, shape in ((Grouping.channel(), (7, 3, 3, 3)), (Grouping.blocks(3, 0), (9, 5)), (Grouping.blocks(4), (9, 12))):
+        x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-20, 20, shape, generator=gen).float())
+        for rounding in ("nearest", "stochastic"):
+            torch.manual_seed(7)
+            fast, after = fake_quantize(x, "e2m1g3", grouping, rounding, sr_bits=5), torch.rand(2)
+            torch.manual_seed(7)
+            exact, exact_after = quantize(x, "e2m1g3", grouping, rounding, sr_bits=5).dequantize(), torch.rand(2)
+            assert torch.equal(fast.view(torch.int32), exact.view(torch.int32)) and torch.equal(after, exact_after)
