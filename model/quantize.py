@@ -668,21 +668,26 @@ def _fast_format_ok(fmt: MLSFormat, rounding: str, sr_bits: int) -> bool:
     return rounding == "stochastic" and fmt.man_bits + sr_bits + 2 <= 24
 
 
-def _ulp(z: torch.Tensor, man_scale: float, ulp_min: float) -> torch.Tensor:
-    """``2**(max(binade(z), b_min) - M)`` per element, from the exponent bits of z."""
-    return (z.view(torch.int32) & _EXP_MASK).view(torch.float32).mul_(man_scale).clamp_min_(ulp_min)
+def _ulp(z: torch.Tensor, man_scale: float, ulp_min: float, scratch=None) -> torch.Tensor:
+    """``2**(max(binade(z), b_min) - M)`` per element, from the exponent bits of z (into the
+    int32 ``scratch`` of z's shape if given)."""
+    bits = z.view(torch.int32) & _EXP_MASK if scratch is None else torch.bitwise_and(z.view(torch.int32), _EXP_MASK,
+                                                                                      out=scratch)
+    return bits.view(torch.float32).mul_(man_scale).clamp_min_(ulp_min)
 
 
-def _fast_nearest(x, inv_g, factor, elem_max: float, man_scale: float, ulp_min: float, out=None):
+# ``out`` and ``scratch`` (eager chunks): the result goes to ``out``, the ulp to ``scratch``, so
+# that no pass writes to freshly allocated (not yet paged-in) memory.
+def _fast_nearest(x, inv_g, factor, elem_max: float, man_scale: float, ulp_min: float, out=None, scratch=None):
     z = (x * inv_g if out is None else torch.mul(x, inv_g, out=out)).clamp_(-elem_max, elem_max)
-    ulp = _ulp(z, man_scale, ulp_min)
+    ulp = _ulp(z, man_scale, ulp_min, scratch)
     return z.div_(ulp).round_().mul_(ulp).mul_(factor).add_(0.0)
 
 
 def _fast_stochastic(x, inv_g, factor, r, elem_max: float, man_scale: float, ulp_min: float, sr_scale: float,
-                     sr_inv: float, out=None):
-    z = (x.abs() * inv_g if out is None else torch.mul(x.abs(), inv_g, out=out)).clamp_max_(elem_max)
-    ulp = _ulp(z, man_scale, ulp_min)
+                     sr_inv: float, out=None, scratch=None):
+    z = (x.abs() * inv_g if out is None else torch.mul(x, inv_g, out=out).abs_()).clamp_max_(elem_max)
+    ulp = _ulp(z, man_scale, ulp_min, scratch)
     n = z.mul_(sr_scale).div_(ulp).floor_().add_(r).mul_(sr_inv).floor_()
     return n.mul_(ulp).mul_(factor).copysign_(x).add_(0.0)
 
@@ -721,8 +726,11 @@ def _fast_setup(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bit
     if random_bits is not None:
         _check_random_bits(random_bits, x.shape, sr_bits)
     if fused_absmax is None:
-        ax = x.reshape(elem_view).abs()
-        group_max_x = ax.amax(dim=(2, 3), keepdim=True) if grouping.span_trailing else ax.amax(dim=2, keepdim=True)
+        # max |x| = max(max x, -min x): one read of x, no |x| copy (NaN and Inf propagate alike;
+        # an all-zero group may give -0, which counts as 0 below).
+        xg = x.reshape(elem_view[0], elem_view[1], -1) if grouping.span_trailing else x.reshape(elem_view)
+        high, low = torch.amax(xg, dim=2, keepdim=True), torch.amin(xg, dim=2, keepdim=True)
+        group_max_x = torch.maximum(high, low.neg_()).reshape(group_view)
     else:
         group_max_x = fused_absmax(x)
     amax = float(group_max_x.max())  # NaN and Inf propagate through max
@@ -825,18 +833,20 @@ def _fake_quantize_fast(x, fmt: MLSFormat, grouping: Grouping, rounding: str, ra
         random_bits = random_bits_like(x.shape, sr_bits, generator, device=x.device)
     bits = random_bits.reshape(elem_view) if random_bits is not None else None
     out = torch.empty(elem_view, dtype=torch.float32, device=x.device)
+    scratch = torch.empty((min(rows, pre),) + elem_view[1:], dtype=torch.int32, device=x.device)
     for start in range(0, pre, rows):
         rs = slice(start, start + rows)
+        chunk = out[rs]
+        scratch_rs = scratch[:chunk.shape[0]]
         if rounding == "nearest":
-            _fast_nearest(xv[rs], inv_g[rs], factor[rs], *consts[:3], out=out[rs])
+            _fast_nearest(xv[rs], inv_g[rs], factor[rs], *consts[:3], out=chunk, scratch=scratch_rs)
             continue
         if split:
-            chunk = out[rs]
             words, tail = _draw_words(chunk.numel(), generator)
             r = _split_words(words, tail, sr_bits).reshape(chunk.shape)
         else:
             r = bits[rs]
-        _fast_stochastic(xv[rs], inv_g[rs], factor[rs], r, *consts, out=out[rs])
+        _fast_stochastic(xv[rs], inv_g[rs], factor[rs], r, *consts, out=chunk, scratch=scratch_rs)
     return out.reshape(x.shape)
 
 
