@@ -311,3 +311,26 @@ def test_compiled_fake_quantize_is_bit_identical_and_used_by_layers():
     finally:
         qmod.use_compiled_fake_quantize(False)
     _assert_bit_equal(compiled_out, layer(x))
+
+
+def test_compiled_stochastic_kernel_splits_the_random_words_like_random_bits_like():
+    """The fused stochastic kernel drawing its own bits (64-bit words split in the kernel) gives
+    quantize()'s bits for the same seed, and leaves the generator where random_bits_like does."""
+    from model import quantize as qmod
+
+    gen = torch.Generator().manual_seed(23)
+    fmt = MLSFormat.parse("e2m1g3")
+    try:
+        qmod.use_compiled_fake_quantize(True)
+        for grouping, shape in ((Grouping.channel(), (3, 4, 4, 6)), (Grouping.blocks(4, 0), (8, 6))):
+            x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-12, 12, shape, generator=gen).float())
+            x.view(-1)[::5] = 0.0
+            torch.manual_seed(4)
+            fused, after = qmod._fake_quantize_compiled(x, fmt, grouping, "stochastic", None, 8, None), torch.rand(2)
+            torch.manual_seed(4)
+            exact, exact_after = quantize(x, fmt, grouping, "stochastic").dequantize(), torch.rand(2)
+            assert fused is not None
+            _assert_bit_equal(fused, exact)
+            assert torch.equal(after, exact_after)
+    finally:
+        qmod.use_compiled_fake_quantize(False)
