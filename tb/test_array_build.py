@@ -20,6 +20,16 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "hw.build", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+def _lint_clean(path, top: str) -> None:
+    """``verilator --lint-only`` with only the width-warning suppressions reports nothing."""
+    verilator = shutil.which("verilator")
+    assert verilator, "verilator not on PATH (tb/conftest.py adds the PyPI wheel's bin)"
+    env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
+    lint = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
+                           "--top-module", top, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr and "%Error" not in lint.stderr, lint.stderr[-3000:]
+
+
 def test_default_build_lints_and_manifest(tmp_path):
     res = _cli("--out", str(tmp_path))
     assert res.returncode == 0, res.stderr
@@ -35,13 +45,7 @@ def test_default_build_lints_and_manifest(tmp_path):
     assert ports["a__payload"]["width"] == 8 * (fmt.elem_bits + fmt.group_bits) + 1
     verilog_text = (tmp_path / "mls_array.v").read_text()
     assert "module mls_array(" in verilog_text
-    verilator = shutil.which("verilator")
-    assert verilator, "verilator not on PATH (tb/conftest.py adds the PyPI wheel's bin)"
-    env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
-    lint = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
-                           "--top-module", "mls_array", str(tmp_path / "mls_array.v")],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert lint.returncode == 0 and "%Warning" not in lint.stderr and "%Error" not in lint.stderr, lint.stderr[-3000:]
+    _lint_clean(tmp_path / "mls_array.v", "mls_array")
 
 
 def test_pe_target_and_options(tmp_path):
@@ -80,13 +84,7 @@ def test_baseline_pe_array_builds_and_lints(tmp_path):
     assert m["payloads"]["a"]["data.1.exp"] == [32 + 23, 8] and m["payloads"]["c"]["data.2.sign"] == [95, 1]
     ports = {p["name"]: p["width"] for p in m["ports"]}
     assert (ports["a__payload"], ports["w__payload"], ports["c__payload"]) == (2 * 32 + 1, 3 * 32, 3 * 32 + 3 + 1)
-    verilator = shutil.which("verilator")
-    assert verilator, "verilator not on PATH (tb/conftest.py adds the PyPI wheel's bin)"
-    env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
-    lint = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
-                           "--top-module", "fp32_array", str(tmp_path / "fp32_array.v")],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert lint.returncode == 0 and "%Warning" not in lint.stderr and "%Error" not in lint.stderr, lint.stderr[-3000:]
+    _lint_clean(tmp_path / "fp32_array.v", "fp32_array")
     assert main(["--pe", "int8", "--rows", "2", "--cols", "2", "--max-k", "1000", "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "int8_array.json").read_text())
     assert (m["pe"]["kind"], m["acc_bits"], m["acc_exact"]) == ("int8", 32, True)
