@@ -50,6 +50,7 @@ class BaselinePE(wiring.Component):
     def __init__(self, kind: str = "fp32", fmt_a: str = "e4m3", fmt_b: str = "e4m3"):
         from hw.pe.layout import control_layout
 
+        self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind = kind
@@ -68,6 +69,7 @@ class BaselinePE(wiring.Component):
             "a_out": Out(shape_a), "b_out": Out(shape_b), "ctl_out": Out(control_layout()),
             "result": Out(acc), "overflow": Out(1), "done": Out(1),
         })
+        del self._MustUse__silence
 
     @property
     def latency(self) -> int:
