@@ -8,9 +8,7 @@ import torch
 
 from hw.array import SystolicArray
 from hw.fpga.bridge import HostBridge
-from hw.fpga.host import decode_counters, decode_word, encode_level, encode_read, encode_simple, encode_write
-from hw.fpga.protocol import COUNTERS_REPLY, Op
-from hw.fpga.simhost import SimHost as _Host, run_sim as _run
+from hw.fpga.simhost import SimHost as _Host, array_tile_round_trip, run_sim as _run
 from hw.fpga.tiles import array_results, array_tile_words, pack, unpack
 from model.arith import exact_matmul
 from model.grouping import Grouping
@@ -31,33 +29,19 @@ def _tile(fmt, R, C, K, seed):
 def test_array_tile_through_bridge(fmt, R, C, K, seed):
     array = SystolicArray(fmt, R, C, max_k=64)
     bridge = HostBridge(array, in_depth=16, out_depth=8)
-    p = {q.name: q for q in bridge.ports}
     a, w = _tile(fmt, R, C, K, seed)
     expect = exact_matmul(a, w).tolist()
     a_words, w_words = array_tile_words(array, a, w)
 
     async def bench(ctx):
-        h = _Host(ctx, bridge)
-        for word in a_words:
-            await h.send(encode_write(p["a"], word))
-        for word in w_words:
-            await h.send(encode_write(p["w"], word))
-        await h.send(encode_simple(Op.GO))
-        await ctx.tick().repeat(K + R + C + 10)
-        await h.send(encode_level(p["c"]))
-        assert int.from_bytes(await h.recv(2), "little") == R
-        words = []
-        for _ in range(R):
-            await h.send(encode_read(p["c"]))
-            words.append(decode_word(p["c"], await h.recv(p["c"].nbytes)))
-        got, overflow = array_results(array, words)
+        reply = await array_tile_round_trip(_Host(ctx, bridge), a_words, w_words, rows=R, settle_cycles=K + R + C + 10)
+        assert reply.level == R
+        got, overflow = array_results(array, reply.words)
         assert got == expect
         assert overflow == [[0] * C for _ in range(R)]
-        await h.send(encode_simple(Op.COUNTERS))
-        c = decode_counters(await h.recv(COUNTERS_REPLY))
-        assert c.flags == frozenset()
+        assert reply.counters.flags == frozenset()
         # Measured on the bridge, first A/W beat in .. last C row out: exactly hw.array.timing's count.
-        assert c.span == array.timing.tile_cycles(K)
+        assert reply.counters.span == array.timing.tile_cycles(K)
 
     _run(bridge, bench)
 

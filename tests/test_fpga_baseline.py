@@ -11,9 +11,7 @@ import pytest
 
 from hw.fpga.bridge import HostBridge
 from hw.fpga.designs import make_design
-from hw.fpga.host import decode_counters, decode_word, encode_read, encode_simple, encode_write
-from hw.fpga.protocol import COUNTERS_REPLY, Op
-from hw.fpga.simhost import SimHost, run_sim
+from hw.fpga.simhost import SimHost, array_tile_round_trip, run_sim
 from hw.fpga.tiles import array_results, array_tile_words
 from model import baseline_arith as ba
 
@@ -54,7 +52,6 @@ def test_baseline_tile_through_bridge(pe, R, C, K):
     factory, _ = make_design(pe, rows=R, cols=C, k_max=64)
     array = factory()
     bridge = HostBridge(array, in_depth=8, out_depth=4)
-    p = {q.name: q for q in bridge.ports}
     rng = np.random.default_rng(7)
     if pe == "fp32":
         a = ba.f32_to_bits(rng.standard_normal((R, K)).astype(np.float32) * np.float32(3.0))
@@ -66,21 +63,10 @@ def test_baseline_tile_through_bridge(pe, R, C, K):
     a_words, w_words = array_tile_words(array, a, w)
 
     async def bench(ctx):
-        h = SimHost(ctx, bridge)
-        for word in a_words:
-            await h.send(encode_write(p["a"], word))
-        for word in w_words:
-            await h.send(encode_write(p["w"], word))
-        await h.send(encode_simple(Op.GO))
-        await ctx.tick().repeat(K + R + C + 10)
-        words = []
-        for _ in range(R):
-            await h.send(encode_read(p["c"]))
-            words.append(decode_word(p["c"], await h.recv(p["c"].nbytes)))
-        got, overflow = array_results(array, words)
+        reply = await array_tile_round_trip(SimHost(ctx, bridge), a_words, w_words, rows=R, settle_cycles=K + R + C + 10)
+        assert reply.level == R
+        got, overflow = array_results(array, reply.words)
         assert got == expect and overflow == [[0] * C for _ in range(R)]
-        await h.send(encode_simple(Op.COUNTERS))
-        c = decode_counters(await h.recv(COUNTERS_REPLY))
-        assert c.flags == frozenset() and c.span == array.timing.tile_cycles(K)
+        assert reply.counters.flags == frozenset() and reply.counters.span == array.timing.tile_cycles(K)
 
     run_sim(bridge, bench)
