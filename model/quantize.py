@@ -263,9 +263,8 @@ def _split_words(words: torch.Tensor, tail: torch.Tensor, sr_bits: int) -> torch
 def _split_draw_ok(generator: torch.Generator | None, device) -> bool:
     """Whether ``random_bits_like`` may split 64-bit draws: a CPU stream, and the equivalence holds."""
     global _SPLIT_DRAW_CHECKED
-    if generator is not None:
-        if generator.device.type != "cpu":
-            return False
+    if generator is not None and generator.device.type != "cpu":
+        return False
     if device is not None and torch.device(device).type != "cpu":
         return False
     if device is None and torch.get_default_device().type != "cpu":
@@ -470,15 +469,12 @@ def _pow2(exponent: torch.Tensor) -> torch.Tensor:
     return ((exponent.to(torch.int32) + 127) << 23).view(torch.float32)
 
 
-def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator,
-             fused_absmax=None, draw: bool = True):
+def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator):
     """Checks, tensor scale and group exponents of §2 (steps 1, 2, 4), shared by every path.
 
     Returns ``(x, ax, g, scale, inv_t, inv_g, direct, random_bits)``; ``direct`` says that
     ``z = fp32(|x| * inv_g)`` gives the same codes as the step-by-step formulation (see
-    ``_quantize_fields``). With ``fused_absmax`` (the compiled path) the group maxima of |x|
-    come from that kernel in one read and ``ax`` is None. With ``draw=False`` missing random bits
-    are not drawn here (the caller draws them, from the same stream, once it commits to a path).
+    ``_quantize_fields``).
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -488,18 +484,14 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
     shape = tuple(x.shape)
     group_shape = grouping.group_shape(shape)  # validates the grouping against the shape
     if rounding == "stochastic":
-        if random_bits is not None:
-            _check_random_bits(random_bits, x.shape, sr_bits)
-        elif draw:
+        if random_bits is None:
             random_bits = random_bits_like(shape, sr_bits, generator, device=x.device)
+        else:
+            _check_random_bits(random_bits, x.shape, sr_bits)
     elif random_bits is not None:
         raise ValueError("random_bits were given but rounding is 'nearest'")
-    if fused_absmax is None:
-        ax = x.abs()
-        group_max_x = grouping.group_amax(ax)
-    else:
-        ax = None
-        group_max_x = fused_absmax(x).reshape(group_shape)
+    ax = x.abs()
+    group_max_x = grouping.group_amax(ax)
     amax = group_max_x.max()  # NaN and Inf propagate through max
     if not torch.isfinite(amax):
         check_finite(x)
@@ -508,9 +500,7 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
     g = group_exponent(ftz(daz(group_max_x) * inv_t), fmt)
     assert tuple(g.shape) == group_shape
     inv_g = inv_t * _pow2(g)
-    # Below `limit`, a magnitude rounds to code 0 in either rounding mode.
-    extra = sr_bits if rounding == "stochastic" else 1
-    limit = 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - extra)
+    _, limit = _fast_limits(fmt, sr_bits if rounding == "stochastic" else 1)
     largest_flushed = float(torch.tensor(FP32_MIN_NORMAL, dtype=torch.float32) * inv_g.max())
     direct = bool(torch.isfinite(inv_g).all()) and largest_flushed < limit
     return x, ax, g, scale, inv_t, inv_g, direct, random_bits
@@ -763,12 +753,12 @@ def _fast_setup(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bit
 
 @functools.lru_cache(maxsize=256)
 def _fast_limits(fmt: MLSFormat, extra: int) -> tuple[float, float]:
-    """``(elem_min_subnormal, limit)``: below ``limit`` (``_prepare``'s) a magnitude rounds to code 0."""
+    """``(elem_min_subnormal, limit)``: below ``limit`` a magnitude rounds to code 0 in either
+    rounding mode (``extra`` = R bits for stochastic, 1 for nearest)."""
     return fmt.elem_min_subnormal, 2.0 ** (fmt.min_normal_exponent - fmt.man_bits - extra)
 
 
 _FP32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103  # the smallest real number that rounds (RNE) to FP32 inf
-_SCALAR_CONSTANTS: dict[MLSFormat, tuple[float, float, int]] = {}
 
 
 def _tensor_scale_scalar(amax: float, fmt: MLSFormat) -> tuple[float, float]:
@@ -788,12 +778,11 @@ def _tensor_scale_scalar(amax: float, fmt: MLSFormat) -> tuple[float, float]:
     return float(np.float32(amax / elem_max)), float(np.float32(inv))
 
 
+@functools.lru_cache(maxsize=256)
 def _scalar_constants(fmt: MLSFormat) -> tuple[float, float, int]:
-    """``(elem_max, frexp mantissa of elem_max, its frexp exponent)`` per format (cached)."""
-    if fmt not in _SCALAR_CONSTANTS:
-        me, ee = np.frexp(np.float32(fmt.elem_max))
-        _SCALAR_CONSTANTS[fmt] = (fmt.elem_max, float(me), int(ee))
-    return _SCALAR_CONSTANTS[fmt]
+    """``(elem_max, frexp mantissa of elem_max, its frexp exponent)`` per format."""
+    me, ee = np.frexp(np.float32(fmt.elem_max))
+    return fmt.elem_max, float(me), int(ee)
 
 
 def _group_exponent_numpy(group_max: np.ndarray, inv: float, fmt: MLSFormat) -> np.ndarray:
