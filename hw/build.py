@@ -93,15 +93,25 @@ def _fmt_args(args):
     if args.format is None and preset.fmt is None:
         raise ValueError(f"preset {preset.name!r} has no MLS format (pe={preset.pe!r}); give --format")
     fmt = MLSFormat.parse(args.format or preset.fmt)
+    return (preset, fmt) + _size_args(args, preset)
+
+
+def _size_args(args, preset) -> tuple[int, int]:
+    """(rows, cols) of ``preset``, overridden by --rows/--cols where the target has them."""
     rows = preset.rows if getattr(args, "rows", None) is None else args.rows
     cols = preset.cols if getattr(args, "cols", None) is None else args.cols
-    return preset, fmt, rows, cols
+    return rows, cols
+
+
+def _max_k(args) -> int:
+    if args.max_k < 1:
+        raise ValueError(f"--max-k must be at least 1, got {args.max_k}")
+    return args.max_k
 
 
 def _acc_bits(args, fmt) -> int:
-    if args.max_k < 1:
-        raise ValueError(f"--max-k must be at least 1, got {args.max_k}")
-    return fmt.acc_bits_exact(args.max_k) if args.acc_bits is None else args.acc_bits
+    max_k = _max_k(args)
+    return fmt.acc_bits_exact(max_k) if args.acc_bits is None else args.acc_bits
 
 
 def _mls_arguments(parser, with_size: bool):
@@ -198,11 +208,8 @@ def _array_build(args, out_dir):
         raise ValueError(f"--format is for MLS PEs; pe={pe!r} has fixed operand formats")
     if args.acc_bits is not None:
         raise ValueError(f"--acc-bits is for MLS PEs; pe={pe!r} has a fixed 32-bit accumulator")
-    if args.max_k < 1:
-        raise ValueError(f"--max-k must be at least 1, got {args.max_k}")
-    rows = preset.rows if args.rows is None else args.rows
-    cols = preset.cols if args.cols is None else args.cols
-    return build_array(None, rows, cols, out_dir, max_k=args.max_k, name=args.name or f"{pe.replace('-', '_')}_array",
+    rows, cols = _size_args(args, preset)
+    return build_array(None, rows, cols, out_dir, max_k=_max_k(args), name=args.name or f"{pe.replace('-', '_')}_array",
                        grouping=None, pe=pe)
 
 

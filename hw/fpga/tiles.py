@@ -75,7 +75,7 @@ def array_tile_words(array, a, w) -> tuple[list[int], list[int]]:
         raise ValueError(f"K = {K} exceeds the array's max_k = {array.max_k}")
     a_layout = array.signature.members["a"].signature.members["payload"].shape
     w_layout = array.signature.members["w"].signature.members["payload"].shape
-    if getattr(array, "is_baseline", False):
+    if array.is_baseline:
         sa, sw = array.a_shape, array.w_shape
         a_words = [pack(a_layout, {"data": [_raw(sa, a[i][k]) for i in range(R)], "last": int(k == K - 1)})
                    for k in range(K)]
@@ -99,7 +99,7 @@ def array_results(array, c_words: list[int]) -> tuple[list[list[int]], list[list
     lasts = [r["last"] for r in rows]
     if lasts != [0] * (array.rows - 1) + [1]:
         raise ValueError(f"result rows out of step: last flags {lasts}")
-    elem = array.result_shape if getattr(array, "is_baseline", False) else None
+    elem = array.result_shape if array.is_baseline else None
     if isinstance(elem, data.Layout):   # FP32 results: the raw bit pattern of each word
         data_rows = [[pack(elem, x) for x in r["data"]] for r in rows]
     else:
