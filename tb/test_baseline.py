@@ -65,8 +65,8 @@ def test_systolic_baseline_pe(kind, fmt_a, fmt_b):
 
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_systolic_ports_match_mls_pe():
-    from hw.pe import MLSPE
-    from hw.pe.layout import control_layout
+    from hw.pe import MLSPE, PESignature
+    from hw.pe.signature import control_layout
 
     mls = MLSPE("e2m1g3", 24)
     mls._MustUse__silence = True   # only inspected, never elaborated
@@ -74,6 +74,7 @@ def test_systolic_ports_match_mls_pe():
         pe = BaselinePE(kind)
         pe._MustUse__silence = True
         assert set(pe.signature.members) == set(mls.signature.members)
+        assert isinstance(pe.signature, PESignature) and isinstance(mls.signature, PESignature)
         assert pe.signature.members["ctl_in"].shape == control_layout()
         assert pe.latency == mls.latency
     with pytest.raises(ValueError, match="kind must be one of fp32, fp8, int8, got 'bf16'"):

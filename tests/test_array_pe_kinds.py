@@ -110,3 +110,37 @@ def test_baseline_arrays_elaborate():
         arr = SystolicArray("e2m1g3" if pe == "mls" else None, 2, 2, max_k=16, pe=pe)
         text = rtlil.convert(arr, name="top")
         assert "pe_1_1" in text
+
+
+def test_pe_signature():
+    from amaranth.lib import data, wiring
+
+    from hw.pe import PESignature, control_layout, operand_layout
+
+    fmt = MLSFormat.parse("e2m1g3")
+    sig = PESignature(operand_layout(fmt), operand_layout(fmt), signed(20))
+    assert list(sig.members) == ["a_in", "b_in", "ctl_in", "a_out", "b_out", "ctl_out", "result",
+                                 "overflow", "done"]
+    assert sig.members["a_in"] == wiring.In(operand_layout(fmt))
+    assert sig.members["ctl_out"] == wiring.Out(control_layout())
+    assert sig.members["result"] == wiring.Out(signed(20)) and sig.members["overflow"] == wiring.Out(1)
+    assert (sig.a_shape, sig.b_shape, sig.result_shape) == (operand_layout(fmt), operand_layout(fmt), signed(20))
+    # equal by shapes, so every PE kind of an array has the signature its shapes say
+    assert sig == PESignature(operand_layout(fmt), operand_layout(fmt), signed(20))
+    assert sig.flip() == PESignature(operand_layout(fmt), operand_layout(fmt), signed(20)).flip()
+    assert sig != PESignature(operand_layout(fmt), operand_layout(fmt), signed(21))
+    assert sig != wiring.Signature(dict(sig.members))
+    # an L-lane operand is one ArrayLayout member
+    lanes = PESignature(data.ArrayLayout(operand_layout(fmt), 4), data.ArrayLayout(operand_layout(fmt), 4), signed(24))
+    assert Shape.cast(lanes.members["b_out"].shape).width == 4 * operand_layout(fmt).size
+    with pytest.raises(TypeError, match=r"^a_shape must be a shape \(a Shape, a lib.data layout, an int or a "
+                                        r"range\), not 'e2m1g3'$"):
+        PESignature("e2m1g3", signed(8), signed(32))
+    with pytest.raises(TypeError, match=r"^result_shape must be a shape .*, not None$"):
+        PESignature(signed(8), signed(8), None)
+    for pe in (MLSPE(fmt, 20), BaselinePE("fp32"), BaselinePE("fp8", "e5m2", "e4m3"), BaselinePE("int8")):
+        pe._MustUse__silence = True   # inspected only
+        assert isinstance(pe.signature, PESignature)
+    assert MLSPE(fmt, 20).signature == sig
+    assert BaselinePE("fp8", "e5m2", "e4m3").signature == PESignature(float_layout(E5M2), float_layout(E4M3),
+                                                                      float_layout(FP32))

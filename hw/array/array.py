@@ -10,7 +10,8 @@ from amaranth.lib.wiring import In, Out
 from model.formats import MLSFormat
 
 from ..pe import MLSPE
-from ..pe.layout import control_layout, operand_layout
+from ..pe.layout import operand_layout
+from ..pe.signature import control_layout
 from .timing import ArrayTiming
 
 __all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM", "PE_KINDS", "BASELINE_ACC_BITS", "INT8_MAX_K_EXACT"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from model.baseline_arith import FP32, float_format
+
+from ..pe.signature import PESignature, control_layout
 
 from .fp8_mul import FP8Multiplier
 from .fp32_add import FP32Adder
@@ -40,6 +41,7 @@ class BaselinePE(wiring.Component):
 
     Members
     -------
+    ``PESignature(shape_a, shape_b, result shape)``, as ``MLSPE``:
     a_in, b_in : In(operand shape); ctl_in : In(control_layout())
     a_out, b_out, ctl_out : Out(...), the inputs one cycle later
     result : Out(float_layout(FP32) or signed(32)); overflow : Out(1) (always 0); done : Out(1)
@@ -48,8 +50,6 @@ class BaselinePE(wiring.Component):
     LATENCY = 2
 
     def __init__(self, kind: str = "fp32", fmt_a: str = "e4m3", fmt_b: str = "e4m3"):
-        from hw.pe.layout import control_layout
-
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -64,11 +64,7 @@ class BaselinePE(wiring.Component):
         else:
             shape_a = shape_b = signed(_INT_BITS)
             acc = signed(_INT_ACC)
-        super().__init__({
-            "a_in": In(shape_a), "b_in": In(shape_b), "ctl_in": In(control_layout()),
-            "a_out": Out(shape_a), "b_out": Out(shape_b), "ctl_out": Out(control_layout()),
-            "result": Out(acc), "overflow": Out(1), "done": Out(1),
-        })
+        super().__init__(PESignature(shape_a, shape_b, acc))
         del self._MustUse__silence
 
     @property
@@ -77,8 +73,6 @@ class BaselinePE(wiring.Component):
         return self.LATENCY
 
     def elaborate(self, platform):
-        from hw.pe.layout import control_layout
-
         m = Module()
         if self.kind == "fp32":
             m.submodules.mul = mul = FP32Multiplier()

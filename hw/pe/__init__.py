@@ -3,11 +3,10 @@
 from .accumulator import Accumulator
 from .aligner import Aligner
 from .exp_add import ExponentAdder
-from .layout import control_layout, element_layout, operand_layout
+from .layout import element_layout, operand_layout
 from .pe import MLSPE
 from .sig_mul import SignificandMultiplier
+from .signature import PESignature, control_layout
 
-PE = MLSPE
-
-__all__ = ["MLSPE", "PE", "Accumulator", "Aligner", "ExponentAdder", "SignificandMultiplier",
+__all__ = ["MLSPE", "PESignature", "Accumulator", "Aligner", "ExponentAdder", "SignificandMultiplier",
            "control_layout", "element_layout", "operand_layout"]

@@ -1,7 +1,8 @@
 """``amaranth.lib.data`` layouts of the PE's operands, derived from an ``MLSFormat``.
 
 Zero-width fields (E = 0 or G = 0) are kept one bit wide so every Verilog port exists; the extra
-bit is ignored by the datapath (a fixed-point element has no exponent, G = 0 means g = 0).
+bit is ignored by the datapath (a fixed-point element has no exponent, G = 0 means g = 0). The
+control that travels with the operands is ``hw.pe.signature.control_layout()``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from amaranth.lib import data
 
 from model.formats import MLSFormat
 
-__all__ = ["element_layout", "operand_layout", "control_layout", "field_width"]
+__all__ = ["element_layout", "operand_layout", "field_width"]
 
 
 def field_width(bits: int) -> int:
@@ -26,8 +27,3 @@ def element_layout(fmt: MLSFormat) -> data.StructLayout:
 def operand_layout(fmt: MLSFormat) -> data.StructLayout:
     """An element together with its group exponent ``g`` (G bits)."""
     return data.StructLayout({"elem": element_layout(fmt), "g": field_width(fmt.group_bits)})
-
-
-def control_layout() -> data.StructLayout:
-    """What travels along a PE row with the A operand: a valid MAC, and the tile's first/last beat."""
-    return data.StructLayout({"valid": 1, "first": 1, "last": 1})

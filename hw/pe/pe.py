@@ -6,21 +6,21 @@ import operator
 
 from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from model.formats import MLSFormat
 
 from .accumulator import Accumulator
 from .aligner import Aligner
 from .exp_add import ExponentAdder
-from .layout import control_layout, operand_layout
+from .layout import operand_layout
 from .sig_mul import SignificandMultiplier
+from .signature import PESignature, control_layout
 
 __all__ = ["MLSPE"]
 
 
 class MLSPE(wiring.Component):
-    """Output-stationary MLS PE with always-valid systolic ports (DESIGN §3, §5).
+    """Output-stationary MLS PE with always-valid systolic ports (docs/hardware.md).
 
     Stage 1 registers the exact signed product ``int(a) * int(b)`` (multiply, exponent add,
     align); stage 2 is the saturating ``Accumulator``. The A operand and the control travel
@@ -36,8 +36,8 @@ class MLSPE(wiring.Component):
 
     Members
     -------
-    a_in, b_in : In(operand_layout(fmt))
-    ctl_in : In(control_layout())
+    ``PESignature(operand_layout(fmt), operand_layout(fmt), signed(acc_bits))``:
+    a_in, b_in : In(operand_layout(fmt)); ctl_in : In(control_layout())
     a_out, b_out : Out(operand_layout(fmt)); ctl_out : Out(control_layout())
         The inputs, one cycle later.
     result : Out(signed(acc_bits)); overflow : Out(1)
@@ -55,17 +55,7 @@ class MLSPE(wiring.Component):
         if not 2 <= acc_bits <= 256:
             raise ValueError(f"acc_bits must be in [2, 256], got {acc_bits}")
         self._fmt, self._acc_bits = fmt, operator.index(acc_bits)
-        super().__init__({
-            "a_in": In(operand_layout(fmt)),
-            "b_in": In(operand_layout(fmt)),
-            "ctl_in": In(control_layout()),
-            "a_out": Out(operand_layout(fmt)),
-            "b_out": Out(operand_layout(fmt)),
-            "ctl_out": Out(control_layout()),
-            "result": Out(signed(acc_bits)),
-            "overflow": Out(1),
-            "done": Out(1),
-        })
+        super().__init__(PESignature(operand_layout(fmt), operand_layout(fmt), signed(acc_bits)))
         del self._MustUse__silence
 
     @property
