@@ -1,7 +1,8 @@
 """Bit-exact golden references of the baseline PEs (FP32, FP8 and INT8 MACs).
 
-This module is the one numerical truth for ``hw/baseline/``: the RTL imports the format
-descriptors from here and the testbenches compare its output bit patterns with these functions.
+This module is the one numerical truth for ``hw/baseline/``: the RTL reads the format descriptors
+(:mod:`model.floats`) and the INT8 limits below, and the testbenches compare its output bit
+patterns with these functions.
 All functions work on numpy arrays of raw bit patterns (``uint32`` for FP32, small unsigned ints
 for FP8 codes, signed ints for INT8/INT32) and return bit patterns, so comparisons are exact.
 
@@ -22,7 +23,7 @@ Rules (also in ``docs/synthesis.md``):
   S.1111.111, max 448. E5M2 is IEEE-like: exponent field 31 is Inf (m = 0) or NaN (m ≠ 0).
 - **INT8 × INT8, INT32 accumulate** (``int8_mac``): exact 16-bit product, two's-complement
   accumulator that *wraps* modulo 2^32 (the usual INT32 MAC; it cannot overflow for
-  K ≤ 2^17 products of -128·-128).
+  K ≤ 2^17 - 1 products of -128·-128, ``INT8_MAX_K_EXACT``).
 
 A MAC with ``clear`` set starts a new accumulation: ``acc' = product`` (the product is not added
 to a zero, so a -0 product stays -0).
@@ -30,12 +31,14 @@ to a zero, so a -0 product stays -0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+# The format descriptors live in model.floats; re-exported here for the baseline references' users.
+from .floats import E4M3, E5M2, FP8_FORMATS, FP32, FloatFormat, float_format, fp8_format
+
 __all__ = [
-    "FloatFormat", "FP32", "E4M3", "E5M2", "FP8_FORMATS", "float_format", "CANONICAL_NAN",
+    "FloatFormat", "FP32", "E4M3", "E5M2", "FP8_FORMATS", "float_format", "fp8_format", "CANONICAL_NAN",
+    "INT8_BITS", "INT8_MIN", "INT8_MAX", "INT32_ACC_BITS", "INT8_MAX_K_EXACT", "int8_acc_bits_exact",
     "fp32_daz", "fp32_mul", "fp32_add", "fp32_mac", "fp32_accumulate",
     "fp8_decode", "fp8_mul", "fp8_mac", "fp8_accumulate",
     "int8_mac", "int8_accumulate", "bits_to_f32", "f32_to_bits",
@@ -43,65 +46,22 @@ __all__ = [
 
 CANONICAL_NAN = 0x7FC00000
 
-
-@dataclass(frozen=True)
-class FloatFormat:
-    """A binary floating-point format: sign, ``exp_bits`` exponent bits, ``man_bits`` fraction bits.
-
-    ``ieee_specials``: the all-ones exponent field holds Inf (m = 0) and NaN (m ≠ 0), as in IEEE.
-    Otherwise (OCP E4M3 "FN") there is no Inf and only the all-ones code (per sign) is NaN.
-    """
-
-    name: str
-    exp_bits: int
-    man_bits: int
-    ieee_specials: bool = True
-
-    @property
-    def bits(self) -> int:
-        return 1 + self.exp_bits + self.man_bits
-
-    @property
-    def bias(self) -> int:
-        return (1 << (self.exp_bits - 1)) - 1
-
-    @property
-    def max_exp_field(self) -> int:
-        return (1 << self.exp_bits) - 1
-
-    @property
-    def min_normal_exponent(self) -> int:
-        return 1 - self.bias
-
-    @property
-    def sig_bits(self) -> int:
-        """Significand width including the hidden bit."""
-        return self.man_bits + 1
-
-    @property
-    def max_finite(self) -> float:
-        if self.ieee_specials:
-            return (2 - 2.0 ** -self.man_bits) * 2.0 ** (self.max_exp_field - 1 - self.bias)
-        return (2 - 2.0 ** (1 - self.man_bits)) * 2.0 ** (self.max_exp_field - self.bias)
-
-    def __str__(self) -> str:
-        return self.name
+#: INT8 operands and their wrapping INT32 accumulator.
+INT8_BITS = 8
+INT8_MIN, INT8_MAX = -(1 << (INT8_BITS - 1)), (1 << (INT8_BITS - 1)) - 1
+INT32_ACC_BITS = 32
+#: Largest K for which K products of INT8_MIN * INT8_MIN (2**14 each) cannot wrap INT32:
+#: K * 2**14 <= 2**31 - 1, so K <= 2**17 - 1.
+INT8_MAX_K_EXACT = ((1 << (INT32_ACC_BITS - 1)) - 1) // (INT8_MIN * INT8_MIN)
 
 
-FP32 = FloatFormat("fp32", 8, 23, True)
-E4M3 = FloatFormat("e4m3", 4, 3, False)
-E5M2 = FloatFormat("e5m2", 5, 2, True)
-FP8_FORMATS = {"e4m3": E4M3, "e5m2": E5M2}
-
-
-def float_format(name: str | FloatFormat) -> FloatFormat:
-    """Look up an FP8 format by name (``"e4m3"`` or ``"e5m2"``)."""
-    if isinstance(name, FloatFormat):
-        return name
-    try:
-        return FP8_FORMATS[str(name).lower()]
-    except KeyError:
-        raise ValueError(f"unknown FP8 format {name!r}; expected one of {sorted(FP8_FORMATS)}") from None
+def int8_acc_bits_exact(k: int) -> int:
+    """Smallest two's-complement width that holds ``k`` INT8 products exactly (``±k * 2**14``)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"reduction length k must be an int, not {k!r}")
+    if k < 1:
+        raise ValueError(f"reduction length k must be at least 1, got {k}")
+    return 1 + (k * INT8_MIN * INT8_MIN).bit_length()
 
 
 def bits_to_f32(bits) -> np.ndarray:
@@ -188,7 +148,7 @@ def _codes(codes, fmt: FloatFormat) -> np.ndarray:
 
 def fp8_decode(codes, fmt) -> np.ndarray:
     """Exact float64 values of FP8 codes (NaN for NaN codes, ±inf for E5M2 Inf)."""
-    fmt = float_format(fmt)
+    fmt = fp8_format(fmt)
     c = _codes(codes, fmt)
     s = (c >> (fmt.bits - 1)) & 1
     e = (c >> fmt.man_bits) & fmt.max_exp_field
@@ -244,7 +204,8 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
 def int8_mac(acc, a, b, clear=False) -> np.ndarray:
     """INT8 x INT8 -> INT32 MAC, wrapping modulo 2^32 (signed values in, signed values out)."""
     a, b, acc = (np.asarray(x, dtype=np.int64) for x in (a, b, acc))
-    for name, v, lo, hi in (("a", a, -128, 127), ("b", b, -128, 127), ("acc", acc, -(1 << 31), (1 << 31) - 1)):
+    acc_lo, acc_hi = -(1 << (INT32_ACC_BITS - 1)), (1 << (INT32_ACC_BITS - 1)) - 1
+    for name, v, lo, hi in (("a", a, INT8_MIN, INT8_MAX), ("b", b, INT8_MIN, INT8_MAX), ("acc", acc, acc_lo, acc_hi)):
         if v.size and (v.min() < lo or v.max() > hi):
             raise ValueError(f"{name} must be in [{lo}, {hi}]")
     p = a * b

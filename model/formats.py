@@ -13,13 +13,17 @@ from fractions import Fraction
 
 import torch
 
-__all__ = ["MLSFormat", "MAX_EXP_BITS", "MAX_MAN_BITS", "MAX_GROUP_BITS"]
+__all__ = ["MLSFormat", "MAX_EXP_BITS", "MAX_MAN_BITS", "MAX_GROUP_BITS", "DEFAULT_MAX_K"]
 
 # Limits keep every element, and every element times 2**-g, exactly representable as an FP32
 # normal number (bias + M - 1 + 2**G - 1 <= 126), and every element code at most 16 bits wide.
 MAX_EXP_BITS = 5
 MAX_MAN_BITS = 10
 MAX_GROUP_BITS = 6
+
+#: Reduction length an exact hardware accumulator is sized for unless told otherwise:
+#: the arrays, PEs and build/synthesis flows use ``acc_bits_exact(DEFAULT_MAX_K)`` by default.
+DEFAULT_MAX_K = 1 << 20
 
 _NAME_RE = re.compile(r"^e(\d+)m(\d+)g(\d+)$")
 
@@ -124,20 +128,93 @@ class MLSFormat:
         return self.man_bits + 1 if self.exp_bits else self.man_bits
 
     @property
+    def max_sig(self) -> int:
+        """Largest significand, ``2**M - 1`` plus the hidden ``2**M`` when E > 0."""
+        return (1 << self.man_bits) - 1 + ((1 << self.man_bits) if self.exp_bits else 0)
+
+    @property
+    def elem_shift_max(self) -> int:
+        """Largest element-exponent shift ``max(e, 1) - 1``: ``2**E - 2`` (0 for E <= 1)."""
+        return max(self.max_exp_field, 1) - 1
+
+    @property
     def max_shift(self) -> int:
-        """Largest left shift of a significand in the §3 integer: ``max(e,1) - 1 + 2**G - 1``."""
-        return max(self.max_exp_field, 1) - 1 + self.max_group_exp
+        """Largest left shift of a significand in the §3 integer: ``max(e,1) - 1 + 2**G - 1``,
+        ``elem_shift_max + max_group_exp``."""
+        return self.elem_shift_max + self.max_group_exp
 
     @property
     def max_int(self) -> int:
         """Largest magnitude of the §3 integer of one element (at g = 0)."""
-        max_sig = (1 << self.man_bits) - 1 + ((1 << self.man_bits) if self.exp_bits else 0)
-        return max_sig << self.max_shift
+        return self.max_sig << self.max_shift
 
     @property
     def int_bits(self) -> int:
         """Two's-complement width of one element's §3 integer."""
         return 1 + self.max_int.bit_length()
+
+    # -- widths of one product of this format (A) with ``other`` (W; default: this format) ----
+    # The scalar PE multiplies significands (``sig_product_bits``), adds both operands' element
+    # and group offsets into one shift (``product_shift_max``, ``product_shift_bits``) and shifts
+    # the product by it (``shifted_product_bits`` unsigned, ``product_bits`` signed). The
+    # dot-product PE shifts by the element offsets per lane (``elem_product_shift_max``,
+    # ``elem_product_bits``), sums the lanes of a beat (``beat_sum_bits``) and shifts that sum once
+    # by the group offsets (``group_shift_max``).
+    def sig_product_bits(self, other: MLSFormat | None = None) -> int:
+        """Width of the unsigned significand product ``sig_a * sig_w``: ``sig_bits_a + sig_bits_w``."""
+        other = self._other(other)
+        return self.sig_bits + other.sig_bits
+
+    def elem_product_shift_max(self, other: MLSFormat | None = None) -> int:
+        """Largest element-exponent shift of a product: ``elem_shift_max_a + elem_shift_max_w``."""
+        other = self._other(other)
+        return self.elem_shift_max + other.elem_shift_max
+
+    def group_shift_max(self, other: MLSFormat | None = None) -> int:
+        """Largest group shift of a product, ``(2**G_a - 1) + (2**G_w - 1)`` (both g = 0)."""
+        other = self._other(other)
+        return self.max_group_exp + other.max_group_exp
+
+    def product_shift_max(self, other: MLSFormat | None = None) -> int:
+        """Largest total left shift of a product, element plus group: ``max_shift_a + max_shift_w``."""
+        other = self._other(other)
+        return self.max_shift + other.max_shift
+
+    def product_shift_bits(self, other: MLSFormat | None = None) -> int:
+        """Width of the shift amount ``0 .. product_shift_max``; 0 when no product ever shifts."""
+        return self.product_shift_max(other).bit_length()
+
+    def shifted_product_bits(self, other: MLSFormat | None = None) -> int:
+        """Width of the unsigned shifter output: ``sig_product_bits + product_shift_max``."""
+        return self.sig_product_bits(other) + self.product_shift_max(other)
+
+    def product_bits(self, other: MLSFormat | None = None) -> int:
+        """Two's-complement width of one exact signed product ``int(a) * int(w)``
+        (``acc_bits_exact(1, other)``)."""
+        return self.acc_bits_exact(1, other)
+
+    def elem_product_bits(self, other: MLSFormat | None = None) -> int:
+        """Two's-complement width of one dot-product lane ``±sig_a * sig_w * 2**(element shifts)``
+        (the §3 product without the group shift)."""
+        return self.beat_sum_bits(1, other)
+
+    def beat_sum_bits(self, lanes: int, other: MLSFormat | None = None) -> int:
+        """Two's-complement width of the exact sum of ``lanes`` lane products of one beat
+        (the dot-product PE's adder tree): holds ``±lanes * max|lane product|``."""
+        if isinstance(lanes, bool) or not isinstance(lanes, int):
+            raise TypeError(f"lanes must be an int, not {lanes!r}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
+        other = self._other(other)
+        lane_max = (self.max_sig * other.max_sig) << self.elem_product_shift_max(other)
+        return 1 + (lanes * lane_max).bit_length()
+
+    def _other(self, other: MLSFormat | None) -> MLSFormat:
+        if other is None:
+            return self
+        if not isinstance(other, MLSFormat):
+            raise TypeError(f"other must be an MLSFormat, not {other!r}")
+        return other
 
     def acc_bits_exact(self, k: int, other: MLSFormat | None = None) -> int:
         """Smallest two's-complement accumulator width holding ``±k * max|int_a| * max|int_b|``.
@@ -148,12 +225,12 @@ class MLSFormat:
             raise TypeError(f"reduction length k must be an int, not {k!r}")
         if k < 1:
             raise ValueError(f"reduction length k must be at least 1, got {k}")
-        other = self if other is None else other
+        other = self._other(other)
         return 1 + (k * self.max_int * other.max_int).bit_length()
 
     def max_k_for_acc_bits(self, acc_bits: int, other: MLSFormat | None = None) -> int:
         """Largest reduction length an ``acc_bits``-wide accumulator holds exactly (0 if none)."""
-        other = self if other is None else other
+        other = self._other(other)
         return ((1 << (acc_bits - 1)) - 1) // (self.max_int * other.max_int)
 
     # -- scalar reference decode ------------------------------------------------------------

@@ -173,10 +173,64 @@ def test_int8_mac_wraps():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match=r"unknown FP8 format 'e3m4'"):
-        ba.float_format("e3m4")
+        ba.fp8_format("e3m4")
     with pytest.raises(ValueError, match=r"e4m3 codes must be in \[0, 255\]"):
         ba.fp8_mul([256], [0])
     with pytest.raises(TypeError, match="integer bit patterns"):
         ba.fp32_mul(np.float32(1.0), np.uint32(0))
     with pytest.raises(ValueError, match=r"a must be in \[-128, 127\]"):
         ba.int8_mac(0, 128, 1)
+
+
+# -- the float-format descriptors (model.floats) and the INT8 limits ---------------------------
+
+def test_float_formats_match_torch_dtypes():
+    from model import floats
+
+    dtypes = {floats.FP32: torch.float32, floats.FP16: torch.float16, floats.BF16: torch.bfloat16,
+              floats.E4M3: torch.float8_e4m3fn, floats.E5M2: torch.float8_e5m2}
+    for fmt, dtype in dtypes.items():
+        info = torch.finfo(dtype)
+        assert (fmt.bits, fmt.max_finite, fmt.min_normal_exponent) == (
+            info.bits, info.max, int(np.log2(info.smallest_normal))), fmt
+        assert info.eps == 2.0 ** -fmt.man_bits and fmt.sig_bits == fmt.man_bits + 1, fmt
+
+
+@pytest.mark.parametrize("name, canonical", [
+    ("fp32", "fp32"), ("FP16", "fp16"), ("bf16", "bf16"), ("e4m3", "e4m3"), (" E5M2 ", "e5m2"),
+    ("fp8e4m3", "e4m3"), ("fp8-e5m2", "e5m2"), ("FP8_E4M3", "e4m3"),
+])
+def test_float_format_names(name, canonical):
+    from model import floats
+
+    fmt = floats.float_format(name)
+    assert str(fmt) == canonical and floats.float_format(fmt) is fmt is floats.FLOAT_FORMATS[canonical]
+
+
+def test_float_format_errors_name_the_value():
+    from model import floats
+
+    with pytest.raises(ValueError, match=r"unknown float format 'fp8e3m4'; expected one of \['bf16', 'e4m3'"):
+        floats.float_format("fp8e3m4")
+    with pytest.raises(ValueError, match=r"unknown float format 'fp8'"):
+        floats.float_format("fp8")
+    with pytest.raises(TypeError, match="float format name must be a str, not 8"):
+        floats.float_format(8)
+    with pytest.raises(ValueError, match=r"unknown FP8 format 'fp16'; expected one of \['e4m3', 'e5m2'\]"):
+        floats.fp8_format("fp16")
+    with pytest.raises(ValueError, match=r"fp32 is not an FP8 format"):
+        floats.fp8_format(floats.FP32)
+    with pytest.raises(ValueError, match=r"unknown FP8 format 'fp32'"):
+        ba.fp8_decode([0], "fp32")   # the FP8 references take FP8 formats only
+
+
+def test_int8_limits():
+    assert (ba.INT8_MIN, ba.INT8_MAX, ba.INT32_ACC_BITS) == (-128, 127, 32)
+    k = ba.INT8_MAX_K_EXACT
+    assert k * 128 * 128 <= (1 << 31) - 1 < (k + 1) * 128 * 128
+    assert ba.int8_acc_bits_exact(k) == 32 < ba.int8_acc_bits_exact(k + 1)
+    # the INT32 MAC does not wrap at K = INT8_MAX_K_EXACT, and does at one more
+    assert ba.int8_accumulate([-128] * k, [-128] * k) == k * 16384
+    assert ba.int8_accumulate([-128] * (k + 1), [-128] * (k + 1)) < 0
+    with pytest.raises(ValueError, match="reduction length k must be at least 1, got 0"):
+        ba.int8_acc_bits_exact(0)

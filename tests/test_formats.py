@@ -126,3 +126,88 @@ def test_decode_field_errors():
         fmt.decode_fraction(0, 4, 0)
     with pytest.raises(ValueError, match=r"group_exp must be in \[0, 7\], got 8"):
         fmt.int_value(0, 1, 0, 8)
+
+
+# -- product and shift widths (the scalar PE and the dot-product PE read these) -----------------
+
+def _operand_extremes(fmt):
+    """By enumeration of every code and g: (largest sig, largest element shift, largest group shift,
+    largest |int|), from the §3 definition ``int = sig << (max(e,1) - 1 + 2**G - 1 - g)``."""
+    sigs, elem_shifts, group_shifts, ints = [], [], [], []
+    for exp in range(fmt.max_exp_field + 1):
+        for man in range(1 << fmt.man_bits):
+            sig = (man + (1 << fmt.man_bits)) if (exp and fmt.exp_bits) else man
+            sigs.append(sig)
+            elem_shifts.append(max(exp, 1) - 1)
+            for g in range(fmt.max_group_exp + 1):
+                group_shifts.append(2**fmt.group_bits - 1 - g)
+                ints.append(abs(fmt.int_value(0, exp, man, g)))
+    return max(sigs), max(elem_shifts), max(group_shifts), max(ints)
+
+
+def _signed_width(magnitude):
+    """Smallest two's-complement width holding +-magnitude, by search."""
+    bits = 1
+    while not (-(2 ** (bits - 1)) <= -magnitude and magnitude <= 2 ** (bits - 1) - 1):
+        bits += 1
+    return bits
+
+
+PAIRS = [(a, b) for a in SMALL_FORMATS[::7] for b in SMALL_FORMATS[::11]]
+
+
+@pytest.mark.parametrize("fmt", SMALL_FORMATS, ids=str)
+def test_operand_widths_by_enumeration(fmt):
+    max_sig, elem_shift, group_shift, max_int = _operand_extremes(fmt)
+    assert fmt.max_sig == max_sig and max_sig < 2**fmt.sig_bits
+    assert fmt.elem_shift_max == elem_shift == (2**fmt.exp_bits - 2 if fmt.exp_bits >= 1 else 0)
+    assert fmt.max_shift == elem_shift + group_shift
+    assert fmt.max_int == max_int
+
+
+@pytest.mark.parametrize("a, w", PAIRS, ids=lambda f: str(f))
+def test_pair_widths_by_enumeration(a, w):
+    sig_a, es_a, gs_a, int_a = _operand_extremes(a)
+    sig_w, es_w, gs_w, int_w = _operand_extremes(w)
+    assert sig_a * sig_w < 2 ** a.sig_product_bits(w) and a.sig_product_bits(w) == a.sig_bits + w.sig_bits
+    assert a.elem_product_shift_max(w) == es_a + es_w
+    assert a.group_shift_max(w) == gs_a + gs_w
+    assert a.product_shift_max(w) == es_a + es_w + gs_a + gs_w
+    shift_bits = a.product_shift_bits(w)  # the smallest unsigned width holding the largest shift
+    assert a.product_shift_max(w) < 2**shift_bits and (shift_bits == 0 or a.product_shift_max(w) >= 2 ** (shift_bits - 1))
+    assert a.shifted_product_bits(w) == a.sig_product_bits(w) + a.product_shift_max(w)
+    assert (sig_a * sig_w) << (es_a + es_w + gs_a + gs_w) < 2 ** a.shifted_product_bits(w)
+    assert a.product_bits(w) == _signed_width(int_a * int_w) == a.acc_bits_exact(1, w)
+    lane = (sig_a * sig_w) << (es_a + es_w)
+    assert a.elem_product_bits(w) == _signed_width(lane)
+    for lanes in (1, 2, 3, 8, 16):
+        assert a.beat_sum_bits(lanes, w) == _signed_width(lanes * lane)
+    # a beat's sum shifted by the largest group shift is the exact §3 product width
+    assert a.elem_product_bits(w) + a.group_shift_max(w) == a.product_bits(w)
+    # the pair is symmetric
+    assert (a.product_bits(w), a.beat_sum_bits(4, w), a.product_shift_bits(w)) == (
+        w.product_bits(a), w.beat_sum_bits(4, a), w.product_shift_bits(a))
+
+
+def test_pair_widths_default_to_the_same_format():
+    fmt = MLSFormat.parse("e2m1g3")
+    assert (fmt.sig_product_bits(), fmt.product_shift_max(), fmt.product_shift_bits(),
+            fmt.shifted_product_bits(), fmt.product_bits(), fmt.elem_product_bits(), fmt.group_shift_max()) == (
+        4, 2 * (2 + 7), 5, 4 + 18, 1 + (9 * 2**18).bit_length(), 1 + (9 * 2**4).bit_length(), 14)
+    assert MLSFormat.parse("e1m2g0").product_shift_bits() == 0  # no shift at all: no shift bits
+
+
+def test_pair_width_errors():
+    fmt = MLSFormat.parse("e2m1g3")
+    with pytest.raises(TypeError, match="other must be an MLSFormat, not 'e2m1g3'"):
+        fmt.product_bits("e2m1g3")
+    with pytest.raises(ValueError, match="lanes must be at least 1, got 0"):
+        fmt.beat_sum_bits(0)
+    with pytest.raises(TypeError, match="lanes must be an int, not 2.0"):
+        fmt.beat_sum_bits(2.0)
+
+
+def test_default_max_k():
+    from model.formats import DEFAULT_MAX_K
+
+    assert DEFAULT_MAX_K == 2**20
