@@ -14,8 +14,9 @@ import time
 
 import torch
 
+from model.fake_quantize import fake_quantize
 from model.grouping import Grouping
-from model.quantize import fake_quantize, quantize
+from model.quantize import quantize
 
 
 def best_time(fn, repeat: int) -> float:

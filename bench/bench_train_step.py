@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.layers import quantize_model  # noqa: E402
-from model.quantize import use_compiled_fake_quantize  # noqa: E402
+from model.fake_quantize import use_compiled_fake_quantize  # noqa: E402
 from model.resnet import BasicBlock  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--compile", action="store_true",
-                   help="fuse fake_quantize with torch.compile (model.quantize.use_compiled_fake_quantize)")
+                   help="fuse fake_quantize with torch.compile (model.fake_quantize.use_compiled_fake_quantize)")
     args = p.parse_args()
     if args.compile:
         use_compiled_fake_quantize(True)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from .formats import MLSFormat
-from .quantize import FP32_MIN_NORMAL, MLSTensor
+from .fp32 import FP32_MIN_NORMAL
+from .mls_tensor import MLSTensor
 
 __all__ = [
     "MAX_EXACT_BITS",

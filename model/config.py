@@ -48,7 +48,8 @@ from typing import Any
 
 from .formats import MLSFormat
 from .grouping import Grouping
-from .quantize import DEFAULT_SR_BITS, MAX_SR_BITS, ROUNDINGS
+from .quantize import ROUNDINGS
+from .random_bits import DEFAULT_SR_BITS, MAX_SR_BITS
 
 __all__ = ["ROLES", "PRIMARY_ROLES", "RoleConfig", "QuantConfig"]
 

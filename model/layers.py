@@ -32,7 +32,7 @@ from torch.nn.modules.utils import _pair
 
 from .config import QuantConfig, RoleConfig
 from .grouping import Grouping
-from .quantize import fake_quantize
+from .fake_quantize import fake_quantize
 
 __all__ = ["LayerQuant", "MLSConv2d", "MLSLinear", "quantize_model", "mls_layers"]
 

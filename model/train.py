@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .config import QuantConfig
 from .data import DATASETS, DatasetError, Split, load_dataset
 from .layers import quantize_model
-from .quantize import use_compiled_fake_quantize
+from .fake_quantize import use_compiled_fake_quantize
 from .resnet import MODELS, build_model
 
 __all__ = ["TrainConfig", "train", "main"]

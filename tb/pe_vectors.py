@@ -8,7 +8,7 @@ import torch
 from hw.pe.layout import operand_layout
 from model.formats import MLSFormat
 from model.grouping import Grouping
-from model.quantize import MLSTensor
+from model.mls_tensor import MLSTensor
 
 __all__ = ["OperandPacker", "element_ints", "run_cocotb_pch", "to_signed"]
 

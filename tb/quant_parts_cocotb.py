@@ -11,8 +11,9 @@ from cocotb.triggers import RisingEdge, Timer
 from hw.quant_unit.group_exp import fp32_fields
 from hw.quant_unit.host import bits_fp32, fp32_bits
 from model.formats import MLSFormat
+from model.fp32 import ftz
 from model.lfsr import lane_seed, lfsr_draw
-from model.quantize import ftz, group_exponent, round_to_codes
+from model.quantize import group_exponent, round_to_codes
 from tb.harness import tb_params
 
 P = tb_params()

@@ -22,7 +22,8 @@ from model.arith import (
 )
 from model.formats import MLSFormat
 from model.grouping import Grouping
-from model.quantize import MLSTensor, quantize
+from model.mls_tensor import MLSTensor
+from model.quantize import quantize
 
 
 def random_mls(shape, fmt, grouping, seed, extreme=False):

@@ -15,7 +15,9 @@ from model.config import QuantConfig, RoleConfig
 from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.layers import LayerQuant, MLSConv2d, MLSLinear, mls_layers, quantize_model
-from model.quantize import MLSTensor, quantize, random_bits_like
+from model.mls_tensor import MLSTensor
+from model.quantize import quantize
+from model.random_bits import random_bits_like
 from model.resnet import digits_cnn, resnet18, resnet20
 
 
@@ -287,7 +289,7 @@ def test_cuda_matches_cpu_forward():
 
 def test_compiled_fake_quantize_is_bit_identical_and_used_by_layers():
     """The opt-in torch.compile kernel gives the eager path's bits (or falls back to it)."""
-    from model import quantize as qmod
+    from model import fake_quantize as qmod
 
     gen = torch.Generator().manual_seed(21)
     x = torch.randn(4, 6, 5, 5, generator=gen) * torch.exp2(torch.randint(-12, 12, (4, 6, 5, 5), generator=gen).float())
@@ -316,7 +318,7 @@ def test_compiled_fake_quantize_is_bit_identical_and_used_by_layers():
 def test_compiled_stochastic_kernel_splits_the_random_words_like_random_bits_like():
     """The fused stochastic kernel drawing its own bits (64-bit words split in the kernel) gives
     quantize()'s bits for the same seed, and leaves the generator where random_bits_like does."""
-    from model import quantize as qmod
+    from model import fake_quantize as qmod
 
     gen = torch.Generator().manual_seed(23)
     fmt = MLSFormat.parse("e2m1g3")

@@ -1,4 +1,4 @@
-"""Exact quantization tests (DESIGN §2): zero tolerance, values on both sides of every boundary."""
+"""Exact quantization tests (model/quantize.py): zero tolerance, values on both sides of every boundary."""
 
 import itertools
 from fractions import Fraction
@@ -9,53 +9,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.fake_quantize import fake_quantize
 from model.formats import MLSFormat
 from model.grouping import Grouping
-from model.quantize import (
-    MLSTensor,
-    decode_codes,
-    fake_quantize,
-    group_exponent,
-    pack_bits,
-    quantize,
-    random_bits_like,
-    round_to_codes,
-    tensor_scale,
-    unpack_bits,
-)
+from model.mls_tensor import MLSTensor
+from model.quantize import group_exponent, quantize, round_to_codes, tensor_scale
+from model.random_bits import random_bits_like
 from model.reference import grid_codes, group_exponent_reference, quantize_reference, round_reference
 
-CODEC_FORMATS = [MLSFormat(e, m, g) for e in range(5) for m in range(5) for g in (0, 3) if e + m > 0]
 BOUNDARY_FORMATS = [MLSFormat.parse(n) for n in ("e2m1g3", "e1m1g3", "e3m3g3", "e4m3g3", "e2m3g3", "e5m2g3", "e0m3g2", "e3m0g2")]
 
 
 def fp32_neighbours(value: float) -> tuple[float, float]:
     v = np.float32(value)
     return float(np.nextafter(v, np.float32(-np.inf))), float(np.nextafter(v, np.float32(np.inf)))
-
-
-# -- encode/decode --------------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", CODEC_FORMATS, ids=str)
-def test_every_code_decodes_and_reencodes(fmt):
-    """All codes (both signs) as a tensor quantize back to themselves, S_t = 1 and g = 0."""
-    codes = torch.arange(fmt.code_count)
-    values = MLSTensor.from_codes(codes, torch.zeros(1, dtype=torch.int64), 1.0, fmt, Grouping.per_tensor()).dequantize()
-    q = quantize(values, fmt, Grouping.per_tensor())
-    assert q.scale == 1.0 and q.group_exp.tolist() == [0]
-    negative_zero = 1 << (fmt.exp_bits + fmt.man_bits)
-    expected = torch.where(codes == negative_zero, torch.zeros_like(codes), codes)  # zeros are canonical +0
-    assert torch.equal(q.codes(), expected)
-    assert torch.equal(q.dequantize(), values)
-
-
-@pytest.mark.parametrize("fmt", CODEC_FORMATS, ids=str)
-def test_decode_matches_scalar_reference(fmt):
-    codes = torch.arange(fmt.code_count)
-    t = MLSTensor.from_codes(codes, torch.zeros(1, dtype=torch.int64), 1.0, fmt, Grouping.per_tensor())
-    width = fmt.exp_bits + fmt.man_bits
-    for code, value in zip(codes.tolist(), t.elements().tolist()):
-        sign, rest = code >> width, code & ((1 << width) - 1)
-        assert Fraction(value) == fmt.decode_fraction(sign, rest >> fmt.man_bits, rest & ((1 << fmt.man_bits) - 1))
 
 
 # -- rounding boundaries ----------------------------------------------------------------------
@@ -247,111 +214,6 @@ def test_inverse_scale_overflow_is_an_error():
         quantize(torch.tensor([2.0e-38, 0.0]), "e5m2g3", Grouping.blocks(2))
 
 
-# -- container views and bit layout -----------------------------------------------------------
-@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e3m3g3", "e1m1g0", "e4m3g6", "e5m10g4", "e0m3g2"])
-@pytest.mark.parametrize("shape, grouping", [((3, 5, 2, 3), Grouping.channel()), ((7, 13), Grouping.blocks(4)), ((1,), Grouping.per_tensor())])
-def test_pack_unpack_round_trip(fmt_name, shape, grouping):
-    fmt = MLSFormat.parse(fmt_name)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(11))
-    q = quantize(x, fmt, grouping, "stochastic", generator=torch.Generator().manual_seed(12))
-    data = q.pack()
-    assert len(data) == MLSTensor.packed_size(shape, fmt, grouping)
-    back = MLSTensor.unpack(data, shape, fmt, grouping)
-    assert back.scale == q.scale
-    assert torch.equal(back.codes(), q.codes()) and torch.equal(back.group_exp, q.group_exp)
-    assert torch.equal(back.dequantize(), q.dequantize())
-
-
-def test_pack_bit_layout_by_hand():
-    """e2m1g3: 3-bit group exponents then 4-bit codes, each stream LSB-first, byte-padded."""
-    fmt = MLSFormat.parse("e2m1g3")
-    codes = torch.tensor([[0x3, 0xC, 0x7]])  # 1.5, -2, 6 ... as codes
-    g = torch.tensor([[5]])
-    t = MLSTensor.from_codes(codes, g, 0.5, fmt, Grouping.blocks(3))
-    data = t.pack()
-    assert data[:4] == np.float32(0.5).tobytes()
-    assert data[4:] == bytes([0b101, 0xC3, 0x07])
-    # 1 | 2 << 3 | 3 << 6 | 4 << 9 | 5 << 12 = 0x58D1
-    assert pack_bits(torch.tensor([1, 2, 3, 4, 5]), 3) == bytes([0xD1, 0x58])
-
-
-@given(width=st.integers(1, 16), values=st.lists(st.integers(0, 2**16 - 1), min_size=1, max_size=40))
-def test_pack_bits_matches_integer_reference(width, values):
-    values = [v % (1 << width) for v in values]
-    expected_int = sum(v << (i * width) for i, v in enumerate(values))
-    n_bytes = -(-len(values) * width // 8)
-    assert pack_bits(torch.tensor(values), width) == expected_int.to_bytes(n_bytes, "little")
-    assert unpack_bits(expected_int.to_bytes(n_bytes, "little"), width, len(values)).tolist() == values
-
-
-def test_to_int_matches_scalar_reference_and_dequantize():
-    fmt = MLSFormat.parse("e3m3g3")
-    x = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(5))
-    q = quantize(x, fmt, Grouping.channel())
-    ints = q.to_int().reshape(-1).tolist()
-    fields = zip(q.sign.reshape(-1).tolist(), q.exp.reshape(-1).tolist(), q.man.reshape(-1).tolist(),
-                 q.group_exp_per_element().reshape(-1).tolist())
-    assert ints == [fmt.int_value(*f) for f in fields]
-    ints = q.to_int()
-    as_fp32 = (ints.double() * 2.0**-fmt.lsb_exponent).float()  # exact: at most M+1 significant bits
-    assert torch.equal(as_fp32 * torch.tensor(q.scale, dtype=torch.float32), q.dequantize())
-
-
-def test_dequantize_counts_underflows():
-    fmt = MLSFormat.parse("e2m1g3")
-    # 0.5 * 2**-7 * 2**-120 = 2**-128 is subnormal and flushed; 6 * 2**-127 stays normal.
-    t = MLSTensor.from_codes(torch.tensor([[1, 7]]), torch.tensor([[7]]), 2.0**-120, fmt, Grouping.blocks(2))
-    values, flushed = t.dequantize(return_underflows=True)
-    assert flushed == 1 and values.tolist() == [[0.0, 6 * 2.0**-127]]
-
-
-def test_container_validation():
-    fmt = MLSFormat.parse("e2m1g3")
-    with pytest.raises(ValueError, match=r"codes must lie in \[0, 16\) for e2m1g3"):
-        MLSTensor.from_codes(torch.tensor([16]), torch.tensor([0]), 1.0, fmt, Grouping.per_tensor())
-    with pytest.raises(ValueError, match=r"group_exp values must lie in \[0, 7\]"):
-        MLSTensor.from_codes(torch.tensor([1]), torch.tensor([8]), 1.0, fmt, Grouping.per_tensor())
-    with pytest.raises(ValueError, match="scale must be a positive finite FP32 value"):
-        MLSTensor.from_codes(torch.tensor([1]), torch.tensor([0]), 0.1, fmt, Grouping.per_tensor())
-    with pytest.raises(ValueError, match=r"packed data has 3 bytes, expected 6"):
-        MLSTensor.unpack(b"abc", (2,), fmt, Grouping.per_tensor())
-
-
-# -- the fast training path is the integer path, bit for bit ---------------------------------
-@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e3m3g3", "e4m3g3", "e5m2g3", "e2m3g0", "e1m1g3", "e5m10g4", "e0m3g2", "e3m0g2"])
-@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
-@pytest.mark.parametrize("grouping", [Grouping.channel(), Grouping.blocks(16), Grouping.per_tensor()], ids=str)
-def test_fake_quantize_is_bit_identical_to_quantize_dequantize(fmt_name, rounding, grouping):
-    gen = torch.Generator().manual_seed(31)
-    shape = (4, 16, 5, 5)
-    x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-30, 10, shape, generator=gen).float())
-    x.view(-1)[::7] = 0.0
-    # Exact ties of the e2m1 grid after scaling (amax 6 keeps S_t = 1): 0.25, 1.25, 2.5, 5.
-    x.view(-1)[:5] = torch.tensor([6.0, 0.25, 1.25, 2.5, -5.0])
-    bits = random_bits_like(shape, 8, gen) if rounding == "stochastic" else None
-    fast = fake_quantize(x, fmt_name, grouping, rounding, bits)
-    exact = quantize(x, fmt_name, grouping, rounding, bits).dequantize()
-    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
-
-
-@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e3m3g3", "e2m3g2", "e4m3g3"])
-@pytest.mark.parametrize("grouping", ["tensor", "row"])
-def test_fake_quantize_ties_to_even(fmt_name, grouping):
-    """Every midpoint of the grid, in a tensor whose amax is elem_max (S_t = 1, g = 0): exact ties."""
-    fmt = MLSFormat.parse(fmt_name)
-    grid = fmt.grid()
-    midpoints = ((grid[1:] + grid[:-1]) / 2).to(torch.float32)
-    row = torch.cat([torch.tensor([fmt.elem_max]), midpoints, -midpoints])
-    grouping = Grouping.per_tensor() if grouping == "tensor" else Grouping.blocks(row.numel())
-    x = row.repeat(3, 1)
-    fast = fake_quantize(x, fmt, grouping)
-    exact = quantize(x, fmt, grouping).dequantize()
-    assert torch.equal(fast, exact)
-    codes = round_to_codes(midpoints, fmt)
-    assert torch.all(codes % 2 == 0)  # ties land on even codes
-    assert torch.equal(fast[0, 1:1 + len(midpoints)], decode_codes(codes, fmt))
-
-
 _FP32_ANY = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)
 
 
@@ -374,122 +236,3 @@ def test_quantize_matches_reference_on_arbitrary_fp32(values, fmt, rounding, blo
     assert (q.scale, q.group_exp.tolist(), q.codes().tolist()) == (scale, group_exp.tolist(), codes.tolist())
     fast = fake_quantize(x, fmt, grouping, rounding, bits)
     assert torch.equal(fast.view(torch.int32), q.dequantize().view(torch.int32))
-
-
-# -- the FP32-arithmetic fast path of fake_quantize and the split random draws -------------------
-def test_random_bits_like_is_the_torch_randint_stream():
-    """Split 64-bit draws give torch.randint's values element for element and leave the generator
-    where randint leaves it (odd sizes too), for the global and for a given generator."""
-    for sr_bits in (1, 5, 8, 13, 24):
-        for shape in ((1,), (7,), (2, 3, 3), (4, 6, 5, 5), (3, 64)):
-            torch.manual_seed(sr_bits)
-            ref, ref_after = torch.randint(0, 1 << sr_bits, shape, dtype=torch.int32), torch.rand(3)
-            torch.manual_seed(sr_bits)
-            bits, after = random_bits_like(shape, sr_bits), torch.rand(3)
-            assert bits.dtype == torch.int32 and torch.equal(bits, ref) and torch.equal(after, ref_after)
-            g_ref, g = torch.Generator().manual_seed(99), torch.Generator().manual_seed(99)
-            ref = torch.randint(0, 1 << sr_bits, shape, dtype=torch.int32, generator=g_ref)
-            assert torch.equal(random_bits_like(shape, sr_bits, g), ref)
-            assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=g_ref))
-
-
-def _edge_tensors(shape, gen):
-    x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-40, 40, shape, generator=gen).float())
-    x.view(-1)[::5] = 0.0
-    x.view(-1)[1::9] = -0.0
-    yield x
-    x = torch.randn(shape, generator=gen)
-    x[0] = 0.0  # all-zero groups
-    x.view(-1)[2::3] = 1e-42  # FP32 subnormals (DAZ)
-    yield x
-    yield torch.randint(-24, 25, shape, generator=gen).float() / 4  # exact ties of fine grids
-    yield torch.randn(shape, generator=gen) * 2.0 ** -120  # tiny scale
-    yield torch.randn(shape, generator=gen) * 2.0 ** 100  # huge scale
-    yield -torch.zeros(shape)
-
-
-@pytest.mark.parametrize("fmt_name", ["e2m1g3", "e4m3g3", "e5m10g4", "e2m3g0", "e1m1g3", "e0m3g2", "e3m0g2", "e0m1g0"])
-@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
-def test_fast_path_is_bit_identical_on_edge_cases(fmt_name, rounding):
-    """``_fake_quantize_fast`` (grid values in FP32 arithmetic) equals quantize().dequantize() bit
-    for bit wherever it runs, and runs on ordinary tensors; M = 0 nearest is left to the code path."""
-    from model import quantize as qmod
-
-    fmt = MLSFormat.parse(fmt_name)
-    gen = torch.Generator().manual_seed(41)
-    used = 0
-    for grouping, shape in ((Grouping.channel(), (3, 8, 4, 6)), (Grouping.blocks(4), (5, 12)),
-                            (Grouping.blocks(6, 0), (12, 3)), (Grouping.per_tensor(), (2, 3, 5))):
-        for x in _edge_tensors(shape, gen):
-            for sr_bits in ((8,) if rounding == "nearest" else (1, 8, 21)):
-                bits = random_bits_like(shape, sr_bits, gen) if rounding == "stochastic" else None
-                try:
-                    exact = quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits).dequantize()
-                except ValueError as error:  # the documented inverse-scale overflow: both refuse
-                    assert "overflows FP32" in str(error)
-                    with pytest.raises(ValueError, match="overflows FP32"):
-                        fake_quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits)
-                    continue
-                fast = qmod._fake_quantize_fast(x, fmt, grouping, rounding, bits, sr_bits, None)
-                if fast is not None:
-                    used += 1
-                    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32)), (grouping, sr_bits)
-                public = fake_quantize(x, fmt, grouping, rounding, bits, sr_bits=sr_bits)
-                assert torch.equal(public.view(torch.int32), exact.view(torch.int32))
-    if fmt.man_bits == 0 and rounding == "nearest":
-        assert used == 0
-    else:
-        assert used >= 12
-    # Drawing its own bits, the fast path replays the stream random_bits_like gives.
-    x = torch.randn(4, 8, 3, 3, generator=gen)
-    torch.manual_seed(5)
-    fast = fake_quantize(x, fmt, Grouping.channel(), rounding)
-    torch.manual_seed(5)
-    exact = quantize(x, fmt, Grouping.channel(), rounding).dequantize()
-    assert torch.equal(fast.view(torch.int32), exact.view(torch.int32))
-
-
-def test_fast_path_scalar_helpers_match_the_step_functions():
-    """The fast path's float64/numpy forms of §2.2 and §2.4 equal tensor_scale and group_exponent."""
-    from model import quantize as qmod
-
-    gen = torch.Generator().manual_seed(8)
-    fp32 = torch.finfo(torch.float32)
-    for fmt in (MLSFormat.parse(n) for n in ("e2m1g3", "e4m3g3", "e5m2g3", "e0m3g2", "e3m0g6", "e5m10g4")):
-        amaxes = torch.cat([torch.rand(2000, generator=gen) * torch.exp2(torch.randint(-126, 127, (2000,), generator=gen).float()),
-                            torch.tensor([fp32.tiny, fp32.max, 1.0, fmt.elem_max, fmt.elem_max / fp32.max,
-                                          float(np.nextafter(np.float32(fmt.elem_max / fp32.max), np.float32(1)))])])
-        for amax in amaxes.tolist():
-            if amax < fp32.tiny:
-                continue
-            try:
-                expected = tensor_scale(amax, fmt)
-            except ValueError:
-                with pytest.raises(ValueError, match="overflows FP32"):
-                    qmod._tensor_scale_scalar(amax, fmt)
-                continue
-            assert qmod._tensor_scale_scalar(amax, fmt) == expected
-            assert qmod._tensor_scale_scalar(0.0, fmt) == (1.0, 1.0)
-        group_max = torch.cat([torch.rand(500, generator=gen) * torch.exp2(torch.randint(-140, 20, (500,), generator=gen).float()),
-                               torch.tensor([0.0, 1e-45, fp32.tiny, fmt.elem_max, 1.0])])
-        for inv in (1.0, 3.0e-5, 7.5, 2.0 ** 60, 1.2e30):
-            ref = group_exponent(qmod.ftz(qmod.daz(group_max) * torch.tensor(inv, dtype=torch.float32)), fmt)
-            assert torch.equal(torch.from_numpy(qmod._group_exponent_numpy(group_max.numpy(), inv, fmt)), ref)
-
-
-@pytest.mark.parametrize("chunk", [1, 7, 50])
-def test_fast_path_in_chunks_is_bit_identical_and_keeps_the_stream(monkeypatch, chunk):
-    """Chunked along the first axis (odd chunk sizes split word pairs), the fast path gives the
-    unchunked bits and draws the random bits of one random_bits_like call."""
-    from model import quantize as qmod
-
-    monkeypatch.setattr(qmod, "_CHUNK", chunk)
-    gen = torch.Generator().manual_seed(13)
-    for grouping, shape in ((Grouping.channel(), (7, 3, 3, 3)), (Grouping.blocks(3, 0), (9, 5)), (Grouping.blocks(4), (9, 12))):
-        x = torch.randn(shape, generator=gen) * torch.exp2(torch.randint(-20, 20, shape, generator=gen).float())
-        for rounding in ("nearest", "stochastic"):
-            torch.manual_seed(7)
-            fast, after = fake_quantize(x, "e2m1g3", grouping, rounding, sr_bits=5), torch.rand(2)
-            torch.manual_seed(7)
-            exact, exact_after = quantize(x, "e2m1g3", grouping, rounding, sr_bits=5).dequantize(), torch.rand(2)
-            assert torch.equal(fast.view(torch.int32), exact.view(torch.int32)) and torch.equal(after, exact_after)

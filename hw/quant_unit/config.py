@@ -6,7 +6,7 @@ import operator
 from dataclasses import dataclass
 
 from model.formats import MLSFormat
-from model.quantize import DEFAULT_SR_BITS, MAX_SR_BITS
+from model.random_bits import DEFAULT_SR_BITS, MAX_SR_BITS
 
 __all__ = ["QuantUnitConfig", "MAX_LANES", "MAX_GROUP_LEN"]
 
