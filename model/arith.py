@@ -1,6 +1,10 @@
 """The low-bit tensor arithmetic of DESIGN §3: exact integer GEMM/conv, finite accumulators,
 and the output converter to FP32. This is the golden model of the PE array.
 
+The dot-product PE of DESIGN §3.1 (``beat_accumulate``, ``chunked_matmul``) adds L lane
+products of one chunk exactly, shifts their sum once by the chunk's group offsets and adds it
+into the accumulator, saturating after each beat; ``model.beats`` packs the beats.
+
 An element with its group exponent is the integer ``to_int()`` in units of ``2**-L``, so a
 GEMM tile is an integer matmul; a product of two formats is in units of ``2**-(L_a + L_b)``.
 """
@@ -9,20 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
+from .beats import BeatStream, GemmOperand, pack_beats
 from .formats import MLSFormat
 from .fp32 import FP32_MIN_NORMAL
 from .mls_tensor import MLSTensor
 
 __all__ = [
     "MAX_EXACT_BITS",
+    "AccumulatorOverflowWarning",
     "accumulate",
+    "beat_accumulate",
+    "chunked_matmul",
     "exact_conv2d",
     "exact_matmul",
     "finite_matmul",
     "fp32_from_int",
+    "lane_products",
     "matmul_products",
     "mls_conv2d",
     "mls_matmul",
@@ -82,17 +93,24 @@ def saturate(value: torch.Tensor, acc_bits: int) -> torch.Tensor:
     return value.clamp(-(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
 
 
+def _check_acc_bits(acc_bits: object) -> int:
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 2 <= acc_bits <= MAX_EXACT_BITS:
+        raise ValueError(f"acc_bits must be an int in [2, {MAX_EXACT_BITS}], got {acc_bits!r}")
+    return acc_bits
+
+
 def accumulate(products: torch.Tensor, acc_bits: int, order: Sequence[int] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """A finite saturating accumulator over the last axis of ``products`` (int64).
 
     Adds in ``order`` (default: k ascending, as the PE does), saturating after every add, and
     returns ``(acc, overflow)`` where ``overflow`` is the sticky flag (any add saturated).
+    Exact for every int64 product: the sum ``acc + product`` is never formed where it could
+    leave int64 (a product past the room left to either limit saturates instead).
     """
-    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 2 <= acc_bits <= MAX_EXACT_BITS:
-        raise ValueError(f"acc_bits must be an int in [2, {MAX_EXACT_BITS}], got {acc_bits!r}")
+    _check_acc_bits(acc_bits)
     products = torch.as_tensor(products)
-    if torch.is_floating_point(products):
+    if torch.is_floating_point(products) or products.dtype == torch.bool or products.is_complex():
         raise TypeError(f"products must be integers, got dtype {products.dtype}")
     k = products.shape[-1]
     order = range(k) if order is None else list(order)
@@ -102,12 +120,94 @@ def accumulate(products: torch.Tensor, acc_bits: int, order: Sequence[int] | Non
     overflow = torch.zeros(products.shape[:-1], dtype=torch.bool)
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     for index in order:
-        # acc and one product each fit in 63 bits; their exact sum fits in int64 unless both are
-        # near the extremes, which the width check of the callers rules out.
-        total = acc + products[..., index].to(torch.int64)
-        overflow |= (total < lo) | (total > hi)
-        acc = total.clamp(lo, hi)
+        product = products[..., index].to(torch.int64)
+        room_up, room_down = hi - acc, lo - acc  # both fit in int64 since lo <= acc <= hi
+        overflow |= (product > room_up) | (product < room_down)
+        acc = acc + torch.minimum(torch.maximum(product, room_down), room_up)
     return acc, overflow
+
+
+# -- the dot-product PE (DESIGN §3.1) -----------------------------------------------------------
+def lane_products(a_codes: torch.Tensor, w_codes: torch.Tensor, fmt_a: MLSFormat, fmt_w: MLSFormat) -> torch.Tensor:
+    """Lane products ``p = ±sig_a * sig_w * 2**((max(e_a,1) - 1) + (max(e_w,1) - 1))`` of signed
+    element codes (element exponents only; the group shift comes once per beat), int64,
+    broadcast over the two code tensors. Refuses pairs whose lane product exceeds 63 bits."""
+    bits = fmt_a.elem_product_bits(fmt_w)
+    if bits > MAX_EXACT_BITS:
+        raise ValueError(f"a lane product of {fmt_a} x {fmt_w} needs {bits} bits, more than the {MAX_EXACT_BITS} int64 holds")
+
+    def split(codes: torch.Tensor, fmt: MLSFormat) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        codes = torch.as_tensor(codes).to(torch.int64)
+        magnitude = codes & ((1 << (fmt.exp_bits + fmt.man_bits)) - 1)
+        exp, man = magnitude >> fmt.man_bits, magnitude & ((1 << fmt.man_bits) - 1)
+        sig = torch.where(exp > 0, man + (1 << fmt.man_bits), man) if fmt.exp_bits else man
+        return codes >> (fmt.exp_bits + fmt.man_bits), sig, exp.clamp(min=1) - 1
+
+    sign_a, sig_a, shift_a = split(a_codes, fmt_a)
+    sign_w, sig_w, shift_w = split(w_codes, fmt_w)
+    magnitude = (sig_a * sig_w) << (shift_a + shift_w)
+    return torch.where((sign_a ^ sign_w).bool(), -magnitude, magnitude)
+
+
+def _saturating_shifted_add(acc: torch.Tensor, total: torch.Tensor, shift: torch.Tensor, lo: int, hi: int
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sat(acc + total * 2**shift)`` and whether it saturated, for any shift >= 0.
+
+    ``total * 2**shift`` may not fit int64 (a shift of up to 2 (2**G - 1) = 126); it is compared
+    with the room to each limit shifted down instead, and formed only where it fits:
+    ``t * 2**s > room`` exactly when ``t > floor(room / 2**s)`` for an integer t.
+    """
+    room_up, room_down = hi - acc, acc - lo  # non-negative, each below 2**63
+    capped = shift.clamp(max=63)  # a non-negative int64 shifted right by 63 or more is 0
+    up = total > (room_up >> capped)
+    down = total < -(room_down >> capped)
+    fits = ~(up | down)
+    contribution = torch.where(fits, total, 0) << torch.where(fits & (total != 0), shift, 0)
+    acc = torch.where(up, hi, torch.where(down, lo, acc + contribution))
+    return acc, up | down
+
+
+def beat_accumulate(stream: BeatStream, acc_bits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dot-product PE over a beat stream: ``(C_int [a_lines, w_lines], overflow)``.
+
+    Per beat and output: ``T = sum_l p_l`` exactly (``lane_products``), then
+    ``acc <- sat(acc + T * 2**((2**G_a - 1 - g_a) + (2**G_w - 1 - g_w)))``, beats in stream
+    order. ``acc_bits=None`` is the exact accumulator (refused past 63 bits; never overflows);
+    a finite ``acc_bits`` saturates after each beat's add and sets the sticky flag.
+    """
+    if not isinstance(stream, BeatStream):
+        raise TypeError(f"stream must be a BeatStream (model.beats.pack_beats), not {type(stream).__name__}")
+    fmt_a, fmt_w = stream.fmt_a, stream.fmt_w
+    tree_bits = fmt_a.beat_sum_bits(stream.lanes, fmt_w)
+    if tree_bits > MAX_EXACT_BITS:
+        raise ValueError(f"the adder tree of {fmt_a} x {fmt_w} at L={stream.lanes} needs {tree_bits} bits, "
+                         f"more than the {MAX_EXACT_BITS} int64 holds")
+    if acc_bits is None:
+        _check_width(fmt_a, fmt_w, stream.k, "beat_accumulate")
+        lo, hi = -(1 << (MAX_EXACT_BITS - 1)), (1 << (MAX_EXACT_BITS - 1)) - 1  # never reached
+    else:
+        _check_acc_bits(acc_bits)
+        lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    shape = (stream.a_codes.shape[1], stream.w_codes.shape[1])
+    acc = torch.zeros(shape, dtype=torch.int64)
+    overflow = torch.zeros(shape, dtype=torch.bool)
+    for beat in range(stream.beats):
+        total = lane_products(stream.a_codes[beat][:, None, :], stream.w_codes[beat][None, :, :], fmt_a, fmt_w).sum(-1)
+        shift = ((fmt_a.max_group_exp - stream.a_group[beat])[:, None]
+                 + (fmt_w.max_group_exp - stream.w_group[beat])[None, :])
+        acc, saturated = _saturating_shifted_add(acc, total, shift, lo, hi)
+        overflow |= saturated
+    return acc, overflow
+
+
+def chunked_matmul(a: MLSTensor | GemmOperand, w: MLSTensor | GemmOperand, lanes: int,
+                   acc_bits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GEMM through an L-lane dot-product PE per output: ``(C_int, overflow)``.
+
+    A is ``[M, K]`` and W ``[K, N]`` (MLSTensor, or ``GemmOperand`` lines); the formats may
+    differ. With ``acc_bits=None`` the result equals ``exact_matmul`` for every L.
+    """
+    return beat_accumulate(pack_beats(a, w, lanes), acc_bits)
 
 
 def matmul_products(a: MLSTensor, b: MLSTensor) -> torch.Tensor:
@@ -165,13 +265,35 @@ def output_convert(c_int: torch.Tensor, scale_a: float, scale_b: float, lsb_expo
     return torch.where(product.abs() < FP32_MIN_NORMAL, torch.zeros_like(product), product)
 
 
-def mls_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int | None = None) -> torch.Tensor:
-    """FP32 result of an MLS GEMM as the hardware computes it (exact or finite accumulator)."""
-    if acc_bits is None:
+class AccumulatorOverflowWarning(RuntimeWarning):
+    """A finite accumulator saturated and the caller did not ask for the overflow flags."""
+
+
+def mls_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int | None = None, *, lanes: int | None = None,
+               return_overflow: bool = False):
+    """FP32 result of an MLS GEMM as the hardware computes it (exact or finite accumulator).
+
+    ``lanes=None`` is the scalar PE (saturation after every product, ``finite_matmul``); an int
+    is the L-lane dot-product PE (saturation after every beat, ``chunked_matmul``). With
+    ``return_overflow=True`` returns ``(result, overflow)``, the per-output sticky flags (all
+    False for the exact accumulator). Otherwise a saturated output raises an
+    ``AccumulatorOverflowWarning`` naming how many outputs saturated, so it is never silent.
+    """
+    if acc_bits is None and lanes is None:
         c_int = exact_matmul(a, b)
+        overflow = torch.zeros(c_int.shape, dtype=torch.bool)
+    elif lanes is None:
+        c_int, overflow = finite_matmul(a, b, acc_bits)
     else:
-        c_int, _ = finite_matmul(a, b, acc_bits)
-    return output_convert(c_int, a.scale, b.scale, a.fmt.lsb_exponent + b.fmt.lsb_exponent)
+        c_int, overflow = chunked_matmul(a, b, lanes, acc_bits)
+    result = output_convert(c_int, a.scale, b.scale, a.fmt.lsb_exponent + b.fmt.lsb_exponent)
+    if return_overflow:
+        return result, overflow
+    if bool(overflow.any()):
+        warnings.warn(f"mls_matmul: {int(overflow.sum())} of {overflow.numel()} outputs saturated the "
+                      f"{acc_bits}-bit accumulator; pass return_overflow=True to get the flags",
+                      AccumulatorOverflowWarning, stacklevel=2)
+    return result
 
 
 def mls_conv2d(a: MLSTensor, w: MLSTensor, stride: int | tuple[int, int] = 1,
