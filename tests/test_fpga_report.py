@@ -1,4 +1,4 @@
-"""Report writer and host client: fast, no toolchain."""
+"""FPGA report writer (sim/fpga_report.py) and host client: fast, no toolchain."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hw.fpga.bridge import port_table
 from hw.fpga.demo import DotDemo
 from hw.fpga.host import BoardClient
 from hw.fpga.protocol import Op
-from hw.fpga.report import COLUMNS, Config, _parse_size, main, write_report
+from hw.fpga.configs import COLUMNS, Config
+from sim.fpga_report import _parse_size, main, write_report
 
 
 def _row(fmt, r, c, luts, fmax, fits=True, design="mls"):
@@ -28,7 +29,7 @@ def test_report_tables_and_ratios(tmp_path):
                Config("ulx3s", "mls", "e2m1g3", 32, 32, "fit")]
     rows = [_row("e1m1g3", 4, 4, 1000, 100.0), _row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 20.0, design="fp32"),
             _row("e2m1g3", 8, 8, 7000, 70.0), _row("e2m1g3", 32, 32, 90000, None, fits=False)]
-    write_report(rows, configs, tmp_path, command="python -m hw.fpga.report", missing=["x: y"],
+    write_report(rows, configs, tmp_path, command="python -m sim.fpga_report", missing=["x: y"],
                  meta={"tools": "t", "fit_note": "probed 32x32", "formats_note": "why FP32 is slow"})
     md = (tmp_path / "fpga.md").read_text()
     assert "| e1m1g3 | 4×4 | 43 | yes | 1000 | 1.2 | 10 | 0 | 0 | 0 | 100 | 0.125 | 5 |" in md   # ratios vs the FP32 PE

