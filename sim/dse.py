@@ -23,7 +23,6 @@ absolute width, decides saturation.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import math
 import multiprocessing as mp
@@ -36,12 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 
 from model.formats import MLSFormat
 from model.quantize import quantize
 
 from .cycles import ArrayConfig
 from .energy import Design, pe_area, workload_energy, workload_stats
+from .report_io import markdown_table, pyplot, read_csv, save_figure, write_csv
 from .workloads import network_gemms
 
 __all__ = ["SweepSpec", "evaluate_point", "gemm_quality", "main", "pareto_front", "run_sweep"]
@@ -270,11 +271,7 @@ def pareto_front(rows: list[dict], cost: str, benefit: str) -> list[dict]:
 
 
 def _plot(rows, front, x, y, xlabel, ylabel, title, path, logx=False, vlines=()) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     sc = ax.scatter([r[x] for r in rows], [r[y] for r in rows], c=[r["elem_bits"] for r in rows],
                     s=6, cmap="viridis", alpha=0.6)
@@ -294,9 +291,7 @@ def _plot(rows, front, x, y, xlabel, ylabel, title, path, logx=False, vlines=())
     fig.colorbar(sc, label="element bits (1+E+M)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _csv_value(v):
@@ -311,11 +306,7 @@ def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_
     """CSV of every point, two Pareto plots and ``dse.md``; ``baselines`` maps design name to
     ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, drawn as reference lines."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "dse.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    write_csv(out_dir / "dse.csv", [{k: _csv_value(v) for k, v in row.items()} for row in rows])
     sel = [r for r in rows if r["array"] == array_for_plots]
     front_snr = pareto_front(sel, f"{network}_total_pJ_per_mac", "snr_gemm")
     _plot(sel, front_snr, f"{network}_total_pJ_per_mac", "snr_gemm",
@@ -338,12 +329,12 @@ def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_
              ", ".join(f"`{k}` {v:.3f}" for k, v in (baselines or {}).items()) + ". "
              "An MLS format with G = 0 has only the per-tensor scale, so `e4m3g0`/`e5m2g0` are the "
              "quality of per-tensor-scaled FP8 (without Inf/NaN codes).", "",
-             f"Pareto front (energy vs worst-pass GEMM SNR, {array_for_plots} array; points above 0 dB):", "",
-             f"| format | acc deficit (bits) | {network} acc bits | pJ/MAC (compute+SRAM) | gain vs FP32 | GEMM SNR (dB) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in [r for r in front_snr if r["snr_gemm"] > 0]:
-        lines.append(f"| {r['format']} | {r['acc_deficit']} | {r[f'{network}_acc_bits']} | "
-                     f"{r[f'{network}_total_pJ_per_mac']:.3f} | {r[f'{network}_gain_fp32_total']:.2f} | {r['snr_gemm']:.1f} |")
+             f"Pareto front (energy vs worst-pass GEMM SNR, {array_for_plots} array; points above 0 dB):", ""]
+    lines += markdown_table(
+        ["format", "acc deficit (bits)", f"{network} acc bits", "pJ/MAC (compute+SRAM)", "gain vs FP32", "GEMM SNR (dB)"],
+        [[r["format"], r["acc_deficit"], r[f"{network}_acc_bits"], f"{r[f'{network}_total_pJ_per_mac']:.3f}",
+          f"{r[f'{network}_gain_fp32_total']:.2f}", f"{r['snr_gemm']:.1f}"] for r in front_snr if r["snr_gemm"] > 0],
+        tight_rule=True)
     lines += _accuracy_section(rows, array_for_plots, network)
     lines += ["", "Plots: `dse_pareto_snr.png`, `dse_pareto_area.png`; every point: `dse.csv`.", ""]
     (out_dir / "dse.md").write_text("\n".join(lines))
@@ -352,49 +343,26 @@ def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_
 ACCURACY_CSV = Path(__file__).resolve().parent.parent / "reports" / "accuracy_digits.csv"
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for t in range(i, j + 1):
-            ranks[order[t]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman rank correlation (ties get average ranks)."""
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return cov / var if var else float("nan")
-
-
 def _accuracy_section(rows, array, network, path: Path = ACCURACY_CSV) -> list[str]:
     """Check the quality proxy against measured training accuracy (``python -m model.sweep``'s
     ``reports/accuracy_digits.csv``) where both exist."""
     if not path.exists():
         return []
     acc: dict[str, list[float]] = {}
-    with open(path, newline="") as fh:
-        for rec in csv.DictReader(fh):
-            acc.setdefault(rec.get("format", ""), []).append(float(rec["final_test_acc"]))
+    for rec in read_csv(path):
+        acc.setdefault(rec.get("format", ""), []).append(float(rec["final_test_acc"]))
     ours = {r["format"]: r for r in rows if r["array"] == array and r["acc_deficit"] == 0}
     both = sorted(f for f in acc if f in ours)
     if len(both) < 3:
         return []
     out = ["", f"Quality proxy against measured digits accuracy (`{path.name}`, mean over seeds; "
-           f"exact accumulators, {array} array):", "",
-           "| format | GEMM SNR (dB) | test accuracy (%) | " + network + " pJ/MAC |", "|---|---:|---:|---:|"]
-    for f in sorted(both, key=lambda f: ours[f]["snr_gemm"]):
-        out.append(f"| {f} | {ours[f]['snr_gemm']:.1f} | {sum(acc[f]) / len(acc[f]):.2f} | "
-                   f"{ours[f][network + '_total_pJ_per_mac']:.3f} |")
-    rho = spearman([ours[f]["snr_gemm"] for f in both], [sum(acc[f]) / len(acc[f]) for f in both])
+           f"exact accumulators, {array} array):", ""]
+    out += markdown_table(
+        ["format", "GEMM SNR (dB)", "test accuracy (%)", f"{network} pJ/MAC"],
+        [[f, f"{ours[f]['snr_gemm']:.1f}", f"{sum(acc[f]) / len(acc[f]):.2f}", f"{ours[f][network + '_total_pJ_per_mac']:.3f}"]
+         for f in sorted(both, key=lambda f: ours[f]["snr_gemm"])], tight_rule=True)
+    # Ties (formats with equal SNR or accuracy) get average ranks.
+    rho = spearmanr([ours[f]["snr_gemm"] for f in both], [sum(acc[f]) / len(acc[f]) for f in both]).statistic
     out += ["", f"Spearman rank correlation of SNR and accuracy over these {len(both)} formats: {rho:.2f} "
             "(digits saturates near 99%, so only the low-SNR end separates)."]
     return out

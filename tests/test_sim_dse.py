@@ -82,15 +82,28 @@ def test_cli_errors(args, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_spearman_against_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    from sim.dse import spearman
+def test_accuracy_section_rank_correlation(tmp_path):
+    # dse.md ranks the SNR proxy against measured accuracy (scipy.stats.spearmanr). Ties get
+    # average ranks: with fb and fc tied in SNR, rho = 4.5 / sqrt(4.5 * 5) = 0.95 (ranking the
+    # tie in order would give 0.80).
+    from sim.dse import _accuracy_section
 
-    rng = torch.Generator().manual_seed(3)
-    for _ in range(5):
-        x = torch.randint(0, 6, (12,), generator=rng).tolist()  # with ties
-        y = torch.randn(12, generator=rng).tolist()
-        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    path = tmp_path / "accuracy_digits.csv"
+    path.write_text("format,seed,final_test_acc\n" + "".join(
+        f"{f},{s},{a + s - 1}\n" for f, a in (("fa", 10), ("fb", 30), ("fc", 20), ("fd", 40)) for s in (0, 2)))
+
+    def rows(snrs):
+        return [{"format": f, "array": "4x4", "acc_deficit": 0, "snr_gemm": snr, "resnet20_total_pJ_per_mac": 1.0}
+                for f, snr in zip(("fa", "fb", "fc", "fd"), snrs)]
+
+    def rho_line(snrs):
+        return _accuracy_section(rows(snrs), "4x4", "resnet20", path)[-1]
+
+    assert "over these 4 formats: 0.80 " in rho_line([1, 2, 3, 4])    # 1 - 6 * 2 / (4 * 15)
+    assert "over these 4 formats: 0.95 " in rho_line([1, 2, 2, 4])    # fb, fc tied
+    assert "over these 4 formats: -0.80 " in rho_line([4, 3, 2, 1])
+    assert _accuracy_section(rows([1, 2, 3, 4])[:2], "4x4", "resnet20", path) == []   # fewer than 3 formats
+    assert _accuracy_section(rows([1, 2, 3, 4]), "4x4", "resnet20", tmp_path / "absent.csv") == []
 
 
 def test_help(capsys):
