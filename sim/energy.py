@@ -34,6 +34,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from model.floats import BF16, FP16, FP32, FloatFormat, float_format
 from model.formats import MLSFormat
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "DEFAULT_MLS",
     "Constant",
     "Design",
-    "FloatFormat",
     "COMPUTE_PARTS",
     "SRAM_PARTS",
     "WorkloadStats",
@@ -123,31 +123,6 @@ def sram_bit_energy(kib: float = 8.0) -> float:
 
 
 # -- formats and designs -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FloatFormat:
-    """An IEEE-style float (E exponent bits, M mantissa bits)."""
-
-    name: str
-    exp_bits: int
-    man_bits: int
-
-    @property
-    def bits(self) -> int:
-        return 1 + self.exp_bits + self.man_bits
-
-    @property
-    def sig_bits(self) -> int:
-        return self.man_bits + 1
-
-
-FLOATS = {
-    "fp32": FloatFormat("fp32", 8, 23),
-    "fp16": FloatFormat("fp16", 5, 10),
-    "bf16": FloatFormat("bf16", 8, 7),
-    "fp8e4m3": FloatFormat("fp8e4m3", 4, 3),
-    "fp8e5m2": FloatFormat("fp8e5m2", 5, 2),
-}
-
 BASELINES = ("fp32", "fp16-fp32acc", "bf16-fp32acc", "fp8e4m3-fp16acc", "fp8e4m3-fp32acc",
              "fp8e5m2-fp16acc", "fp8e5m2-fp32acc", "int8-int32acc")
 DEFAULT_MLS = ("mls-e2m1g3", "mls-e2m4g3")  # the paper's CIFAR and ImageNet element formats
@@ -190,7 +165,7 @@ class Design:
                 raise ValueError(f"design {name!r}: fp32 accumulates in fp32")
             if op != "fp32" and acc is None:
                 raise ValueError(f"design {name!r}: give the accumulator, e.g. {op}-fp32acc")
-            return cls(text, "float", FLOATS[op], FLOATS[acc or "fp32"], None, bool(exact))
+            return cls(text, "float", float_format(op), float_format(acc or "fp32"), None, bool(exact))
         raise ValueError(
             f"design {name!r} is not one of mls-e<E>m<M>g<G>[-acc<BITS>], "
             f"{', '.join(BASELINES)} (float designs may end in +exact)")
@@ -228,14 +203,6 @@ def fp_add_energy(f: FloatFormat) -> float:
     return C_ADD * adds + C_MUX * muxes
 
 
-def _mls_widths(fmt: MLSFormat) -> tuple[int, int, int]:
-    """(significand bits, shift-amount bits, aligned product width) of one MLS PE."""
-    s = fmt.sig_bits
-    shift_range = 2 * fmt.max_shift  # two operands' exponent + group offsets
-    shift_bits = shift_range.bit_length()
-    return s, shift_bits, 2 * s + shift_range
-
-
 def shifter_mux_bits(in_bits: int, shift_bits: int, out_bits: int) -> int:
     """2:1 mux bits of a logarithmic left shifter: stage j (shift by 2**j) is as wide as the
     value after it, ``in_bits + 2**(j+1) - 1``, capped at the output width."""
@@ -257,17 +224,18 @@ def pe_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     d = Design.parse(design)
     if d.kind == "mls":
         fmt = d.fmt
-        s, shift_bits, aligned = _mls_widths(fmt)
+        s = fmt.sig_bits
+        product, shift_bits, aligned = fmt.sig_product_bits(), fmt.product_shift_bits(), fmt.shifted_product_bits()
         acc = resolve_acc_bits(d, k_max)
         return {
             "multiplier": C_IMUL * s * s,
             # element-exponent adder, group-exponent adder, and their sum (the shift amount)
             "exponent": C_ADD * (fmt.exp_bits + fmt.group_bits + shift_bits),
             # left barrel shifter of the product into the accumulator, plus the conditional negate
-            "aligner": C_MUX * (shifter_mux_bits(2 * s, shift_bits, aligned) + aligned),
+            "aligner": C_MUX * (shifter_mux_bits(product, shift_bits, aligned) + aligned),
             "accumulator": C_ADD * acc,
-            # A and W (element + group exponent) pass-through, product + shift, accumulator
-            "registers": C_REG * (2 * (fmt.elem_bits + fmt.group_bits) + (2 * s + 1 + shift_bits) + acc),
+            # A and W (element + group exponent) pass-through, product + sign + shift, accumulator
+            "registers": C_REG * (2 * (fmt.elem_bits + fmt.group_bits) + (product + 1 + shift_bits) + acc),
         }
     if d.kind == "int":
         return {
@@ -294,22 +262,19 @@ def pe_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     }
 
 
-_FP32 = FLOATS["fp32"]
-
-
 def quantize_energy(design: Design | str, stochastic: bool = False, sr_bits: int = 8) -> float:
     """Energy (pJ) to quantize one FP32 element into the design's operand format (§2)."""
     d = Design.parse(design)
-    if d.kind == "float" and d.fmt == _FP32:
+    if d.kind == "float" and d.fmt == FP32:
         return 0.0
     shift_round = C_MUX * 24 * 5  # align the FP32 significand to the target grid
     if d.kind == "float" and d.fmt.exp_bits == 8:  # bf16: a plain cast
         return shift_round + C_ADD * (d.fmt.sig_bits + 1) + C_REG * (32 + d.fmt.bits)
-    if d.kind == "float" and d.fmt.name == "fp16":
+    if d.kind == "float" and d.fmt == FP16:
         return shift_round + C_ADD * (d.fmt.sig_bits + 1) + C_REG * (32 + d.fmt.bits)
     sig = 8 if d.kind == "int" else d.fmt.sig_bits
     energy = (C_ADD * 31  # amax compare (FP32 magnitudes compare as integers)
-              + fp_mul_energy(_FP32)  # y = x * inv
+              + fp_mul_energy(FP32)  # y = x * inv
               + shift_round + C_ADD * (sig + 1)  # round to the grid
               + C_REG * (32 + d.elem_bits))
     if d.kind == "mls":
@@ -325,13 +290,13 @@ def convert_energy(design: Design | str, k_max: int = 1) -> float:
     """Energy (pJ) to turn one accumulator into an FP32 output (§3 output converter)."""
     d = Design.parse(design)
     if d.kind == "float":
-        if d.fmt.name in ("fp32", "fp16", "bf16"):
+        if d.fmt in (FP32, FP16, BF16):
             return 0.0
-        return fp_mul_energy(_FP32) + C_REG * 32  # un-scale by S_A * S_B
+        return fp_mul_energy(FP32) + C_REG * 32  # un-scale by S_A * S_B
     acc = resolve_acc_bits(d, k_max)
     return (C_MUX * acc * acc.bit_length()  # leading-zero count + normalize
             + C_ADD * (24 + 8)  # round to 24 bits, exponent
-            + fp_mul_energy(_FP32)  # times S_A * S_B
+            + fp_mul_energy(FP32)  # times S_A * S_B
             + C_REG * (acc + 32))
 
 

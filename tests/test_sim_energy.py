@@ -119,6 +119,32 @@ def test_design_parse():
     assert Design.parse("fp8e4m3-fp32acc+exact").exact_product
 
 
+def test_designs_use_the_model_float_formats():
+    from model import floats
+
+    for name, op, acc in [("fp32", floats.FP32, floats.FP32), ("fp16-fp32acc", floats.FP16, floats.FP32),
+                          ("bf16-fp32acc", floats.BF16, floats.FP32), ("fp8e4m3-fp16acc", floats.E4M3, floats.FP16),
+                          ("fp8e5m2-fp32acc", floats.E5M2, floats.FP32)]:
+        d = Design.parse(name)
+        assert d.fmt is op and d.acc is acc and d.elem_bits == op.bits and d.out_bits == acc.bits
+
+
+@pytest.mark.parametrize("fmt", ["e2m1g3", "e1m2g0", "e0m3g2", "e3m3g3"])
+def test_mls_pe_widths_come_from_the_format(fmt):
+    """The MLS PE laws by hand from the §3 widths: s x s multiplier, a log shifter whose stages grow
+    from the 2s-bit product to the shifted width, the shift-amount adder, the pipeline registers."""
+    f = MLSFormat.parse(fmt)
+    s, shift_range = f.sig_bits, 2 * f.max_shift
+    shift_bits, out = shift_range.bit_length(), 2 * s + shift_range
+    stages = sum(min(2 * s + 2 ** (j + 1) - 1, out) for j in range(shift_bits))
+    parts = pe_energy(f"mls-{fmt}-acc40")
+    c = {k: HOROWITZ[k] for k in ("C_IMUL", "C_ADD", "C_MUX", "C_REG")}
+    assert parts["multiplier"] == c["C_IMUL"] * s * s
+    assert parts["exponent"] == c["C_ADD"] * (f.exp_bits + f.group_bits + shift_bits)
+    assert parts["aligner"] == c["C_MUX"] * (stages + out)
+    assert parts["registers"] == c["C_REG"] * (2 * (f.elem_bits + f.group_bits) + 2 * s + 1 + shift_bits + 40)
+
+
 @pytest.mark.parametrize("name, message", [
     ("mls-e9m1g1", "exp_bits must be in"),
     ("mls-e2m1", "is not one of"),
