@@ -40,6 +40,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .report_io import csv_text, write_csv
+
 __all__ = [
     "PASSES",
     "Gemm",
@@ -276,15 +278,8 @@ _REQUIRED = ("layer", "pass_", "m", "n", "k")
 
 def write_gemm_csv(gemms: list[Gemm], path: str | Path | None = None) -> str:
     """Write a GEMM list as CSV (columns of :class:`Gemm`); returns the text."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for gemm in gemms:
-        writer.writerow(asdict(gemm))
-    text = buffer.getvalue()
-    if path is not None:
-        Path(path).write_text(text)
-    return text
+    rows = [asdict(gemm) for gemm in gemms]
+    return csv_text(rows, CSV_FIELDS) if path is None else write_csv(path, rows, CSV_FIELDS)
 
 
 def read_gemm_csv(source: str | Path) -> list[Gemm]:
