@@ -1,5 +1,6 @@
 """Exact low-bit arithmetic (DESIGN §3) against Python-integer and rational references."""
 
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -137,6 +138,23 @@ def test_accumulate_order_and_stickiness():
         accumulate(products, 64)
 
 
+@settings(max_examples=300, deadline=None)
+@given(products=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=12), bits=st.integers(50, 63))
+def test_accumulate_is_exact_for_every_int64_product(products, bits):
+    """Issue 15: acc + product used to wrap int64 for products >= 2**62 at 63 bits."""
+    acc, overflow = accumulate(torch.tensor([products]), bits)
+    assert (int(acc[0]), bool(overflow[0])) == saturating_reference(products, bits)
+
+
+def test_accumulate_does_not_wrap_near_int64():
+    hi, lo = 2**62 - 1, -(2**62)
+    cases = [([2**62, 2**62], hi), ([-(2**62), -(2**62)], lo), ([hi, 2**63 - 1], hi), ([lo, -(2**63)], lo),
+             ([2**63 - 1, -(2**63), 5], 5 + lo)]
+    for products, expected in cases:
+        acc, overflow = accumulate(torch.tensor([products]), 63)
+        assert (acc.item(), overflow.item()) == (expected, True), products
+
+
 @pytest.mark.parametrize("fmt", ["e2m1g3", "e3m3g3", "e1m1g2"])
 @pytest.mark.parametrize("k", [1, 5, 64])
 def test_exact_width_is_tight_for_finite_accumulators(fmt, k):
@@ -238,5 +256,34 @@ def test_mls_matmul_exact_and_finite():
     exact = mls_matmul(a, b)
     wide = mls_matmul(a, b, acc_bits=MLSFormat.parse("e2m1g3").acc_bits_exact(16))
     assert torch.equal(exact, wide)
+    for lanes in (1, 4, 16):
+        assert torch.equal(mls_matmul(a, b, lanes=lanes), exact)
     reference = a.dequantize().double() @ b.dequantize().double()
     assert torch.all((exact.double() - reference).abs() <= 2 * torch.finfo(torch.float32).eps * reference.abs())
+
+
+def test_mls_matmul_reports_the_overflow_flag():
+    """Issue 15: a finite accumulator's sticky flags come back with return_overflow=True, and a
+    saturation the caller did not ask about warns instead of passing silently."""
+    gen = torch.Generator().manual_seed(23)
+    a = quantize(torch.randn(4, 32, generator=gen), "e2m1g3", Grouping.blocks(8))
+    b = quantize(torch.randn(32, 3, generator=gen), "e2m1g3", Grouping.blocks(8, 0))
+    c_int = exact_matmul(a, b)
+    bits = int(c_int.abs().median()).bit_length() + 1  # some outputs saturate, some do not
+    flags = finite_matmul(a, b, bits)[1]
+    assert flags.any() and not flags.all()
+    result, overflow = mls_matmul(a, b, acc_bits=bits, return_overflow=True)
+    assert torch.equal(overflow, flags)
+    lsb = a.fmt.lsb_exponent + b.fmt.lsb_exponent
+    assert torch.equal(result, output_convert(finite_matmul(a, b, bits)[0], a.scale, b.scale, lsb))
+    message = rf"^mls_matmul: {int(flags.sum())} of 12 outputs saturated the {bits}-bit accumulator; pass return_overflow=True to get the flags$"
+    with pytest.warns(arith.AccumulatorOverflowWarning, match=message):
+        assert torch.equal(mls_matmul(a, b, acc_bits=bits), result)
+    beat_result, beat_flags = mls_matmul(a, b, acc_bits=bits, lanes=8, return_overflow=True)
+    c_beat, expected_flags = arith.chunked_matmul(a, b, 8, bits)
+    assert torch.equal(beat_flags, expected_flags) and torch.equal(beat_result, output_convert(c_beat, a.scale, b.scale, lsb))
+    exact, none = mls_matmul(a, b, return_overflow=True)
+    assert torch.equal(exact, mls_matmul(a, b)) and not none.any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a wide enough accumulator does not warn
+        mls_matmul(a, b, acc_bits=a.fmt.acc_bits_exact(32))
