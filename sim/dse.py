@@ -3,7 +3,7 @@
 For every point the cost side is the training-step energy of ResNet-20/CIFAR-10 and
 ResNet-18/ImageNet (``sim.energy`` on the traced workloads, ``sim.cycles`` on the array) and a PE
 area proxy; the quality side is measured on real tensors captured once from a digits training
-run (``sim/data/digits_tensors.npz``, see ``sim.capture``):
+run (``sim/data/digits_tensors.npz``, see ``model.capture``):
 
 - ``snr_<role>``: quantization SNR (dB) of the activation, weight and error tensor with
   ``model.quantize.quantize`` (channel grouping; nearest for activation/weight, stochastic for
@@ -11,9 +11,12 @@ run (``sim/data/digits_tensors.npz``, see ``sim.capture``):
 - ``snr_gemm``: the worst of the three training GEMMs (forward, backward-data, backward-weight
   of the captured 3x3 conv) of the output SNR against the FP32 GEMM of the unquantized tensors,
   on 512 sampled outputs per pass, through an accumulator ``acc_deficit`` bits narrower than
-  exact for that GEMM's K. A narrow accumulator saturates and sticks exactly as
-  ``model.arith.accumulate`` does (k ascending); the sums are formed in float64, exact while
-  partial sums stay below 2**53 and within 2**-53 relative beyond, which an SNR cannot see.
+  exact for that GEMM's K. The §3 integers are formed in float64 from the exact group-scaled
+  elements, so they are exact for every format (also where they pass int64, e.g. G = 6). The
+  exact sums are formed in float64, exact while partial sums stay below 2**53 and within 2**-53
+  relative beyond, which an SNR cannot see. A narrow accumulator saturates and sticks through
+  ``model.arith.accumulate`` (k ascending) where it and every product fit 63 bits; wider, the
+  same add-then-clamp runs in float64.
 
 A network accumulator ``acc_deficit`` bits below the exact width for its largest K is judged by
 the captured GEMMs at the same deficit below *their* exact width: the headroom in bits, not the
@@ -37,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
+from model.arith import MAX_EXACT_BITS, accumulate
 from model.formats import MLSFormat
 from model.quantize import quantize
 
@@ -108,6 +112,23 @@ def _sample_index(m: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
     return flat // n, flat % n
 
 
+def _saturating_sum(products: torch.Tensor, acc_bits: int, product_bits: int) -> torch.Tensor:
+    """k-ascending saturating sums of float64 integer products (last axis), as float64.
+
+    ``model.arith.accumulate`` (exact, int64) wherever the accumulator and every product fit its
+    63 bits; wider, the same add-then-clamp in float64 (within 2**-53 relative), because int64
+    cannot hold them. A deficit larger than the exact width leaves ``acc_bits < 2``, which
+    ``accumulate`` refuses; the sweep keeps such points (float64 clamp) as it always has.
+    """
+    if 2 <= acc_bits <= MAX_EXACT_BITS and product_bits <= MAX_EXACT_BITS:
+        return accumulate(products.to(torch.int64), acc_bits)[0].double()
+    hi, lo = 2.0 ** (acc_bits - 1) - 1, -(2.0 ** (acc_bits - 1))
+    acc = torch.zeros(products.shape[:-1], dtype=torch.float64)
+    for col in products.unbind(-1):
+        acc = (acc + col).clamp(lo, hi)
+    return acc
+
+
 def gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits=(0,), seed: int = 0) -> dict:
     """Quantization SNRs per role and the worst-pass GEMM output SNR per accumulator deficit."""
     threads = torch.get_num_threads()
@@ -127,7 +148,10 @@ def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, se
     }
     out = {f"snr_{r}": _snr(tensors[r].double(), q[r].dequantize().double()) for r in q}
     ref = _gemm_operands(*(tensors[r].double() for r in ("activation", "weight", "error")))
-    ints = _gemm_operands(*(q[r].to_int().double() for r in ("activation", "weight", "error")))
+    # The §3 integers, int = (2**-g * elem) * 2**L, formed in float64 from the exact FP32
+    # group_scaled() values: exact for every format, also where they pass int64 (to_int()).
+    unit_inv = 2.0 ** fmt.lsb_exponent
+    ints = _gemm_operands(*(q[r].group_scaled().double() * unit_inv for r in ("activation", "weight", "error")))
     scales = {"forward": ("activation", "weight"), "backward-data": ("error", "weight"),
               "backward-weight": ("error", "activation")}
     unit = 2.0 ** -(2 * fmt.lsb_exponent)
@@ -143,15 +167,10 @@ def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, se
         k = a_int.shape[1]
         for d in deficits:
             acc_bits = fmt.acc_bits_exact(k) - d
-            hi = 2.0 ** (acc_bits - 1) - 1
-            lo = -(2.0 ** (acc_bits - 1))
             value = exact.clone()
-            over = ((prefix > hi) | (prefix < lo)).any(1)
+            over = ((prefix > 2.0 ** (acc_bits - 1) - 1) | (prefix < -(2.0 ** (acc_bits - 1)))).any(1)
             if bool(over.any()):  # saturating, sticky: replay the flagged outputs add by add
-                acc = torch.zeros(int(over.sum()), dtype=torch.float64)
-                for col in products[over].T:
-                    acc = (acc + col).clamp(lo, hi)
-                value[over] = acc
+                value[over] = _saturating_sum(products[over], acc_bits, fmt.product_bits())
             worst[d] = min(worst[d], _snr(c_ref, value * scale))
     for d in deficits:
         out[f"snr_gemm@{d}"] = worst[d]
@@ -217,7 +236,7 @@ def run_sweep(spec: SweepSpec, jobs: int = 0, progress: bool = True) -> tuple[li
     """Evaluate every point; returns (rows sorted by format/deficit/array, timings)."""
     from tqdm import tqdm
 
-    from .capture import load_tensors
+    from model.capture import load_tensors
 
     timings = {}
     t0 = time.perf_counter()
@@ -301,10 +320,12 @@ def _csv_value(v):
 BASELINE_MARKS = ("fp8e4m3-fp16acc", "fp8e4m3-fp32acc", "int8-int32acc", "bf16-fp32acc")
 
 
-def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_plots: str,
-                  baselines: dict | None = None, network: str = "resnet20") -> None:
+def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | None = None,
+                  network: str = "resnet20") -> None:
     """CSV of every point, two Pareto plots and ``dse.md``; ``baselines`` maps design name to
-    ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, drawn as reference lines."""
+    ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, drawn as reference lines.
+
+    Every output is a function of the rows only (no wall times), so a rerun rewrites the same bytes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "dse.csv", [{k: _csv_value(v) for k, v in row.items()} for row in rows])
     sel = [r for r in rows if r["array"] == array_for_plots]
@@ -319,12 +340,9 @@ def write_outputs(rows, timings, out_dir: Path, single_eval_s: float, array_for_
     _plot(exact, front_area, "pe_area_fa", f"{network}_total_pJ_per_mac", "PE area proxy (full-adder equivalents)",
           f"{network} energy (pJ/MAC)", "Energy vs PE area (exact accumulators)", out_dir / "dse_pareto_area.png")
     lines = ["# Design-space sweep", "",
-             f"Points: {timings['points']} ({len({r['format'] for r in rows})} formats x "
+             f"Points: {len(rows)} ({len({r['format'] for r in rows})} formats x "
              f"{len({r['acc_deficit'] for r in rows})} accumulator widths x {len({r['array'] for r in rows})} arrays). "
-             f"Sweep wall time: {timings['sweep_s']:.1f} s on {timings['jobs']} processes "
-             f"(+{timings['workload_setup_s']:.2f} s tracing and per-array workload sums). "
-             f"One whole-network cost evaluation ({' + '.join(sorted({k.split('_')[0] for k in rows[0] if k.endswith('_cycles')}))}: GEMM folds, cycles, traffic, energy): "
-             f"{single_eval_s * 1e3:.2f} ms.", "",
+             "Run times are printed by `python -m sim.dse`, not written here, so this report is reproducible.", "",
              f"Baselines on the same array ({network}, compute + SRAM, pJ/MAC): " +
              ", ".join(f"`{k}` {v:.3f}" for k, v in (baselines or {}).items()) + ". "
              "An MLS format with G = 0 has only the per-tensor scale, so `e4m3g0`/`e5m2g0` are the "
@@ -423,10 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     single = time_single_evaluation(networks=spec.networks)
     st = workload_stats(network_gemms(spec.networks[0]), ArrayConfig.parse(args.plot_array))
     baselines = {name: workload_energy(st, name)["total"] / st.macs for name in BASELINE_MARKS}
-    write_outputs(rows, timings, args.out, single, args.plot_array, baselines, spec.networks[0])
-    print(f"{timings['points']} points in {timings['sweep_s']:.1f} s on {timings['jobs']} processes; "
-          f"one whole-network evaluation {single * 1e3:.2f} ms; wrote {args.out}/dse.csv, dse.md, "
-          f"dse_pareto_snr.png, dse_pareto_area.png")
+    write_outputs(rows, args.out, args.plot_array, baselines, spec.networks[0])
+    print(f"{timings['points']} points in {timings['sweep_s']:.1f} s on {timings['jobs']} processes "
+          f"(+{timings['workload_setup_s']:.2f} s tracing and per-array workload sums); one whole-network "
+          f"cost evaluation ({' + '.join(spec.networks)}: GEMM folds, cycles, traffic, energy) "
+          f"{single * 1e3:.2f} ms; wrote {args.out}/dse.csv, dse.md, dse_pareto_snr.png, dse_pareto_area.png")
     return 0
 
 

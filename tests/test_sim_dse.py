@@ -1,4 +1,4 @@
-"""DSE quality proxy and CLI (sim/dse.py), captured tensors (sim/capture.py)."""
+"""DSE quality proxy and CLI (sim/dse.py), captured tensors (model/capture.py)."""
 
 import csv
 
@@ -7,7 +7,7 @@ import torch
 
 from model.formats import MLSFormat
 from model.quantize import quantize
-from sim.capture import DATA_FILE, ROLES, load_tensors
+from model.capture import DATA_FILE, ROLES, load_tensors
 from sim.dse import gemm_quality, main, pareto_front
 
 
@@ -44,6 +44,46 @@ def test_quality_trends(tensors):
         assert snr[m]["snr_gemm@0"] >= snr[m]["snr_gemm@6"] - 1e-9
 
 
+def test_integers_exact_past_int64(tensors):
+    """G = 6 integers pass int64 (e2m1g6: 67 bits); the quality proxy must not wrap them. On these
+    tensors no group exponent reaches 32, so e2m1g6 quantizes to exactly e2m1g5's values and every
+    SNR must be the same (it was -0.13 dB for the GEMMs when to_int() wrapped)."""
+    g5, g6 = MLSFormat.parse("e2m1g5"), MLSFormat.parse("e2m1g6")
+    assert g6.int_bits > 64
+    for role in ("activation", "weight"):
+        assert torch.equal(quantize(tensors[role], g5).dequantize(), quantize(tensors[role], g6).dequantize())
+    q5, q6 = gemm_quality(g5, tensors, (0, 8)), gemm_quality(g6, tensors, (0, 8))
+    assert q6 == q5 and q6["snr_gemm@0"] > 5
+
+
+def test_narrow_accumulator_is_model_arith_accumulate(tensors, monkeypatch):
+    """The saturating replay is model.arith.accumulate (k ascending, sticky) where it fits int64."""
+    import sim.dse as dse
+    from model import arith
+
+    calls = []
+
+    def spy(products, acc_bits, order=None):
+        calls.append((tuple(products.shape), acc_bits))
+        return arith.accumulate(products, acc_bits, order)
+
+    monkeypatch.setattr(dse, "accumulate", spy)
+    fmt = MLSFormat.parse("e2m1g3")
+    q = gemm_quality(fmt, tensors, (0, 24))
+    assert calls and all(bits == fmt.acc_bits_exact(k) - 24 for (_, k), bits in calls)
+    assert q["snr_gemm@24"] < q["snr_gemm@0"] - 3
+    # a saturated sum equals the int64 reference exactly
+    products = torch.tensor([[7.0, 9.0, -30.0, 4.0], [-3.0, -20.0, 5.0, 1.0]], dtype=torch.float64)
+    expected = arith.accumulate(products.to(torch.int64), 5)[0].double()
+    assert torch.equal(dse._saturating_sum(products, 5, 5), expected)
+    assert expected.tolist() == [-11.0, -10.0]
+    # wider than int64: the same add-then-clamp in float64, limits +-2**74 (the -1 of the upper
+    # limit is below float64's resolution there): 7+9 -> 16, -30 -> -14, +4 -> -10; -3-20 -> -16,
+    # +5+1 -> -10 (units of 2**70)
+    wide = products * 2.0**70
+    assert dse._saturating_sum(wide, 75, 80).tolist() == [-10 * 2.0**70, -10 * 2.0**70]
+
+
 def test_pareto_front():
     rows = [dict(c=1, b=1), dict(c=2, b=0), dict(c=2, b=3), dict(c=3, b=2), dict(c=4, b=5)]
     assert [(r["c"], r["b"]) for r in pareto_front(rows, "c", "b")] == [(1, 1), (2, 3), (4, 5)]
@@ -63,6 +103,20 @@ def test_small_sweep(tmp_path):
     assert float(starved["snr_gemm"]) < float(exact["snr_gemm"])
     assert float(starved["resnet20_total_pJ_per_mac"]) < float(exact["resnet20_total_pJ_per_mac"])
     assert int(exact["resnet20_acc_bits"]) == MLSFormat(2, 1, 3).acc_bits_exact(131072)
+
+
+def test_sweep_outputs_are_deterministic(tmp_path, capsys):
+    """Reruns write the same bytes (no wall time in dse.md); timings go to the console."""
+    args = ["--exp-bits", "2", "--man-bits", "1", "--group-bits", "0,3", "--acc-deficits", "0",
+            "--arrays", "8x8", "--plot-array", "8x8", "--networks", "resnet20", "--jobs", "1", "--no-progress"]
+    for run in ("a", "b"):
+        assert main(args + ["--out", str(tmp_path / run)]) == 0
+    console = capsys.readouterr().out
+    assert " s on 1 processes" in console and " ms; wrote " in console
+    for name in ("dse.md", "dse.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    md = (tmp_path / "a" / "dse.md").read_text()
+    assert "wall time" not in md and " ms." not in md and "Points: 2 (2 formats" in md
 
 
 @pytest.mark.parametrize("args, message", [
