@@ -276,6 +276,16 @@ CSV_FIELDS = [f.name for f in fields(Gemm)]
 _REQUIRED = ("layer", "pass_", "m", "n", "k")
 
 
+def _field_of(column: str) -> str:
+    """The Gemm field a CSV column fills: ``pass`` (and ``pass_``, what write_gemm_csv writes) -> ``pass_``."""
+    return "pass_" if column == "pass" else column
+
+
+def _user_column(field: str) -> str:
+    """The column name an error message shows for a Gemm field (``pass``, not ``pass_``)."""
+    return "pass" if field == "pass_" else field
+
+
 def write_gemm_csv(gemms: list[Gemm], path: str | Path | None = None) -> str:
     """Write a GEMM list as CSV (columns of :class:`Gemm`); returns the text."""
     rows = [asdict(gemm) for gemm in gemms]
@@ -283,25 +293,27 @@ def write_gemm_csv(gemms: list[Gemm], path: str | Path | None = None) -> str:
 
 
 def read_gemm_csv(source: str | Path) -> list[Gemm]:
-    """Read a user GEMM list. Required columns: layer, pass_ (or pass), m, n, k. Optional:
+    """Read a user GEMM list. Required columns: layer, pass (or pass_), m, n, k. Optional:
     a_role, b_role, a_elems, b_elems, c_elems (default: the dense matrix sizes), k_chunk, phase.
 
     ``source`` is a path or the CSV text itself (if it contains a newline)."""
     text = source if isinstance(source, str) and "\n" in source else Path(source).read_text()
     reader = csv.DictReader(io.StringIO(text))
+    required = ",".join(_user_column(c) for c in _REQUIRED)
     if not reader.fieldnames:
-        raise ValueError("GEMM CSV is empty: expected a header with layer,pass_,m,n,k")
+        raise ValueError(f"GEMM CSV is empty: expected a header with {required}")
     header = [h.strip() for h in reader.fieldnames]
-    header = ["pass_" if h == "pass" else h for h in header]
-    missing = [c for c in _REQUIRED if c not in header]
+    missing = [_user_column(c) for c in _REQUIRED if c not in {_field_of(h) for h in header}]
     if missing:
-        raise ValueError(f"GEMM CSV header {header} lacks required column(s) {missing}")
+        raise ValueError(f"GEMM CSV header {','.join(header)!r} lacks required column(s) {', '.join(missing)}; "
+                         f"expected at least {required}")
     gemms = []
-    for line, row in enumerate(reader, start=2):
-        row = {("pass_" if (k or "").strip() == "pass" else (k or "").strip()): (v or "").strip()
-               for k, v in row.items() if k is not None}
-        if None in row or any(v is None for v in row.values()):
-            raise ValueError(f"GEMM CSV line {line}: wrong number of fields")
+    for line, raw in enumerate(reader, start=2):
+        # DictReader files surplus fields under the key None and fills missing ones with None.
+        if None in raw or any(v is None for v in raw.values()):
+            fields = len(header) - sum(v is None for v in raw.values()) + len(raw.get(None) or ())
+            raise ValueError(f"GEMM CSV line {line}: {fields} fields, the header has {len(header)}")
+        row = {_field_of(k.strip()): v.strip() for k, v in raw.items()}
 
         def number(col: str, default: int | None = None) -> int:
             value = row.get(col, "")

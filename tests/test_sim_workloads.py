@@ -134,6 +134,27 @@ def test_csv_errors(text, message):
         read_gemm_csv(text)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("layer,pass,m,n,k\nfc,forward,1,2,3\nx,forward,1,2\n", r"^GEMM CSV line 3: 4 fields, the header has 5$"),
+    ("layer,pass,m,n,k\nx,forward,1,2,3,7\n", r"^GEMM CSV line 2: 6 fields, the header has 5$"),
+    ("layer,pass,m,n,k\nx,forward,1,2,3,,\n", r"^GEMM CSV line 2: 7 fields, the header has 5$"),
+])
+def test_csv_field_count(text, message):
+    """A short or long row is an error naming the line and both counts, never padded or cut."""
+    with pytest.raises(ValueError, match=message):
+        read_gemm_csv(text)
+
+
+def test_csv_header_error_names_the_user_column():
+    with pytest.raises(ValueError) as info:
+        read_gemm_csv("layer,m,k\nx,1,3\n")
+    assert str(info.value) == ("GEMM CSV header 'layer,m,k' lacks required column(s) pass, n; "
+                               "expected at least layer,pass,m,n,k")
+    assert "pass_" not in str(info.value)
+    # what write_gemm_csv writes (pass_) reads back as well as the documented pass
+    assert read_gemm_csv("layer,pass_,m,n,k\nx,forward,1,2,3\n") == read_gemm_csv("layer,pass,m,n,k\nx,forward,1,2,3\n")
+
+
 def test_trace_errors():
     with pytest.raises(TypeError, match="nn.Module"):
         trace_layers(object(), (3, 8, 8))
