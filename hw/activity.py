@@ -247,6 +247,15 @@ def conv_tensors(source: str = "real") -> dict:
     raise ValueError(f"source must be 'real' or 'uniform', got {source!r}")
 
 
+def _im2col(x, kernel: int):
+    """[B, C, H, W] -> [B*H*W, C*kernel*kernel]: one row per output pixel of a same-padded,
+    stride-1 convolution (the A operand of its forward GEMM)."""
+    import torch.nn.functional as F
+
+    cols = F.unfold(x, kernel_size=kernel, padding=kernel // 2)   # [B, K, P]
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
 def real_operands(k: int = 288, lanes: int = 64, seed: int = 0, source: str = "real") -> tuple[np.ndarray, np.ndarray]:
     """FP32 operand streams [k, lanes] of the forward GEMM of a real convolution.
 
@@ -256,15 +265,11 @@ def real_operands(k: int = 288, lanes: int = 64, seed: int = 0, source: str = "r
     (pixel, channel); its stream is A[pixel, :k] and W[:k, channel].
     """
     import torch
-    import torch.nn.functional as F
-
-    from sim.capture import load_tensors
 
     t = conv_tensors(source)
     act = torch.as_tensor(t["activation"], dtype=torch.float32)
     w = torch.as_tensor(t["weight"], dtype=torch.float32)
-    cols = F.unfold(act, kernel_size=w.shape[-1], padding=w.shape[-1] // 2)   # [B, K, P]
-    a_rows = cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy()          # [B*P, K]
+    a_rows = _im2col(act, w.shape[-1]).numpy()                                 # [B*P, K]
     w_cols = w.reshape(w.shape[0], -1).T.numpy()                               # [K, Cout]
     if not 1 <= k <= a_rows.shape[1]:
         raise ValueError(f"k must be in [1, {a_rows.shape[1]}], got {k}")
@@ -315,13 +320,6 @@ def baseline_drive(pe: str, a: np.ndarray, w: np.ndarray):
     return {"a_in": A, "b_in": W, "ctl_in": ctl}, np.array(exp, dtype=object)
 
 
-def _unfold(x, kernel: int):
-    import torch.nn.functional as F
-
-    cols = F.unfold(x, kernel_size=kernel, padding=kernel // 2)
-    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
-
-
 def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str = "real"):
     """(drive dict, expected results) of the MLS PE on the same real conv operands: activation
     and weight quantized with ``model.quantize`` (channel grouping, nearest), then im2col'd."""
@@ -330,7 +328,6 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
     from hw.pe.layout import operand_layout
     from model.formats import MLSFormat
     from model.quantize import quantize
-    from sim.capture import load_tensors
 
     fmt = MLSFormat.parse(fmt)
     t = conv_tensors(source)
@@ -346,7 +343,7 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
         out = {}
         for name, v in parts.items():
             v = torch.as_tensor(v).to(torch.float64)
-            out[name] = (_unfold(v, kernel) if kernel else v.reshape(v.shape[0], -1).T).numpy().astype(np.int64)
+            out[name] = (_im2col(v, kernel) if kernel else v.reshape(v.shape[0], -1).T).numpy().astype(np.int64)
         return out
 
     qa = fields(quantize(act, fmt), kernel=w.shape[-1])                 # [B*P, K]
