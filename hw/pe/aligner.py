@@ -18,11 +18,11 @@ class Aligner(wiring.Component):
 
     Members
     -------
-    product : In(2 * sig_bits)
+    product : In(fmt.sig_product_bits())
     sign : In(1)
     shift : In(ExponentAdder.shift_bits(fmt))
-    value : Out(signed(product_bits))
-        ``product_bits = fmt.acc_bits_exact(1)``: exactly the width of one product.
+    value : Out(signed(fmt.product_bits()))
+        Exactly the width of one signed product (``MLSFormat.product_bits``).
     """
 
     def __init__(self, fmt: MLSFormat):
@@ -31,7 +31,7 @@ class Aligner(wiring.Component):
             raise TypeError(f"fmt must be an MLSFormat, not {fmt!r}")
         self._fmt = fmt
         super().__init__({
-            "product": In(2 * fmt.sig_bits),
+            "product": In(fmt.sig_product_bits()),
             "sign": In(1),
             "shift": In(ExponentAdder.shift_bits(fmt)),
             "value": Out(signed(self.product_bits(fmt))),
@@ -40,7 +40,8 @@ class Aligner(wiring.Component):
 
     @staticmethod
     def product_bits(fmt: MLSFormat) -> int:
-        return fmt.acc_bits_exact(1)
+        """Width of ``value``: ``fmt.product_bits()``."""
+        return fmt.product_bits()
 
     @property
     def fmt(self) -> MLSFormat:

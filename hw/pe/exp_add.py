@@ -5,7 +5,6 @@ from __future__ import annotations
 from amaranth import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
 
 from model.formats import MLSFormat
 
@@ -18,13 +17,13 @@ class ExponentAdder(wiring.Component):
     """Combinational left-shift amount of a product of two elements.
 
     ``shift = (max(e_a, 1) - 1 + 2**G - 1 - g_a) + (max(e_b, 1) - 1 + 2**G - 1 - g_b)``,
-    at most ``2 * fmt.max_shift``. ``2**G - 1 - g`` is the bitwise NOT of the G-bit ``g``.
+    at most ``fmt.product_shift_max()`` (``2 * fmt.max_shift``). ``2**G - 1 - g`` is the bitwise NOT of the G-bit ``g``.
 
     Members
     -------
     a_exp, b_exp : In(E)
     a_g, b_g : In(G)
-    shift : Out(bits_for(2 * max_shift))
+    shift : Out(max(fmt.product_shift_bits(), 1))
     """
 
     def __init__(self, fmt: MLSFormat):
@@ -43,7 +42,9 @@ class ExponentAdder(wiring.Component):
 
     @staticmethod
     def shift_bits(fmt: MLSFormat) -> int:
-        return max(bits_for(2 * fmt.max_shift), 1)
+        """Width of ``shift``: ``fmt.product_shift_bits()``, at least one bit (a port even when no
+        product ever shifts)."""
+        return max(fmt.product_shift_bits(), 1)
 
     @property
     def fmt(self) -> MLSFormat:

@@ -22,7 +22,7 @@ class SignificandMultiplier(wiring.Component):
     Members
     -------
     a : In(element_layout(fmt)); b : In(element_layout(fmt_b))
-    product : Out(fmt.sig_bits + fmt_b.sig_bits)
+    product : Out(fmt.sig_product_bits(fmt_b))
         ``sig_a * sig_b``, unsigned.
     sign : Out(1)
         ``a.sign ^ b.sign``.
@@ -39,7 +39,7 @@ class SignificandMultiplier(wiring.Component):
         super().__init__({
             "a": In(element_layout(fmt)),
             "b": In(element_layout(fmt_b)),
-            "product": Out(fmt.sig_bits + fmt_b.sig_bits),
+            "product": Out(fmt.sig_product_bits(fmt_b)),
             "sign": Out(1),
         })
         del self._MustUse__silence
