@@ -229,6 +229,38 @@ def test_group_shifts_past_int64_saturate_exactly(lanes):
         chunked_matmul(a, w, lanes)
 
 
+@pytest.mark.parametrize("fmt_a, fmt_w", [("e2m1g3", "e2m1g3"), ("e2m1g3", "e3m2g4"), ("e0m3g2", "e1m1g3"), ("e4m3g3", "e3m3g3")])
+@pytest.mark.parametrize("lanes", [1, 4, 9, 16])
+def test_tree_width_is_tight(fmt_a, fmt_w, lanes):
+    """beat_sum_bits holds L lanes of the largest lane product (found by trying every code pair), and is
+    the smallest two's-complement width that does."""
+    fa, fw = MLSFormat.parse(fmt_a), MLSFormat.parse(fmt_w)
+    largest = max(abs(decode(ca, fa)[1] * decode(cw, fw)[1] * 2 ** (decode(ca, fa)[2] + decode(cw, fw)[2]))
+                  for ca in range(fa.code_count) for cw in range(fw.code_count))
+    bits = fa.beat_sum_bits(lanes, fw)
+    assert -(2 ** (bits - 1)) <= -lanes * largest and lanes * largest <= 2 ** (bits - 1) - 1
+    assert lanes * largest > 2 ** (bits - 2) - 1  # one bit fewer does not hold it
+    assert bits <= fa.acc_bits_exact(lanes, fw)  # the tree is never wider than the exact accumulator
+
+
+def test_saturating_shifted_add_at_the_int64_edges():
+    """The PE's wide add for every combination of edge accumulators, beat sums and group shifts up
+    to 126 (past int64), against Python ints."""
+    from model.arith import _saturating_shifted_add
+
+    for acc_bits in (2, 40, 62, 63):
+        lo, hi = -(2 ** (acc_bits - 1)), 2 ** (acc_bits - 1) - 1
+        accs = sorted({lo, lo + 1, -1, 0, 1, hi - 1, hi})
+        totals = [-(2**20), -3, -1, 0, 1, 3, 2**20]
+        shifts = [0, 1, 30, 61, 62, 63, 64, 100, 126]
+        combos = [(acc, t, s) for acc in accs for t in totals for s in shifts]
+        acc_t, total_t, shift_t = (torch.tensor([c[i] for c in combos]) for i in range(3))
+        got, saturated = _saturating_shifted_add(acc_t, total_t, shift_t, lo, hi)
+        expected = [min(max(acc + t * 2**s, lo), hi) for acc, t, s in combos]
+        flags = [not lo <= acc + t * 2**s <= hi for acc, t, s in combos]
+        assert got.tolist() == expected and saturated.tolist() == flags, acc_bits
+
+
 # -- the three GEMMs of a conv layer ----------------------------------------------------------------
 LAYERS = [  # (cin, cout, kernel, stride, padding, in size, gc)
     (3, 4, 3, 1, 1, 5, 1),
@@ -331,6 +363,8 @@ def test_bad_input_errors():
         GemmOperand(fmt, zeros, torch.tensor([[0] * 5, [0, 0, 0, 1, 1]]), zeros)
     with pytest.raises(ValueError, match=r"^group_id has shape \(2, 4\), codes has \(2, 5\)$"):
         GemmOperand(fmt, zeros, zeros, zeros[:, :4])
+    with pytest.raises(TypeError, match=r"^fmt must be an MLSFormat, not 'e2m1g3'$"):
+        GemmOperand("e2m1g3", zeros, zeros, zeros)
     with pytest.raises(TypeError, match=r"^codes must hold integers, got dtype torch.float32$"):
         GemmOperand(fmt, zeros.float(), zeros, zeros)
     with pytest.raises(ValueError, match=r"^acc_bits must be an int in \[2, 63\], got 64$"):
