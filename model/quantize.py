@@ -14,6 +14,7 @@ rounding), ``model.fake_quantize`` (the training fast paths, tested bit for bit 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "ROUNDINGS",
     "Rounding",
     "check_finite",
+    "convert",
     "group_exponent",
     "quantize",
     "round_to_codes",
@@ -189,12 +191,14 @@ def _fast_limits(fmt: MLSFormat, extra: int) -> tuple[float, float]:
 
 
 # -- the whole pass ----------------------------------------------------------------------------
-def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator):
+def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int, generator,
+             inv: float | None = None):
     """Checks, tensor scale and group exponents (steps 1, 2, 4), shared by every path.
 
     Returns ``(x, ax, g, scale, inv_t, inv_g, direct, random_bits)``; ``direct`` says that
     ``z = fp32(|x| * inv_g)`` gives the same codes as the step-by-step formulation (see
-    ``_quantize_fields``).
+    ``_quantize_fields``). A given ``inv`` (the host-supplied inverse scale of ``convert``)
+    replaces step 2; ``scale`` is then None.
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -215,9 +219,16 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
     amax = group_max_x.max()  # NaN and Inf propagate through max
     if not torch.isfinite(amax):
         check_finite(x)
-    scale, inv = tensor_scale(daz(amax), fmt)
+    if inv is None:
+        scale, inv = tensor_scale(daz(amax), fmt)
+    else:
+        scale = None
     inv_t = torch.tensor(inv, dtype=torch.float32, device=x.device)
-    g = group_exponent(ftz(daz(group_max_x) * inv_t), fmt)
+    group_max_y = ftz(daz(group_max_x) * inv_t)
+    if scale is None and not bool(torch.isfinite(group_max_y).all()):
+        raise ValueError(f"x * inv overflows FP32: amax {float(amax):.6g} times inv {inv:.6g} exceeds "
+                         f"{float(torch.finfo(torch.float32).max):.6g}")
+    g = group_exponent(group_max_y, fmt)
     assert tuple(g.shape) == group_shape
     inv_g = inv_t * pow2(g)
     _, limit = _fast_limits(fmt, sr_bits if rounding == "stochastic" else 1)
@@ -227,7 +238,7 @@ def _prepare(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, 
 
 
 def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, random_bits, sr_bits: int,
-                     generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+                     generator, inv: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Steps 1-5 for ``quantize`` and ``fake_quantize``: ``(negative, codes int32, group_exp, scale)``.
 
     Same bits as the step-by-step formulation (``daz``, ``tensor_scale``, ``scale_input``,
@@ -241,7 +252,7 @@ def _quantize_fields(x, fmt: MLSFormat, grouping: Grouping, rounding: str, rando
       magnitude that can round to a nonzero code (checked per call, else the plain path runs).
     """
     x, ax, g, scale, inv_t, inv_g, direct, random_bits = _prepare(x, fmt, grouping, rounding, random_bits,
-                                                                  sr_bits, generator)
+                                                                  sr_bits, generator, inv)
     if direct:
         z = _times_groups(ax, inv_g, grouping)
     else:
@@ -277,3 +288,29 @@ def quantize(
         group_exp=g,
         scale=scale,
     )
+
+
+def convert(
+    x: torch.Tensor,
+    inv: float,
+    fmt: MLSFormat | str,
+    grouping: Grouping | str = Grouping.channel(),
+    rounding: Rounding = "nearest",
+    random_bits: torch.Tensor | None = None,
+    *,
+    sr_bits: int = DEFAULT_SR_BITS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 1 and 3-5 with a given inverse scale: ``(signed codes, group exponents)``.
+
+    This is the quantization unit's convert pass, whose ``inv`` comes from the host; with
+    ``inv = tensor_scale(amax, fmt)[1]`` the result is ``quantize(...)``'s ``codes()`` (int64,
+    ``s << (E+M) | e << M | m``) and ``group_exp`` (uint8). ``inv`` must be a positive finite FP32
+    value; an ``x * inv`` that overflows FP32 raises ``ValueError`` (the unit raises ``invalid``).
+    """
+    fmt, grouping = MLSFormat.parse(fmt), Grouping.parse(grouping)
+    inv = float(inv)
+    if not (math.isfinite(inv) and inv > 0 and float(np.float32(inv)) == inv):
+        raise ValueError(f"inv must be a positive finite FP32 value, got {inv!r}")
+    negative, codes, g, _ = _quantize_fields(x, fmt, grouping, rounding, random_bits, sr_bits, None, inv)
+    sign = (negative & (codes != 0)).to(torch.int64)
+    return (sign << (fmt.exp_bits + fmt.man_bits)) | codes.to(torch.int64), g

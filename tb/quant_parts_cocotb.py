@@ -9,9 +9,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
 from hw.quant_unit.group_exp import fp32_fields
-from hw.quant_unit.host import bits_fp32, fp32_bits
 from model.formats import MLSFormat
-from model.fp32 import ftz
+from model.fp32 import bits_fp32, fp32_bits, ftz
 from model.lfsr import lane_seed, lfsr_draw
 from model.quantize import group_exponent, round_to_codes
 from tb.harness import tb_params

@@ -8,10 +8,11 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hw.quant_unit.host import (assemble_packed, fp32_bits, from_words, host_scale, reference_amax,
-                                reference_convert, to_words)
 from model.formats import MLSFormat
+from model.fp32 import fp32_bits
 from model.lfsr import lfsr_random_bits
+from model.quant_stream import (assemble_packed, from_words, host_scale, reference_amax, reference_convert,
+                                to_words)
 from model.quantize import quantize
 from tb.harness import tb_params
 

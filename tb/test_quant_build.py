@@ -1,21 +1,15 @@
-"""The quantization unit's build entry point and host helpers (no simulator needed)."""
+"""The quantization unit's build entry point (no simulator needed); its host helpers: tests/test_quant_stream.py."""
 
 import gc
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 
 from hw.quant_unit.build import build_quant_unit
 from hw.quant_unit.config import QuantUnitConfig
-from hw.quant_unit.host import (assemble_packed, from_words, host_scale, reference_amax, reference_convert,
-                                stream_group_len, to_words)
 from hw.quant_unit.top import QuantUnit
-from model.lfsr import lfsr_random_bits
-from model.quantize import quantize
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -42,46 +36,6 @@ def test_build_cli_errors(tmp_path):
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode != 0
     assert result.stderr.strip() == "error: group_len 8 must be a multiple of lanes 3"
-
-
-@pytest.mark.parametrize("shape, grouping, expected", [
-    ((2, 4, 3, 3), "channel", 9), ((2, 4, 3, 3), "channel:2", 18), ((5, 32), "block:8", 8),
-    ((2, 3, 4), "tensor", 24),
-])
-def test_stream_group_len(shape, grouping, expected):
-    assert stream_group_len(shape, grouping) == expected
-
-
-def test_stream_group_len_errors():
-    with pytest.raises(ValueError, match=r"axis 1 of length 30 is not a multiple of the group block 8"):
-        stream_group_len((4, 30), "block:8")
-    with pytest.raises(ValueError, match=r"strided groups"):
-        stream_group_len((32, 4), "block:8@0")
-
-
-@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
-def test_reference_convert_is_quantize(rounding):
-    # the golden convert pass with the host's inv and the unit's LFSR bits is model.quantize, byte for byte
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 6, 4, 4, generator=gen) * torch.exp2(torch.randint(-30, 5, (1, 6, 1, 1), generator=gen).float())
-    x[0, 1] = 0
-    lanes, gl = 4, stream_group_len(x.shape, "channel")
-    scale, inv, _ = host_scale(reference_amax(x), "e2m1g3")
-    bits = lfsr_random_bits(x.numel(), lanes, 11) if rounding == "stochastic" else None
-    codes, g = reference_convert(x, inv, "e2m1g3", gl, rounding, bits)
-    golden = quantize(x, "e2m1g3", "channel", rounding, None if bits is None else bits.reshape(x.shape))
-    assert torch.equal(g, golden.group_exp.reshape(-1)) and int(g[1]) == 7
-    packed = assemble_packed(scale, g.tolist(), to_words(codes, 4, lanes), "e2m1g3", lanes, x.numel())
-    assert packed == golden.pack()
-
-
-def test_words_roundtrip():
-    values = np.arange(12) % 16
-    words = to_words(values, 4, 3)
-    assert words[0] == 0 | 1 << 4 | 2 << 8
-    assert from_words(words, 4, 3) == values.tolist()
-    with pytest.raises(ValueError, match=r"10 values do not fill whole words of 4 lanes"):
-        to_words(range(10), 4, 4)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

@@ -19,7 +19,7 @@ class QuantUnit(wiring.Component):
        has no divider). Set ``inv``, ``stochastic``, ``seed``.
     3. ``mode = 1`` (convert pass): pulse ``start``, stream the tensor again; collect the codes
        on ``o`` and the group exponents on ``g``. The packed tensor is
-       ``fp32_le(S_t) | pack(g stream) | concatenated o payloads`` (``hw.quant_unit.host``).
+       ``fp32_le(S_t) | pack(g stream) | concatenated o payloads`` (``model.quant_stream``).
 
     ``mode`` must not change while elements are in flight. ``start`` clears the selected pass.
 

@@ -1,6 +1,10 @@
-"""Host side of the quantization unit: stream words, the golden convert pass, packed bytes.
+"""The quantization unit's view of quantization: stream words, the host's scale, the convert pass, packed bytes.
 
-Everything here is plain Python on top of ``model/``; testbenches and drivers share it.
+The unit (``hw/quant_unit``, docs/quant_unit.md) quantizes a row-major FP32 stream in two passes:
+an amax pass, then, with an inverse scale the host computes from that amax, a convert pass that
+streams element codes and one group exponent per run of ``group_len`` elements. These are that
+protocol's golden side, built on ``model.quantize`` (``tensor_scale``, ``convert``) and
+``MLSTensor.pack``; testbenches and drivers share them.
 """
 
 from __future__ import annotations
@@ -8,31 +12,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.formats import MLSFormat
-from model.grouping import Grouping
-from model.quantize import (daz, group_exponent, pack_bits, round_to_codes, scale_input,
-                            tensor_scale)
+from .formats import MLSFormat
+from .fp32 import bits_fp32, daz, fp32_bits
+from .grouping import Grouping
+from .mls_tensor import MLSTensor
+from .quantize import Rounding, convert, tensor_scale
+from .random_bits import DEFAULT_SR_BITS
 
 __all__ = [
-    "fp32_bits",
-    "bits_fp32",
-    "to_words",
-    "from_words",
-    "stream_group_len",
-    "reference_amax",
-    "host_scale",
-    "reference_convert",
     "assemble_packed",
+    "from_words",
+    "host_scale",
+    "reference_amax",
+    "reference_convert",
+    "stream_group_len",
+    "to_words",
 ]
-
-
-def fp32_bits(x) -> np.ndarray:
-    """FP32 bit patterns (uint32, flattened row-major)."""
-    return np.ascontiguousarray(torch.as_tensor(x).to(torch.float32).reshape(-1).numpy()).view(np.uint32).copy()
-
-
-def bits_fp32(bits) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(bits, dtype=np.uint32).view(np.float32).copy())
 
 
 def to_words(values, width: int, lanes: int) -> list[int]:
@@ -50,6 +45,7 @@ def to_words(values, width: int, lanes: int) -> list[int]:
 
 
 def from_words(words, width: int, lanes: int) -> list[int]:
+    """Inverse of ``to_words``: the ``lanes`` values of ``width`` bits of each payload, in order."""
     mask = (1 << width) - 1
     return [(int(w) >> (k * width)) & mask for w in words for k in range(lanes)]
 
@@ -85,32 +81,30 @@ def host_scale(amax_bits: int, fmt: MLSFormat | str) -> tuple[float, float, int]
     return scale, inv, int(fp32_bits(inv)[0])
 
 
-def reference_convert(x, inv: float, fmt: MLSFormat | str, group_len: int, rounding: str = "nearest",
-                      random_bits=None, sr_bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Golden convert pass for any host ``inv``: (signed codes int64 [n], group exponents [n/group_len])."""
-    fmt = MLSFormat.parse(fmt)
-    x = daz(torch.as_tensor(x).to(torch.float32).reshape(-1))
+def reference_convert(x, inv: float, fmt: MLSFormat | str, group_len: int, rounding: Rounding = "nearest",
+                      random_bits=None, sr_bits: int = DEFAULT_SR_BITS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Golden convert pass for any host ``inv``: (signed codes int64 [n], group exponents [n/group_len]).
+
+    ``model.quantize.convert`` on the flat stream, each run of ``group_len`` elements one group.
+    """
+    x = torch.as_tensor(x).to(torch.float32).reshape(1, -1)
     if x.numel() % group_len:
         raise ValueError(f"{x.numel()} elements are not a whole number of groups of {group_len}")
-    y = scale_input(x, inv)
-    magnitude = y.abs().reshape(-1, group_len)
-    g = group_exponent(magnitude.amax(dim=1), fmt)
-    z = torch.ldexp(magnitude, g.to(torch.float32)[:, None]).reshape(-1)
     if random_bits is not None:
-        random_bits = torch.as_tensor(random_bits).reshape(-1)
-    codes = round_to_codes(z, fmt, rounding, random_bits, sr_bits)
-    sign = ((y < 0) & (codes != 0)).to(torch.int64)
-    return (sign << (fmt.exp_bits + fmt.man_bits)) | codes, g
+        random_bits = torch.as_tensor(random_bits).reshape(x.shape)
+    codes, g = convert(x, inv, fmt, Grouping.blocks(group_len), rounding, random_bits, sr_bits=sr_bits)
+    return codes.reshape(-1), g.reshape(-1)
 
 
 def assemble_packed(scale: float, group_exps, code_words, fmt: MLSFormat | str, lanes: int, count: int) -> bytes:
-    """Bytes of ``MLSTensor.pack()`` from the unit's outputs: FP32 scale (LE) | g stream | code stream.
-
-    ``code_words`` are the ``o`` payloads in order; their concatenation LSB-first is the element
-    bit stream, cut to ``count`` elements and zero-padded to a byte.
-    """
+    """Bytes of ``MLSTensor.pack()`` from the unit's outputs: the ``g`` payloads, one per group of
+    ``count / len(group_exps)`` elements, and the ``o`` payloads in order, cut to ``count`` codes."""
     fmt = MLSFormat.parse(fmt)
-    codes = from_words(code_words, fmt.elem_bits, lanes)[:count]
-    header = np.float32(scale).astype("<f4").tobytes()
-    return header + pack_bits(torch.as_tensor(list(group_exps), dtype=torch.int64), fmt.group_bits) + \
-        pack_bits(torch.as_tensor(codes, dtype=torch.int64), fmt.elem_bits)
+    group_exps = torch.as_tensor(list(group_exps), dtype=torch.int64)
+    if not group_exps.numel() or count % group_exps.numel():
+        raise ValueError(f"{count} elements are not a whole number of groups for {group_exps.numel()} group exponents")
+    codes = torch.as_tensor(from_words(code_words, fmt.elem_bits, lanes)[:count], dtype=torch.int64)
+    if codes.numel() != count:
+        raise ValueError(f"{len(code_words)} words of {lanes} lanes hold {codes.numel()} codes, expected {count}")
+    grouping = Grouping.blocks(count // group_exps.numel())
+    return MLSTensor.from_codes(codes, group_exps, scale, fmt, grouping).pack()
