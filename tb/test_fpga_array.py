@@ -9,7 +9,7 @@ import torch
 from hw.array import SystolicArray
 from hw.fpga.bridge import HostBridge
 from hw.fpga.simhost import SimHost as _Host, array_tile_round_trip, run_sim as _run
-from hw.fpga.tiles import array_results, array_tile_words, pack, unpack
+from hw.fpga.tiles import array_results, array_tile_words
 from model.arith import exact_matmul
 from model.grouping import Grouping
 from model.quantize import quantize
@@ -46,13 +46,3 @@ def test_array_tile_through_bridge(fmt, R, C, K, seed):
     _run(bridge, bench)
 
 
-def test_pack_roundtrip_and_errors():
-    array = SystolicArray("e2m1g3", 2, 2, max_k=16)
-    array._MustUse__silence = True   # only its layouts are read
-    layout = array.signature.members["c"].signature.members["payload"].shape
-    value = {"data": [-5, 7], "overflow": 2, "last": 1}
-    assert unpack(layout, pack(layout, value)) == value
-    with pytest.raises(ValueError, match=r"does not fit signed\(\d+\)"):
-        pack(layout, {"data": [1 << 60, 0]})
-    with pytest.raises(ValueError, match=r"^no field\(s\) \['bogus'\]"):
-        pack(layout, {"bogus": 1})
