@@ -236,7 +236,7 @@ def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, exp
 def conv_tensors(source: str = "real") -> dict:
     """The conv layer's activation and weight: ``"real"`` (captured from training) or
     ``"uniform"`` (i.i.d. uniform in [-1, 1], same shapes; the contrast case)."""
-    from sim.capture import load_tensors
+    from model.capture import load_tensors
 
     t = load_tensors()
     if source == "real":
@@ -259,7 +259,7 @@ def _im2col(x, kernel: int):
 def real_operands(k: int = 288, lanes: int = 64, seed: int = 0, source: str = "real") -> tuple[np.ndarray, np.ndarray]:
     """FP32 operand streams [k, lanes] of the forward GEMM of a real convolution.
 
-    From ``sim/data/digits_tensors.npz`` (``sim.capture``: layer ``convs.1`` of the digits CNN,
+    From ``sim/data/digits_tensors.npz`` (``model.capture``: layer ``convs.1`` of the digits CNN,
     trained in FP32): A = im2col of the activation (rows: output pixels, K = Cin*3*3 = 288),
     W = the weight (columns: output channels). Each lane is one randomly chosen output element
     (pixel, channel); its stream is A[pixel, :k] and W[:k, channel].

@@ -1,4 +1,4 @@
-"""Capture real training tensors once for the DSE quality proxy (``python -m sim.capture``).
+"""Capture real training tensors once for the DSE quality proxy (``python -m model.capture``).
 
 Trains the project's digits CNN (``model.resnet.digits_cnn``) in plain FP32 on scikit-learn's
 bundled 8x8 digits for a few seeded epochs, then records, for one mini-batch of the last epoch,
@@ -10,6 +10,9 @@ the three GEMM operands of one convolution (``convs.1``, 32 -> 32 channels, 3x3,
 
 and stores them as FP32 in ``sim/data/digits_tensors.npz`` (< 1 MB, committed), so the DSE never
 trains. Re-running reproduces the file on the same torch build (single thread, fixed seed).
+
+The training is numerics and lives in ``model/``; the file stays with its consumers, the cost
+model and DSE in ``sim/`` (and the activity simulation of ``hw/activity.py``), whose reports name it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_FILE = Path(__file__).parent / "data" / "digits_tensors.npz"
+from .resnet import digits_cnn
+
+DATA_FILE = Path(__file__).resolve().parent.parent / "sim" / "data" / "digits_tensors.npz"
 LAYER = "convs.1"
 ROLES = ("activation", "weight", "error")
 
@@ -31,9 +36,7 @@ __all__ = ["DATA_FILE", "LAYER", "ROLES", "capture", "load_tensors"]
 
 def capture(epochs: int = 4, batch: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
     """Train and return the captured FP32 tensors (see the module docstring)."""
-    from sklearn.datasets import load_digits
-
-    from model.resnet import digits_cnn
+    from sklearn.datasets import load_digits  # only needed to re-capture
 
     if epochs < 1 or batch < 1:
         raise ValueError(f"epochs and batch must be positive, got epochs={epochs}, batch={batch}")
@@ -77,13 +80,13 @@ def load_tensors(path: str | Path = DATA_FILE) -> dict[str, torch.Tensor]:
     """The captured tensors as FP32 torch tensors, keyed by role."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run `python -m sim.capture` to create it")
+        raise FileNotFoundError(f"{path} is missing; run `python -m model.capture` to create it")
     with np.load(path) as data:
         return {role: torch.from_numpy(data[role].copy()) for role in ROLES}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.capture", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m model.capture", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
