@@ -103,9 +103,13 @@ class MLSTensor:
     def to_int(self) -> torch.Tensor:
         """The exact integer per element (int64): ``±sig << (max(e,1) - 1 + 2**G - 1 - g)``.
 
-        See docs/numerics.md, "Exact arithmetic".
+        See docs/numerics.md, "Exact arithmetic". Raises ``ValueError`` for formats whose integers
+        need more than the 63 magnitude bits of an int64 (e.g. e2m1g6: 67), rather than wrapping.
         """
         fmt = self.fmt
+        if fmt.max_int.bit_length() > 63:
+            raise ValueError(f"MLSTensor.to_int: {fmt} integers need {fmt.max_int.bit_length()} bits plus a sign, "
+                             f"more than the 63 an int64 holds")
         exp = self.exp.to(torch.int64)
         man = self.man.to(torch.int64)
         sig = torch.where(exp > 0, man + (1 << fmt.man_bits), man)

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from model.formats import MLSFormat
+from model.grouping import Grouping
 from model.lfsr import (LANE_SEED_MULTIPLIER, LFSR_TAPS, LFSR_WIDTH, lane_seed, lfsr_draw,
                         lfsr_random_bits, lfsr_step)
 from model.quantize import quantize
+from model.reference import quantize_reference
 
 
 def _polymulmod(a: int, b: int, mod: int) -> int:
@@ -98,11 +101,16 @@ def test_draws_are_uniform(sr_bits):
 
 
 def test_stochastic_quantize_accepts_lfsr_bits():
+    """quantize with the LFSR stream as random_bits is the scalar reference with the same bits,
+    and the bits decide the codes (another seed rounds some elements the other way)."""
+    fmt, grouping = MLSFormat.parse("e2m1g3"), Grouping.channel()
     x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     bits = lfsr_random_bits(x.numel(), 4, 5).reshape(x.shape)
-    a = quantize(x, "e2m1g3", rounding="stochastic", random_bits=bits)
-    b = quantize(x, "e2m1g3", rounding="stochastic", random_bits=bits)
-    assert torch.equal(a.codes(), b.codes())
+    q = quantize(x, fmt, grouping, "stochastic", bits)
+    scale, group_exp, codes = quantize_reference(x, fmt, grouping, "stochastic", bits)
+    assert (q.scale, q.group_exp.tolist(), q.codes().tolist()) == (scale, group_exp.tolist(), codes.tolist())
+    other = quantize(x, fmt, grouping, "stochastic", lfsr_random_bits(x.numel(), 4, 6).reshape(x.shape))
+    assert not torch.equal(other.codes(), q.codes())
 
 
 @pytest.mark.parametrize("call, message", [

@@ -90,6 +90,23 @@ def test_to_int_matches_scalar_reference_and_dequantize():
     assert torch.equal(as_fp32 * torch.tensor(q.scale, dtype=torch.float32), q.dequantize())
 
 
+def test_to_int_refuses_formats_past_int64():
+    """e2m1g6 integers reach 3 << 65 (67 bits): int64 would wrap them. e5m1g5 (63 bits) still fits,
+    up to its largest integer, and matches the Python-integer reference."""
+    x = torch.tensor([[6.0, -6.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"^MLSTensor.to_int: e2m1g6 integers need 67 bits plus a sign, "
+                                         r"more than the 63 an int64 holds$"):
+        quantize(x, "e2m1g6", Grouping.blocks(2)).to_int()
+    fmt = MLSFormat.parse("e5m1g5")
+    assert fmt.max_int.bit_length() == 63
+    codes = torch.tensor([[fmt.code_count // 2 - 1, fmt.code_count - 1, 1, 0]])  # +elem_max, -elem_max, smallest
+    t = MLSTensor.from_codes(codes, torch.tensor([[0, 0]]), 1.0, fmt, Grouping.blocks(2))
+    fields = zip(t.sign.reshape(-1).tolist(), t.exp.reshape(-1).tolist(), t.man.reshape(-1).tolist(),
+                 t.group_exp_per_element().reshape(-1).tolist())
+    assert t.to_int().reshape(-1).tolist() == [fmt.int_value(*f) for f in fields]
+    assert t.to_int()[0, :2].tolist() == [fmt.max_int, -fmt.max_int]
+
+
 def test_dequantize_counts_underflows():
     fmt = MLSFormat.parse("e2m1g3")
     # 0.5 * 2**-7 * 2**-120 = 2**-128 is subnormal and flushed; 6 * 2**-127 stays normal.
