@@ -308,8 +308,8 @@ class ConvGemm:
 
     ``a`` holds the M rows of A, ``w`` the N columns of W (as :class:`GemmOperand`); ``out_index
     [M, N]`` is the flat index of each C element in the layer result of shape ``out_shape``
-    (output y, input gradient dX or weight gradient dW). ``k_chunk`` is :func:`conv_k_chunk`
-    for channel grouping; ``pack_beats`` finds the chunks from the groups themselves.
+    (output y, input gradient dX or weight gradient dW). ``pack_beats`` finds the chunks from
+    the operands' groups; for channel grouping they follow :func:`conv_k_chunk`.
     """
 
     pass_: str
