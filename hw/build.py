@@ -20,9 +20,10 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["TARGETS", "Target", "ports_of", "array_manifest", "pe_manifest", "build_array", "build_pe", "main"]
+from model.baseline_arith import int8_acc_bits_exact
+from model.formats import DEFAULT_MAX_K
 
-DEFAULT_MAX_K = 1 << 20
+__all__ = ["TARGETS", "Target", "ports_of", "array_manifest", "pe_manifest", "build_array", "build_pe", "main"]
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def array_manifest(arr, name: str, grouping: str | None) -> dict:
     if arr.is_baseline:
         fmt_info, exact_bits = None, None
         if arr.pe == "int8":
-            exact_bits = 1 + (arr.max_k * 128 * 128).bit_length()
+            exact_bits = int8_acc_bits_exact(arr.max_k)
     else:
         fmt_info, exact_bits = _format_info(arr.fmt), arr.fmt.acc_bits_exact(arr.max_k)
     return {

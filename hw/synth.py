@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 from amaranth.back import rtlil
 
+from model.formats import DEFAULT_MAX_K
+
 __all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
            "PEConfig", "pe_configs", "build_pe", "synthesize_configs", "main"]
 
@@ -181,7 +183,7 @@ class PEConfig:
 
 
 DEFAULT_MLS_FORMATS = ("e1m1g3", "e2m1g3", "e3m3g3", "e4m3g3", "e2m4g3")
-DEFAULT_MLS_K = 1 << 20
+DEFAULT_MLS_K = DEFAULT_MAX_K  # the MLS PEs are synthesized with the exact accumulator for this K
 NARROW_ACC = (("e2m1g3", 24), ("e2m1g3", 32), ("e3m3g3", 32))  # the array issue's default: exact for every ResNet training GEMM
 
 

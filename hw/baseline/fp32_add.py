@@ -6,7 +6,8 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.baseline_arith import CANONICAL_NAN, FP32
+from model.baseline_arith import CANONICAL_NAN
+from model.floats import FP32
 
 from .layout import float_layout, leading_zeros
 

@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.baseline_arith import FP32
+from model.floats import FP32
 
 from .fp32_add import FP32Adder
 from .fp32_mul import FP32Multiplier

@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.baseline_arith import FP32, FloatFormat, float_format
+from model.floats import FP32, FloatFormat, fp8_format
 
 from .fp32_add import FP32Adder
 from .fp8_mul import FP8Multiplier
@@ -31,8 +31,8 @@ class FP8MAC(wiring.Component):
     """
 
     def __init__(self, fmt_a: FloatFormat | str = "e4m3", fmt_b: FloatFormat | str = "e4m3"):
-        self.fmt_a = float_format(fmt_a)
-        self.fmt_b = float_format(fmt_b)
+        self.fmt_a = fp8_format(fmt_a)
+        self.fmt_b = fp8_format(fmt_b)
         super().__init__({"a": In(float_layout(self.fmt_a)), "b": In(float_layout(self.fmt_b)),
                           "valid": In(1), "clear": In(1), "acc": Out(float_layout(FP32))})
 

@@ -6,7 +6,8 @@ from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.baseline_arith import CANONICAL_NAN, FP32, FloatFormat, float_format
+from model.baseline_arith import CANONICAL_NAN
+from model.floats import FP32, FloatFormat, fp8_format
 
 from .layout import float_layout, leading_zeros
 
@@ -22,7 +23,7 @@ class FP8Multiplier(wiring.Component):
     Parameters
     ----------
     fmt_a, fmt_b : FloatFormat or str
-        ``"e4m3"`` or ``"e5m2"`` (from :mod:`model.baseline_arith`).
+        ``"e4m3"`` or ``"e5m2"`` (:mod:`model.floats`).
 
     Members
     -------
@@ -32,8 +33,8 @@ class FP8Multiplier(wiring.Component):
     """
 
     def __init__(self, fmt_a: FloatFormat | str = "e4m3", fmt_b: FloatFormat | str = "e4m3"):
-        self.fmt_a = float_format(fmt_a)
-        self.fmt_b = float_format(fmt_b)
+        self.fmt_a = fp8_format(fmt_a)
+        self.fmt_b = fp8_format(fmt_b)
         super().__init__({"a": In(float_layout(self.fmt_a)), "b": In(float_layout(self.fmt_b)),
                           "o": Out(float_layout(FP32))})
 

@@ -1,10 +1,10 @@
-"""``amaranth.lib.data`` layouts for the binary floating-point formats of ``model.baseline_arith``."""
+"""``amaranth.lib.data`` layouts for the binary floating-point formats of ``model.floats``."""
 
 from __future__ import annotations
 
 from amaranth.lib import data
 
-from model.baseline_arith import FloatFormat
+from model.floats import FloatFormat
 
 __all__ = ["float_layout", "leading_zeros"]
 
