@@ -33,7 +33,7 @@ def test_pe_errors():
         SystolicArray(None, 2, 2, pe="fp8")
     with pytest.raises(ValueError, match=r"^pe must be one of .*, got 'FP32'$"):
         SystolicArray(None, 2, 2, pe="FP32")
-    with pytest.raises(TypeError, match=r"^pe must be a str, not 32$"):
+    with pytest.raises(TypeError, match=r"^pe must be a str or a PEFactory, not 32$"):
         SystolicArray(None, 2, 2, pe=32)
     with pytest.raises(ValueError, match=r"^acc_bits must be None for pe='fp32' \(its accumulator is a fixed "
                                          r"32-bit word\), got 24$"):
@@ -144,3 +144,83 @@ def test_pe_signature():
     assert MLSPE(fmt, 20).signature == sig
     assert BaselinePE("fp8", "e5m2", "e4m3").signature == PESignature(float_layout(E5M2), float_layout(E4M3),
                                                                       float_layout(FP32))
+
+
+def test_pe_factory():
+    """A PEFactory passed as ``pe`` builds the same array as its preset name; the presets are
+    factories (the baselines) or MLSPEFactory(fmt, acc_bits) (mls)."""
+    from hw.baseline.systolic_pe import BaselinePEFactory
+    from hw.pe import MLSPEFactory, PEFactory
+
+    mls = _array("e2m1g3", 3, 4, acc_bits=25)
+    assert mls.pe_factory == MLSPEFactory(MLSFormat.parse("e2m1g3"), 25) == MLSPEFactory("e2m1g3", 25)
+    same = _array(None, 3, 4, pe=MLSPEFactory("e2m1g3", 25))
+    assert (same.pe, same.fmt, same.acc_bits, same.a_layout, same.w_layout, same.c_layout, same.timing) == \
+        (mls.pe, mls.fmt, mls.acc_bits, mls.a_layout, mls.w_layout, mls.c_layout, mls.timing)
+    # e2m1g3: 25 bits hold K = 7 products exactly, not K = 8
+    assert MLSFormat.parse("e2m1g3").acc_bits_exact(7) == 25 < MLSFormat.parse("e2m1g3").acc_bits_exact(8)
+    assert _array(None, 3, 4, max_k=7, pe=MLSPEFactory("e2m1g3", 25)).exact
+    assert not _array(None, 3, 4, max_k=8, pe=MLSPEFactory("e2m1g3", 25)).exact
+    for name, factory in PE_KINDS.items():
+        if factory is None:
+            continue
+        assert isinstance(factory, BaselinePEFactory) and isinstance(factory, PEFactory) and factory.name == name
+        by_name, by_factory = _array(None, 2, 2, max_k=100, pe=name), _array(None, 2, 2, max_k=100, pe=factory)
+        assert by_factory.pe == name and by_factory.pe_formats == by_name.pe_formats == factory.formats
+        assert by_factory.c_layout == by_name.c_layout and by_factory.exact == by_name.exact
+    assert PE_KINDS["fp8-e5m2-e4m3"] == BaselinePEFactory("fp8", "e5m2", "e4m3")
+    with pytest.raises(ValueError, match=r"^fmt and acc_bits must be None when pe is a PEFactory \(it has them\), "
+                                         r"got fmt='e2m1g3', acc_bits=None$"):
+        SystolicArray("e2m1g3", 2, 2, pe=MLSPEFactory("e2m1g3", 20))
+    with pytest.raises(ValueError, match=r"^fmt and acc_bits must be None .*, got fmt=None, acc_bits=24$"):
+        SystolicArray(None, 2, 2, acc_bits=24, pe=PE_KINDS["int8"])
+    with pytest.raises(ValueError, match=r"^rows must be in \[1, 64\], got 65$"):
+        SystolicArray(None, 65, 2, pe=PE_KINDS["int8"])
+    # the factories validate as the PEs do, on construction
+    with pytest.raises(ValueError, match=r"^acc_bits must be in \[2, 256\], got 1$"):
+        MLSPEFactory("e2m1g3", 1)
+    with pytest.raises(TypeError, match=r"^acc_bits must be an int, not '20'$"):
+        MLSPEFactory("e2m1g3", "20")
+    with pytest.raises(ValueError, match=r"^kind must be one of fp32, fp8, int8, got 'bf16'$"):
+        BaselinePEFactory("bf16")
+    with pytest.raises(ValueError, match=r"^fmt_a and fmt_b are the FP8 formats of kind='fp8' only, got "
+                                         r"kind='fp8', fmt_a='e4m3', fmt_b=None$"):
+        BaselinePEFactory("fp8", "e4m3")
+    with pytest.raises(ValueError, match=r"^fmt_a and fmt_b are .*, got kind='int8', fmt_a='e4m3', fmt_b='e4m3'$"):
+        BaselinePEFactory("int8", "e4m3", "e4m3")
+
+
+def test_pe_factory_drop_in():
+    """Any PEFactory drops in: here one that makes INT8 PEs under another name; and a factory
+    whose PEs do not have its signature is refused when the array elaborates."""
+    from dataclasses import dataclass
+
+    from amaranth.back import rtlil
+
+    from hw.pe import PEFactory, PESignature
+
+    @dataclass(frozen=True)
+    class Int8Again(PEFactory):
+        wrong_signature: bool = False
+        name = "int8-again"
+
+        @property
+        def signature(self):
+            return PESignature(signed(8), signed(8), signed(31 if self.wrong_signature else 32))
+
+        latency = property(lambda self: BaselinePE.LATENCY)
+
+        def exact(self, max_k):
+            return False
+
+        def __call__(self):
+            return BaselinePE("int8")
+
+    arr = SystolicArray(None, 2, 3, pe=Int8Again())
+    assert arr.pe == "int8-again" and arr.fmt is None and arr.acc_bits == 32 and not arr.is_baseline
+    assert arr.c_layout == _array(None, 2, 3, pe="int8").c_layout
+    assert "pe_1_2" in rtlil.convert(arr, name="top")
+    bad = SystolicArray(None, 2, 3, pe=Int8Again(wrong_signature=True))
+    with pytest.raises(TypeError, match=r"made a PE with signature PESignature\(signed\(8\), signed\(8\), "
+                                        r"signed\(32\)\), not PESignature\(signed\(8\), signed\(8\), signed\(31\)\)$"):
+        rtlil.convert(bad, name="top")

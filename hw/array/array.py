@@ -1,39 +1,39 @@
-"""R x C output-stationary systolic array of MLS PEs (or of a baseline PE) with valid/ready stream
-boundaries."""
+"""R x C output-stationary systolic array of MLS PEs (or of any PE a ``PEFactory`` makes) with
+valid/ready stream boundaries."""
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.formats import MLSFormat
+from model.baseline_arith import INT8_MAX_K_EXACT
+from model.formats import DEFAULT_MAX_K, MLSFormat
 
-from ..pe import MLSPE
-from ..pe.layout import operand_layout
-from ..pe.signature import control_layout
+from ..baseline.systolic_pe import BaselinePEFactory
+from ..pe.pe import MLSPEFactory
+from ..pe.signature import PEFactory, control_layout
 from .timing import ArrayTiming
 
 __all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM", "PE_KINDS", "BASELINE_ACC_BITS", "INT8_MAX_K_EXACT"]
 
-DEFAULT_MAX_K = 1 << 20
 MAX_DIM = 64
 
-#: Values of ``SystolicArray(pe=...)``: the MLS PE, or a baseline PE of ``hw.baseline.BaselinePE``
-#: as (kind, A format, W format). FP8 names give the A format first, then the W format.
-PE_KINDS = {
-    "mls": None,
-    "fp32": ("fp32", None, None),
-    "fp8-e4m3": ("fp8", "e4m3", "e4m3"),
-    "fp8-e5m2": ("fp8", "e5m2", "e5m2"),
-    "fp8-e4m3-e5m2": ("fp8", "e4m3", "e5m2"),
-    "fp8-e5m2-e4m3": ("fp8", "e5m2", "e4m3"),
-    "int8": ("int8", None, None),
-}
+#: Values of ``SystolicArray(pe=...)`` by name: the MLS PE (None: ``MLSPEFactory(fmt, acc_bits)``
+#: from the array's ``fmt`` and ``acc_bits``), or the factory of a baseline PE
+#: (``hw.baseline.BaselinePE``). FP8 names give the A format first, then the W format.
+PE_KINDS = {"mls": None, **{f.name: f for f in (
+    BaselinePEFactory("fp32"),
+    BaselinePEFactory("fp8", "e4m3", "e4m3"),
+    BaselinePEFactory("fp8", "e5m2", "e5m2"),
+    BaselinePEFactory("fp8", "e4m3", "e5m2"),
+    BaselinePEFactory("fp8", "e5m2", "e4m3"),
+    BaselinePEFactory("int8"),
+)}}
 #: Width of every baseline accumulator and result word: an FP32 word or a wrapping INT32.
 BASELINE_ACC_BITS = 32
-#: Largest K for which the INT32 accumulator of ``pe="int8"`` cannot wrap: K * 2^14 <= 2^31 - 1.
-INT8_MAX_K_EXACT = ((1 << 31) - 1) // (128 * 128)
+# DEFAULT_MAX_K (model.formats) and INT8_MAX_K_EXACT (model.baseline_arith: the largest K for which
+# the INT32 accumulator of pe="int8" cannot wrap) are re-exported here for the array's users.
 
 
 def _check_int(name, value, low, high):
@@ -46,10 +46,14 @@ def _check_int(name, value, low, high):
 
 def _check_pe(pe):
     if not isinstance(pe, str):
-        raise TypeError(f"pe must be a str, not {pe!r}")
+        raise TypeError(f"pe must be a str or a PEFactory, not {pe!r}")
     if pe not in PE_KINDS:
         raise ValueError(f"pe must be one of {', '.join(repr(k) for k in PE_KINDS)}, got {pe!r}")
     return pe
+
+
+def _result_bits(factory: PEFactory) -> int:
+    return Shape.cast(factory.signature.result_shape).width
 
 
 class SystolicArray(wiring.Component):
@@ -59,10 +63,13 @@ class SystolicArray(wiring.Component):
     PE per cycle at steady state. The tile protocol and the exact cycle counts are defined in
     ``hw/array/timing.py`` (``self.timing``).
 
-    With ``pe`` other than ``"mls"`` every PE is a ``hw.baseline.BaselinePE`` instead: the same
-    ports, control, pipeline and latency (2), so the skew, the tile protocol, the drain and every
-    cycle count are identical; only the operand and result shapes and the arithmetic differ
-    (``model.baseline_arith``, k ascending, the first beat of a tile loads the product).
+    Every PE comes from one ``hw.pe.PEFactory`` (``pe``): the array reads the PE's
+    ``PESignature`` (operand and result shapes), latency and exactness from it, so any PE with
+    that signature drops in. With ``pe`` other than ``"mls"`` every PE is a
+    ``hw.baseline.BaselinePE``: the same ports, control, pipeline and latency (2), so the skew,
+    the tile protocol, the drain and every cycle count are identical; only the operand and result
+    shapes and the arithmetic differ (``model.baseline_arith``, k ascending, the first beat of a
+    tile loads the product).
 
     Parameters
     ----------
@@ -79,10 +86,12 @@ class SystolicArray(wiring.Component):
         MLS: largest reduction length the default accumulator holds exactly (default 2**20).
         Baselines: only sets ``exact`` (the INT32 accumulator is exact for K <= 131071; a float
         accumulator rounds, so never exact) and the tile length host code accepts.
-    pe : str
-        ``"mls"`` (default), ``"fp32"`` (FP32 x FP32, FP32 accumulate), ``"fp8-e4m3"``,
-        ``"fp8-e5m2"``, ``"fp8-e4m3-e5m2"``, ``"fp8-e5m2-e4m3"`` (FP8 A format, then W format;
-        exact product, FP32 accumulate) or ``"int8"`` (INT8 x INT8, INT32 wrapping accumulate).
+    pe : str or PEFactory
+        A name of ``PE_KINDS``: ``"mls"`` (default; ``MLSPEFactory(fmt, acc_bits)``), ``"fp32"``
+        (FP32 x FP32, FP32 accumulate), ``"fp8-e4m3"``, ``"fp8-e5m2"``, ``"fp8-e4m3-e5m2"``,
+        ``"fp8-e5m2-e4m3"`` (FP8 A format, then W format; exact product, FP32 accumulate) or
+        ``"int8"`` (INT8 x INT8, INT32 wrapping accumulate). Or a ``PEFactory`` itself (then
+        ``fmt`` and ``acc_bits`` must be None: the factory has them).
 
     Members
     -------
@@ -100,33 +109,30 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, fmt=None, rows: int = 8, cols: int = 8, acc_bits: int | None = None,
-                 max_k: int = DEFAULT_MAX_K, *, pe: str = "mls"):
+                 max_k: int = DEFAULT_MAX_K, *, pe: str | PEFactory = "mls"):
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
-        self._pe = _check_pe(pe)
-        self._baseline = PE_KINDS[pe]
-        if self._baseline is None:
-            if fmt is None:
-                raise TypeError("fmt is required for pe='mls' (an MLSFormat or a name like 'e2m1g3')")
-            fmt = MLSFormat.parse(fmt)
-        elif fmt is not None:
-            raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), got {fmt!r}")
+        if isinstance(pe, PEFactory):
+            if fmt is not None or acc_bits is not None:
+                raise ValueError(f"fmt and acc_bits must be None when pe is a PEFactory (it has them), "
+                                 f"got fmt={fmt!r}, acc_bits={acc_bits!r}")
+            factory = pe
+        else:
+            factory = PE_KINDS[_check_pe(pe)]
+            if factory is None:
+                if fmt is None:
+                    raise TypeError("fmt is required for pe='mls' (an MLSFormat or a name like 'e2m1g3')")
+                fmt = MLSFormat.parse(fmt)
+            elif fmt is not None:
+                raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), got {fmt!r}")
         _check_int("rows", rows, 1, MAX_DIM)
         _check_int("cols", cols, 1, MAX_DIM)
         _check_int("max_k", max_k, 1, 1 << 40)
-        if self._baseline is not None:
-            if acc_bits is not None:
-                raise ValueError(f"acc_bits must be None for pe={pe!r} (its accumulator is a fixed "
-                                 f"{BASELINE_ACC_BITS}-bit word), got {acc_bits!r}")
-            acc_bits = BASELINE_ACC_BITS
-        elif acc_bits is None:
-            acc_bits = fmt.acc_bits_exact(max_k)
-        _check_int("acc_bits", acc_bits, 2, 256)
-        self._fmt, self._rows, self._cols, self._acc_bits, self._max_k = fmt, rows, cols, acc_bits, max_k
-        if self._baseline is None:
-            self._pe_latency = MLSPE.LATENCY
-        else:
-            from ..baseline.systolic_pe import BaselinePE
-            self._pe_latency = BaselinePE.LATENCY
+        if factory is None:
+            factory = MLSPEFactory(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+        elif acc_bits is not None:
+            raise ValueError(f"acc_bits must be None for pe={pe!r} (its accumulator is a fixed "
+                             f"{_result_bits(factory)}-bit word), got {acc_bits!r}")
+        self._factory, self._rows, self._cols, self._max_k = factory, rows, cols, max_k
         super().__init__({
             "a": In(stream.Signature(self.a_layout)),
             "w": In(stream.Signature(self.w_layout)),
@@ -135,56 +141,54 @@ class SystolicArray(wiring.Component):
         del self._MustUse__silence
 
     # -- configuration ---------------------------------------------------------------------
-    fmt = property(lambda self: self._fmt)
     rows = property(lambda self: self._rows)
     cols = property(lambda self: self._cols)
-    acc_bits = property(lambda self: self._acc_bits)
     max_k = property(lambda self: self._max_k)
 
     @property
+    def pe_factory(self) -> PEFactory:
+        """What makes every PE of this array (``MLSPEFactory``, a ``BaselinePEFactory``, ...)."""
+        return self._factory
+
+    @property
     def pe(self) -> str:
-        """The PE kind: ``"mls"`` or a baseline name of ``PE_KINDS``."""
-        return self._pe
+        """The PE kind: ``"mls"``, a baseline name of ``PE_KINDS``, or the factory's ``name``."""
+        return self._factory.name
+
+    @property
+    def fmt(self):
+        """The MLS element format of the operands, or None (a baseline PE's formats are fixed)."""
+        return getattr(self._factory, "fmt", None)
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of one result: the MLS accumulator, or the baselines' 32-bit word."""
+        return _result_bits(self._factory)
 
     @property
     def is_baseline(self) -> bool:
-        return self._baseline is not None
+        return isinstance(self._factory, BaselinePEFactory)
 
     @property
     def pe_formats(self) -> tuple:
         """``(kind, A format, W format)`` of a baseline PE (FP8 names or None); None for MLS."""
-        return self._baseline
-
-    def _float_format(self, name):
-        from model.baseline_arith import FP32, float_format
-        return FP32 if name is None else float_format(name)
+        return self._factory.formats if self.is_baseline else None
 
     @property
     def a_shape(self):
         """Shape of one A operand (one element of ``a.payload.data``)."""
-        return self._operand_shape(1)
+        return self._factory.signature.a_shape
 
     @property
     def w_shape(self):
         """Shape of one W operand (one element of ``w.payload.data``)."""
-        return self._operand_shape(2)
-
-    def _operand_shape(self, which):
-        if self._baseline is None:
-            return operand_layout(self._fmt)
-        if self._baseline[0] == "int8":
-            return signed(8)
-        from ..baseline.layout import float_layout
-        return float_layout(self._float_format(self._baseline[which]))
+        return self._factory.signature.b_shape
 
     @property
     def result_shape(self):
         """Shape of one result (one element of ``c.payload.data``): ``signed(acc_bits)`` for MLS
         and INT8, ``float_layout(FP32)`` for the float baselines."""
-        if self._baseline is None or self._baseline[0] == "int8":
-            return signed(self._acc_bits)
-        from ..baseline.layout import float_layout
-        return float_layout(self._float_format(None))
+        return self._factory.signature.result_shape
 
     @property
     def a_layout(self) -> data.StructLayout:
@@ -202,11 +206,11 @@ class SystolicArray(wiring.Component):
     @property
     def timing(self) -> ArrayTiming:
         """Exact cycle counts of this array (``hw.array.timing``)."""
-        return ArrayTiming(self._rows, self._cols, self._pe_latency)
+        return ArrayTiming(self._rows, self._cols, self.pe_latency)
 
     @property
     def pe_latency(self) -> int:
-        return self._pe_latency
+        return self._factory.latency
 
     @property
     def latency(self) -> int:
@@ -215,19 +219,18 @@ class SystolicArray(wiring.Component):
 
     @property
     def exact(self) -> bool:
-        """Whether the accumulator is exact for every K <= max_k (never for a float accumulator;
-        for INT8 while the INT32 sum cannot wrap, K <= ``INT8_MAX_K_EXACT``)."""
-        if self._baseline is None:
-            return self._acc_bits >= self._fmt.acc_bits_exact(self._max_k)
-        return self._baseline[0] == "int8" and self._max_k <= INT8_MAX_K_EXACT
+        """Whether the accumulator is exact for every K <= max_k (``PEFactory.exact``: never for a
+        float accumulator; for INT8 while the INT32 sum cannot wrap, K <= ``INT8_MAX_K_EXACT``)."""
+        return self._factory.exact(self._max_k)
 
     def make_pe(self):
-        """A new PE of this array's kind (``MLSPE`` or ``BaselinePE``)."""
-        if self._baseline is None:
-            return MLSPE(self._fmt, self._acc_bits)
-        from ..baseline.systolic_pe import BaselinePE
-        kind, fa, fb = self._baseline
-        return BaselinePE(kind, fa or "e4m3", fb or "e4m3")
+        """A new PE of this array's kind (``MLSPE``, ``BaselinePE``, ...), checked to have the
+        factory's signature."""
+        pe = self._factory()
+        if pe.signature != self._factory.signature:
+            raise TypeError(f"{self._factory!r} made a PE with signature {pe.signature!r}, "
+                            f"not {self._factory.signature!r}")
+        return pe
 
     # -- gateware --------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -292,7 +295,7 @@ class SystolicArray(wiring.Component):
         # simulators see defined outputs from time 0.
         row_data, row_flags = 0, 0
         for i in range(R):
-            hit = (row == i).replicate(C * self._acc_bits)
+            hit = (row == i).replicate(C * self.acc_bits)
             row_data = row_data | (Cat(pe.result for pe in pes[i]) & hit)
             row_flags = row_flags | (Cat(pe.overflow for pe in pes[i]) & (row == i).replicate(C))
         m.d.comb += [

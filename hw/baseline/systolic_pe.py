@@ -10,23 +10,37 @@ wraps; see ``model.baseline_arith``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from model.baseline_arith import FP32, float_format
+from model.baseline_arith import INT8_BITS, INT8_MAX_K_EXACT, INT32_ACC_BITS
+from model.floats import FP32, fp8_format
 
-from ..pe.signature import PESignature, control_layout
-
+from ..pe.signature import PEFactory, PESignature, control_layout
 from .fp8_mul import FP8Multiplier
 from .fp32_add import FP32Adder
 from .fp32_mul import FP32Multiplier
 from .int_mul import IntMultiplier
 from .layout import float_layout
 
-__all__ = ["BaselinePE", "KINDS"]
+__all__ = ["BaselinePE", "BaselinePEFactory", "KINDS", "baseline_pe_signature"]
 
 KINDS = ("fp32", "fp8", "int8")
-_INT_BITS, _INT_ACC = 8, 32
+_INT_BITS, _INT_ACC = INT8_BITS, INT32_ACC_BITS
+
+
+def baseline_pe_signature(kind: str, fmt_a: str = "e4m3", fmt_b: str = "e4m3") -> PESignature:
+    """The ``PESignature`` of ``BaselinePE(kind, fmt_a, fmt_b)``: FP32 or FP8 codes (IEEE bit
+    order) or INT8 operands; an FP32 word or a wrapping INT32 result."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "fp32":
+        return PESignature(float_layout(FP32), float_layout(FP32), float_layout(FP32))
+    if kind == "fp8":
+        return PESignature(float_layout(fp8_format(fmt_a)), float_layout(fp8_format(fmt_b)), float_layout(FP32))
+    return PESignature(signed(_INT_BITS), signed(_INT_BITS), signed(_INT_ACC))
 
 
 class BaselinePE(wiring.Component):
@@ -51,20 +65,11 @@ class BaselinePE(wiring.Component):
 
     def __init__(self, kind: str = "fp32", fmt_a: str = "e4m3", fmt_b: str = "e4m3"):
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        signature = baseline_pe_signature(kind, fmt_a, fmt_b)
         self.kind = kind
-        if kind == "fp32":
-            shape_a = shape_b = float_layout(FP32)
-            acc = float_layout(FP32)
-        elif kind == "fp8":
-            self.fmt_a, self.fmt_b = float_format(fmt_a), float_format(fmt_b)
-            shape_a, shape_b = float_layout(self.fmt_a), float_layout(self.fmt_b)
-            acc = float_layout(FP32)
-        else:
-            shape_a = shape_b = signed(_INT_BITS)
-            acc = signed(_INT_ACC)
-        super().__init__(PESignature(shape_a, shape_b, acc))
+        if kind == "fp8":
+            self.fmt_a, self.fmt_b = fp8_format(fmt_a), fp8_format(fmt_b)
+        super().__init__(signature)
         del self._MustUse__silence
 
     @property
@@ -105,3 +110,54 @@ class BaselinePE(wiring.Component):
 
         m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), self.ctl_out.eq(self.ctl_in)]
         return m
+
+
+@dataclass(frozen=True)
+class BaselinePEFactory(PEFactory):
+    """``BaselinePE(kind, fmt_a, fmt_b)`` for each position of a ``SystolicArray``.
+
+    ``fmt_a`` and ``fmt_b`` are the FP8 formats of ``kind="fp8"`` (``"e4m3"`` or ``"e5m2"``) and
+    None otherwise. ``name`` is the array's name of the kind: ``"fp32"``, ``"int8"``,
+    ``"fp8-<a>"`` when both formats agree, else ``"fp8-<a>-<w>"`` (``hw.array.PE_KINDS``).
+    """
+
+    kind: str
+    fmt_a: str | None = None
+    fmt_b: str | None = None
+
+    def __post_init__(self):
+        if (self.kind == "fp8") != (self.fmt_a is not None and self.fmt_b is not None):
+            raise ValueError(f"fmt_a and fmt_b are the FP8 formats of kind='fp8' only, got kind={self.kind!r}, "
+                             f"fmt_a={self.fmt_a!r}, fmt_b={self.fmt_b!r}")
+        baseline_pe_signature(*self._pe_args)   # validates kind and formats
+
+    @property
+    def _pe_args(self) -> tuple:
+        return (self.kind, self.fmt_a or "e4m3", self.fmt_b or "e4m3")
+
+    @property
+    def name(self) -> str:
+        if self.kind != "fp8":
+            return self.kind
+        return f"fp8-{self.fmt_a}" if self.fmt_a == self.fmt_b else f"fp8-{self.fmt_a}-{self.fmt_b}"
+
+    @property
+    def formats(self) -> tuple:
+        """``(kind, A format, W format)``, the formats None unless ``kind="fp8"``."""
+        return (self.kind, self.fmt_a, self.fmt_b)
+
+    @property
+    def signature(self) -> PESignature:
+        return baseline_pe_signature(*self._pe_args)
+
+    @property
+    def latency(self) -> int:
+        return BaselinePE.LATENCY
+
+    def exact(self, max_k: int) -> bool:
+        """Never for a rounding float accumulator; for INT8 while the INT32 sum cannot wrap
+        (K <= ``model.baseline_arith.INT8_MAX_K_EXACT``)."""
+        return self.kind == "int8" and max_k <= INT8_MAX_K_EXACT
+
+    def __call__(self) -> BaselinePE:
+        return BaselinePE(*self._pe_args)

@@ -4,9 +4,9 @@ from .accumulator import Accumulator
 from .aligner import Aligner
 from .exp_add import ExponentAdder
 from .layout import element_layout, operand_layout
-from .pe import MLSPE
+from .pe import MLSPE, MLSPEFactory
 from .sig_mul import SignificandMultiplier
-from .signature import PESignature, control_layout
+from .signature import PEFactory, PESignature, control_layout
 
-__all__ = ["MLSPE", "PESignature", "Accumulator", "Aligner", "ExponentAdder", "SignificandMultiplier",
-           "control_layout", "element_layout", "operand_layout"]
+__all__ = ["MLSPE", "MLSPEFactory", "PESignature", "PEFactory", "Accumulator", "Aligner", "ExponentAdder",
+           "SignificandMultiplier", "control_layout", "element_layout", "operand_layout"]

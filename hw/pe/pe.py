@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
@@ -14,9 +15,22 @@ from .aligner import Aligner
 from .exp_add import ExponentAdder
 from .layout import operand_layout
 from .sig_mul import SignificandMultiplier
-from .signature import PESignature, control_layout
+from .signature import PEFactory, PESignature, control_layout
 
-__all__ = ["MLSPE"]
+__all__ = ["MLSPE", "MLSPEFactory", "mls_pe_signature"]
+
+
+def _check_acc_bits(acc_bits) -> int:
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int):
+        raise TypeError(f"acc_bits must be an int, not {acc_bits!r}")
+    if not 2 <= acc_bits <= 256:
+        raise ValueError(f"acc_bits must be in [2, 256], got {acc_bits}")
+    return operator.index(acc_bits)
+
+
+def mls_pe_signature(fmt: MLSFormat, acc_bits: int) -> PESignature:
+    """The ``PESignature`` of an MLS PE: one operand (element + g) each way, a signed sum."""
+    return PESignature(operand_layout(fmt), operand_layout(fmt), signed(acc_bits))
 
 
 class MLSPE(wiring.Component):
@@ -49,13 +63,8 @@ class MLSPE(wiring.Component):
 
     def __init__(self, fmt, acc_bits: int):
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
-        fmt = MLSFormat.parse(fmt)
-        if isinstance(acc_bits, bool) or not isinstance(acc_bits, int):
-            raise TypeError(f"acc_bits must be an int, not {acc_bits!r}")
-        if not 2 <= acc_bits <= 256:
-            raise ValueError(f"acc_bits must be in [2, 256], got {acc_bits}")
-        self._fmt, self._acc_bits = fmt, operator.index(acc_bits)
-        super().__init__(PESignature(operand_layout(fmt), operand_layout(fmt), signed(acc_bits)))
+        self._fmt, self._acc_bits = MLSFormat.parse(fmt), _check_acc_bits(acc_bits)
+        super().__init__(mls_pe_signature(self._fmt, self._acc_bits))
         del self._MustUse__silence
 
     @property
@@ -104,3 +113,34 @@ class MLSPE(wiring.Component):
         # Systolic forwarding.
         m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), self.ctl_out.eq(self.ctl_in)]
         return m
+
+
+@dataclass(frozen=True)
+class MLSPEFactory(PEFactory):
+    """``MLSPE(fmt, acc_bits)`` for each position of a ``SystolicArray`` (``SystolicArray(pe="mls")``).
+
+    ``fmt`` (an ``MLSFormat`` or its name) and ``acc_bits`` are validated as ``MLSPE`` does.
+    """
+
+    fmt: MLSFormat
+    acc_bits: int
+    name = "mls"
+
+    def __post_init__(self):
+        object.__setattr__(self, "fmt", MLSFormat.parse(self.fmt))
+        object.__setattr__(self, "acc_bits", _check_acc_bits(self.acc_bits))
+
+    @property
+    def signature(self) -> PESignature:
+        return mls_pe_signature(self.fmt, self.acc_bits)
+
+    @property
+    def latency(self) -> int:
+        return MLSPE.LATENCY
+
+    def exact(self, max_k: int) -> bool:
+        """The accumulator holds every sum of ``max_k`` products (``fmt.acc_bits_exact(max_k)``)."""
+        return self.acc_bits >= self.fmt.acc_bits_exact(max_k)
+
+    def __call__(self) -> MLSPE:
+        return MLSPE(self.fmt, self.acc_bits)

@@ -5,15 +5,20 @@
 ``hw.array.SystolicArray`` can place and wire any of them without knowing which one it has. Only
 the three shapes differ between PE kinds; the control, the forwarding and the result flags are
 the same by construction.
+
+A :class:`PEFactory` is one PE kind with its parameters bound: it tells the array the PE's
+signature, latency and exactness before any PE exists, and makes the PEs.
 """
 
 from __future__ import annotations
+
+import abc
 
 from amaranth.hdl import Shape, ShapeCastable
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PESignature", "control_layout"]
+__all__ = ["PESignature", "PEFactory", "control_layout"]
 
 
 def control_layout() -> data.StructLayout:
@@ -91,3 +96,36 @@ class PESignature(wiring.Signature):
 
     def __repr__(self):
         return f"PESignature({self._a_shape!r}, {self._b_shape!r}, {self._result_shape!r})"
+
+
+class PEFactory(abc.ABC):
+    """One kind of PE with its parameters bound, as ``hw.array.SystolicArray(pe=...)`` takes it.
+
+    The array reads ``signature`` (its stream layouts and row-select width follow from the three
+    shapes), ``latency`` (its skew and drain timing) and ``exact(max_k)`` before it builds any
+    PE, then calls the factory once per grid position. Subclasses are frozen dataclasses that
+    validate their parameters on construction, so a bad parameter fails when the array is
+    built, not when it is elaborated.
+    """
+
+    #: Short name of the PE kind (``SystolicArray.pe``): ``"mls"`` or a key of ``hw.array.PE_KINDS``.
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def signature(self) -> PESignature:
+        """The signature every PE this factory makes has."""
+
+    @property
+    @abc.abstractmethod
+    def latency(self) -> int:
+        """Cycles from a tile's ``last`` beat at the PE's inputs to its sum in ``result``."""
+
+    @abc.abstractmethod
+    def exact(self, max_k: int) -> bool:
+        """Whether the sum of every tile of reduction length K <= ``max_k`` is exact (no
+        rounding, wrap or saturation)."""
+
+    @abc.abstractmethod
+    def __call__(self) -> wiring.Component:
+        """A new PE whose ``signature`` equals ``self.signature``."""
