@@ -1,12 +1,17 @@
 """The MLS processing element (DESIGN §3, §5) and its parts, each a ``wiring.Component``."""
 
 from .accumulator import Accumulator
+from .adder_tree import AdderTree
 from .aligner import Aligner
+from .dot_pe import MLSDotPE
+from .elem_aligner import ElementAligner
 from .exp_add import ExponentAdder
-from .layout import element_layout, operand_layout
+from .group_shifter import GroupShifter
+from .layout import beat_layout, element_layout, operand_layout
 from .pe import MLSPE, MLSPEFactory
 from .sig_mul import SignificandMultiplier
 from .signature import PEFactory, PESignature, control_layout
 
 __all__ = ["MLSPE", "MLSPEFactory", "PESignature", "PEFactory", "Accumulator", "Aligner", "ExponentAdder",
-           "SignificandMultiplier", "control_layout", "element_layout", "operand_layout"]
+           "SignificandMultiplier", "control_layout", "element_layout", "operand_layout",
+           "MLSDotPE", "AdderTree", "ElementAligner", "GroupShifter", "beat_layout"]

@@ -11,7 +11,7 @@ from amaranth.lib import data
 
 from model.formats import MLSFormat
 
-__all__ = ["element_layout", "operand_layout", "field_width"]
+__all__ = ["element_layout", "operand_layout", "beat_layout", "field_width"]
 
 
 def field_width(bits: int) -> int:
@@ -27,3 +27,9 @@ def element_layout(fmt: MLSFormat) -> data.StructLayout:
 def operand_layout(fmt: MLSFormat) -> data.StructLayout:
     """An element together with its group exponent ``g`` (G bits)."""
     return data.StructLayout({"elem": element_layout(fmt), "g": field_width(fmt.group_bits)})
+
+
+def beat_layout(fmt: MLSFormat, lanes: int) -> data.StructLayout:
+    """One beat of a dot-product PE (DESIGN §3.1): ``lanes`` elements of one chunk (``elems``,
+    lane 0 at the LSB end) and the chunk's one group exponent ``g``."""
+    return data.StructLayout({"elems": data.ArrayLayout(element_layout(fmt), lanes), "g": field_width(fmt.group_bits)})
