@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import warnings
 
 import pytest
 from amaranth import Fragment, Module
+from amaranth.hdl import UnusedElaboratable
 
 from hw.fpga.bridge import HostBridge
 from hw.fpga.demo import DotDemo
@@ -33,6 +36,27 @@ def _twos(v, bits):
 
 def _signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def test_constructor_errors():
+    with warnings.catch_warnings():
+        # Objects whose constructor raised are never elaborated: collect them here, silently.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        _constructor_errors()
+        gc.collect()
+
+
+def _constructor_errors():
+    with pytest.raises(TypeError, match=r"^HostBridge wraps a wiring.Component, not 3$"):
+        HostBridge(3)
+    with pytest.raises(ValueError, match=r"^in_depth must be between 1 and 65535 words, not 0$"):
+        HostBridge(_demo(), in_depth=0)
+    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per bit, not 3$"):
+        UARTRx(3)
+    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per bit, not 2$"):
+        UARTTx(2)
+    with pytest.raises(ValueError, match=r"^DotDemo acc_width must be at least 2 \* width = 16, not 10$"):
+        DotDemo(8, 10)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
