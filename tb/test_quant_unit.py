@@ -212,6 +212,27 @@ def test_quant_unit_properties():
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_quant_signature_shared():
+    """QuantUnit and ConvertPass have one QuantSignature; the unit's adds exactly mode and amax."""
+    from hw.quant_unit.convert import ConvertPass
+    from hw.quant_unit.signature import QuantSignature
+
+    cfg = QuantUnitConfig("e3m2g4", lanes=2, group_len=8)
+    unit, conv = QuantUnit(cfg), ConvertPass(cfg)
+    assert unit.signature == QuantSignature(cfg, amax_pass=True)
+    assert conv.signature == QuantSignature(cfg, amax_pass=False)
+    assert unit.signature != conv.signature != QuantSignature(QuantUnitConfig("e3m2g4", lanes=4, group_len=8),
+                                                              amax_pass=False)
+    assert list(unit.signature.members) == ["i", "o", "g", "mode", "start", "stochastic", "inv", "seed", "amax",
+                                            "invalid"]
+    assert [n for n in unit.signature.members if n not in ("mode", "amax")] == list(conv.signature.members)
+    for name, member in conv.signature.members.items():
+        assert unit.signature.members[name] == member, name
+    with pytest.raises(TypeError, match=r"^config must be a QuantUnitConfig, not 'e2m1g3'$"):
+        QuantSignature("e2m1g3", amax_pass=False)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_config_errors():
     with pytest.raises(ValueError, match=r"the quantization unit needs group_bits >= 1, got e2m1g0 \(G = 0\)"):
         QuantUnitConfig("e2m1g0")

@@ -1,15 +1,15 @@
 """Convert pass: FP32 stream -> element codes and group exponents, with a ping-pong group buffer."""
 
 from amaranth import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from .config import QuantUnitConfig
 from .element_round import ElementRounder
 from .fp32_mul import FP32ScaleMul
 from .group_exp import GroupExponent
 from .lfsr import LaneLFSR
+from .signature import QuantSignature
 
 __all__ = ["ConvertPass"]
 
@@ -30,6 +30,8 @@ class ConvertPass(wiring.Component):
 
     Members
     -------
+    ``QuantSignature(config, amax_pass=False)`` (``hw/quant_unit/signature.py``, shared with
+    ``QuantUnit``):
     i : In(stream.Signature(ArrayLayout(32, lanes)))
         FP32 elements, lane k of word w is element ``w * lanes + k`` of the flattened tensor.
     o : Out(stream.Signature(ArrayLayout(1 + E + M, lanes)))
@@ -37,27 +39,15 @@ class ConvertPass(wiring.Component):
         element stream of ``MLSTensor.pack()``.
     g : Out(stream.Signature(G))
         One group exponent per group, in order (the group stream of ``MLSTensor.pack()``).
+    start, stochastic : In(1)
     inv, seed : In(32)
-    stochastic, start : In(1)
     invalid : Out(1)
         Sticky: an input was NaN/Inf or a product overflowed (wrong ``inv``).
     """
 
     def __init__(self, config: QuantUnitConfig):
-        if not isinstance(config, QuantUnitConfig):
-            raise TypeError(f"config must be a QuantUnitConfig, not {config!r}")
         self._config = config
-        fmt, lanes = config.fmt, config.lanes
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(32, lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(fmt.elem_bits, lanes))),
-            "g": Out(stream.Signature(fmt.group_bits)),
-            "inv": In(32),
-            "seed": In(32),
-            "stochastic": In(1),
-            "start": In(1),
-            "invalid": Out(1),
-        })
+        super().__init__(QuantSignature(config, amax_pass=False))
 
     @property
     def config(self) -> QuantUnitConfig:

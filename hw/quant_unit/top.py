@@ -1,12 +1,12 @@
 """The dynamic quantization unit: amax pass + convert pass behind one input stream."""
 
 from amaranth import Module, Mux
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from .amax import AmaxPass
 from .config import QuantUnitConfig
 from .convert import ConvertPass
+from .signature import QuantSignature
 
 __all__ = ["QuantUnit"]
 
@@ -25,6 +25,8 @@ class QuantUnit(wiring.Component):
 
     Members
     -------
+    ``QuantSignature(config, amax_pass=True)`` (``hw/quant_unit/signature.py``, shared with
+    ``ConvertPass``):
     i : In(stream.Signature(ArrayLayout(32, lanes)))
     o : Out(stream.Signature(ArrayLayout(1 + E + M, lanes)))
     g : Out(stream.Signature(G))
@@ -37,22 +39,8 @@ class QuantUnit(wiring.Component):
     """
 
     def __init__(self, config: QuantUnitConfig):
-        if not isinstance(config, QuantUnitConfig):
-            raise TypeError(f"config must be a QuantUnitConfig, not {config!r}")
         self._config = config
-        fmt, lanes = config.fmt, config.lanes
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(32, lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(fmt.elem_bits, lanes))),
-            "g": Out(stream.Signature(fmt.group_bits)),
-            "mode": In(1),
-            "start": In(1),
-            "stochastic": In(1),
-            "inv": In(32),
-            "seed": In(32),
-            "amax": Out(32),
-            "invalid": Out(1),
-        })
+        super().__init__(QuantSignature(config, amax_pass=True))
 
     @property
     def config(self) -> QuantUnitConfig:
