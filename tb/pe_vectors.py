@@ -10,7 +10,7 @@ from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.mls_tensor import MLSTensor
 
-__all__ = ["OperandPacker", "element_ints", "run_cocotb_pch", "to_signed"]
+__all__ = ["OperandPacker", "element_ints", "to_signed"]
 
 
 class OperandPacker:
@@ -40,10 +40,3 @@ def element_ints(fmt: MLSFormat, codes: torch.Tensor, group_exp: torch.Tensor, a
 def to_signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
-
-
-def run_cocotb_pch(*args, **kwargs):
-    """Alias of ``tb.harness.run_cocotb`` (which now carries the Verilator PCH work-around)."""
-    from tb import harness
-
-    harness.run_cocotb(*args, **kwargs)

@@ -10,7 +10,7 @@ import pytest
 
 from hw.array import SystolicArray
 from model.formats import MLSFormat
-from tb.pe_vectors import run_cocotb_pch as run_cocotb
+from tb.harness import run_cocotb
 
 
 def _run(fmt, rows, cols, max_k, acc_bits=None, seed=1, stall_tiles=4, testcase=None):

@@ -11,7 +11,7 @@ import pytest
 from amaranth import Shape
 
 from hw.array import SystolicArray
-from tb.pe_vectors import run_cocotb_pch as run_cocotb
+from tb.harness import run_cocotb
 
 
 def _run(pe, rows, cols, max_k, seed=1, stall_tiles=4, testcase=None):

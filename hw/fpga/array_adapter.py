@@ -12,12 +12,12 @@ __all__ = ["array_factory", "BASELINE_DESIGNS"]
 BASELINE_DESIGNS = ("fp32", "fp8-e4m3", "fp8-e5m2", "int8")
 
 
-def array_factory(array_module, design: str, *, fmt: str | None, rows: int, cols: int, k_max: int | None):
+def array_factory(design: str, *, fmt: str | None, rows: int, cols: int, k_max: int | None):
     """``(factory, description)`` for ``design`` "mls" (MLS PEs, element format ``fmt``) or a
     baseline PE kind of ``BASELINE_DESIGNS`` (``SystolicArray(pe=design)``; ``fmt`` is ignored)."""
     from model.formats import MLSFormat
 
-    cls = array_module.SystolicArray
+    from ..array import SystolicArray as cls
     kwargs = {} if k_max is None else {"max_k": k_max}
     if design == "mls":
         fmt_obj = MLSFormat.parse(fmt)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from .array_adapter import BASELINE_DESIGNS
 from .demo import DotDemo
@@ -18,21 +17,13 @@ __all__ = ["DESIGNS", "make_design", "add_design_arguments", "design_from_args"]
 DESIGNS = ("demo", "mls") + BASELINE_DESIGNS
 
 
-def _array_module():
-    try:
-        return importlib.import_module("hw.array")
-    except ImportError as exc:
-        raise ValueError(f"the systolic array (hw.array) is not available in this checkout: {exc}") from None
-
-
 def make_design(design: str, *, fmt: str = "e2m1g3", rows: int = 2, cols: int = 2, k_max: int | None = None):
     """Return ``(factory, description)``: ``factory()`` builds the component to wrap."""
     if design == "demo":
         return DotDemo, {"design": "demo", "component": "hw.fpga.demo.DotDemo"}
     if design == "mls" or design in BASELINE_DESIGNS:
-        array = _array_module()
         from .array_adapter import array_factory
-        return array_factory(array, design, fmt=fmt, rows=rows, cols=cols, k_max=k_max)
+        return array_factory(design, fmt=fmt, rows=rows, cols=cols, k_max=k_max)
     raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
 
 
