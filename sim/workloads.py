@@ -19,10 +19,14 @@ the MAC count equals the forward pass (exactly, up to padding at the borders). G
 convolutions are split per group. Linear layers are the kh = kw = H = W = 1 case.
 
 ``k_chunk`` is the run length along K over which both operands' group exponents stay constant
-with channel-wise grouping (DESIGN §1): kh*kw taps of one input channel for the forward pass,
-the taps of one output channel for backward-data and Ho*Wo positions of one image for
-backward-weight; for linear layers the MX-style block of ``model.config.DEFAULT_LINEAR_BLOCK``.
-The energy model charges one G-bit group exponent per chunk read.
+with channel-wise grouping of channel-block size ``gc`` (DESIGN §1, §3.1), from
+``model.beats.conv_k_chunk``: kh*kw*gc (taps of a block of gc input channels) for the forward
+pass, the taps of one output channel for backward-data (the weight's group changes with every
+output channel, whatever gc) and Ho*Wo positions of one image for backward-weight; for linear
+layers the MX-style block of ``model.config.DEFAULT_LINEAR_BLOCK`` (gc does not apply). K is a
+whole number of chunks except for a ragged last block (channels not a multiple of gc), which
+``model.beats.count_beats`` counts as a shorter last chunk. The energy model charges one G-bit
+group exponent per chunk read; the cycle model counts an L-lane PE's beats from it.
 
 A GEMM list can also come from a CSV (``read_gemm_csv``) so users can bring their own network.
 """
@@ -39,6 +43,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from model.beats import conv_k_chunk
 
 from .report_io import csv_text, write_csv
 
@@ -198,12 +204,18 @@ def _phase_taps(size_in: int, pad: int, stride: int, kernel: int) -> list[tuple[
     return out
 
 
-def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False) -> list[Gemm]:
-    """The training GEMMs of one layer at a batch size (backward-data split into phases).
+def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False, gc: int = 1) -> list[Gemm]:
+    """The training GEMMs of one layer at a batch size (backward-data split into phases), with
+    ``k_chunk`` for channel grouping of channel-block size ``gc``.
 
     A layer that reads the network input gets no backward-data GEMM unless ``input_grad``."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch size must be a positive int, got {batch!r}")
+    if isinstance(gc, bool) or not isinstance(gc, int) or gc < 1:
+        raise ValueError(f"channel block gc must be a positive int, got {gc!r}")
+    if layer.kind == "conv" and layer.groups > 1 and (layer.in_channels // layer.groups) % gc:
+        raise ValueError(f"layer {layer.name!r}: gc = {gc} does not divide its {layer.in_channels // layer.groups} "
+                         f"input channels per group, so channel blocks would straddle its groups")
     (h, w), (ho, wo), (kh, kw) = layer.in_hw, layer.out_hw, layer.kernel
     g = layer.groups
     cin, cout = layer.in_channels // g, layer.out_channels // g
@@ -217,7 +229,8 @@ def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False) -> list[
     for gi in range(g):
         tag = suffix(gi)
         gemms.append(Gemm(layer.name, "forward", batch * ho * wo, cout, cin * kh * kw,
-                          "activation", "weight", act // g, wgt // g, err // g, kh * kw, tag))
+                          "activation", "weight", act // g, wgt // g, err // g,
+                          conv_k_chunk("forward", taps=kh * kw, gc=gc), tag))
         if layer.reads_input and not input_grad:
             rows = cols = []
         else:
@@ -228,9 +241,11 @@ def gemms_for_layer(layer: Layer, batch: int, input_grad: bool = False) -> list[
             for pc, nc, tc in cols:
                 phase = tag + (f"/p{pr}{pc}" if multi else "")
                 gemms.append(Gemm(layer.name, "backward-data", batch * nr * nc, cin, cout * tr * tc,
-                                  "error", "weight", err // g, wgt // g, act // g, tr * tc, phase))
+                                  "error", "weight", err // g, wgt // g, act // g,
+                                  conv_k_chunk("backward-data", taps=tr * tc, gc=gc), phase))
         gemms.append(Gemm(layer.name, "backward-weight", cout, cin * kh * kw, batch * ho * wo,
-                          "error", "activation", err // g, act // g, wgt // g, ho * wo, tag))
+                          "error", "activation", err // g, act // g, wgt // g,
+                          conv_k_chunk("backward-weight", taps=kh * kw, gc=gc, out_positions=ho * wo), tag))
     return gemms
 
 
@@ -250,9 +265,9 @@ def _linear_gemms(layer: Layer, batch: int, input_grad: bool) -> list[Gemm]:
     return gemms
 
 
-def training_gemms(layers: list[Layer], batch: int, input_grad: bool = False) -> list[Gemm]:
-    """All GEMMs of one training step of a traced network."""
-    return [gemm for layer in layers for gemm in gemms_for_layer(layer, batch, input_grad)]
+def training_gemms(layers: list[Layer], batch: int, input_grad: bool = False, gc: int = 1) -> list[Gemm]:
+    """All GEMMs of one training step of a traced network (channel-block size ``gc``)."""
+    return [gemm for layer in layers for gemm in gemms_for_layer(layer, batch, input_grad, gc)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -264,11 +279,12 @@ def _network_layers(name: str) -> tuple[Layer, ...]:
     return tuple(trace_layers(model, shape))
 
 
-def network_gemms(name: str, batch: int | None = None) -> list[Gemm]:
-    """GEMMs of a default network (``resnet20`` at batch 128, ``resnet18`` at batch 256)."""
+def network_gemms(name: str, batch: int | None = None, gc: int = 1) -> list[Gemm]:
+    """GEMMs of a default network (``resnet20`` at batch 128, ``resnet18`` at batch 256) with
+    channel-block size ``gc``."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)} or use a GEMM CSV")
-    return training_gemms(list(_network_layers(name)), NETWORKS[name][2] if batch is None else batch)
+    return training_gemms(list(_network_layers(name)), NETWORKS[name][2] if batch is None else batch, gc=gc)
 
 
 # -- CSV I/O -----------------------------------------------------------------------------------
