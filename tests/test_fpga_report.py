@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +15,10 @@ from hw.fpga.demo import DotDemo
 from hw.fpga.host import BoardClient
 from hw.fpga.protocol import Op
 from hw.fpga.configs import COLUMNS, Config
+from sim import fpga_report
 from sim.fpga_report import _parse_size, main, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _row(fmt, r, c, luts, fmax, fits=True, design="mls"):
@@ -43,6 +50,35 @@ def test_report_tables_and_ratios(tmp_path):
         got = list(csv.DictReader(f))
     assert [g["role"] for g in got] == ["formats"] * 3 + ["sweep", "fit"] and got[-1]["fits"] == "False"
     assert (tmp_path / "fpga.png").stat().st_size > 1000
+
+
+def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
+    """reports/fpga.{md,csv} are what the command at the top of reports/fpga.md writes, run with
+    --cached-only on the cached builds: each build's board.json is rebuilt here from its fpga.csv
+    row (no place and route), so the report code and the cache keys must still reproduce them."""
+    committed = ROOT / "reports"
+    md = (committed / "fpga.md").read_text()
+    for rec in csv.DictReader(open(committed / "fpga.csv", newline="")):
+        def num(key, kind=int):
+            return None if rec[key] == "" else kind(rec[key])
+
+        cfg = Config(rec["board"], rec["design"], rec["format"] if rec["design"] == "mls" else rec["design"],
+                     int(rec["rows"]), int(rec["cols"]), rec["role"], dsp=rec["dsp_map"] == "yes",
+                     steps="pack" if rec["role"] == "fit" else "pnr")
+        result = {k: num(k) for k in ("luts", "luts_avail", "ffs", "dsps", "dsps_avail", "brams", "lutram")}
+        result.update(fmax_mhz=num("fmax_mhz", float), fits={"True": True, "False": False, "": None}[rec["fits"]],
+                      seconds={"pnr": num("pnr_s", float)})
+        manifest = {"clock_hz": float(rec["clock_mhz"]) * 1e6, "design": {"acc_bits": num("acc_bits")}, "result": result}
+        (tmp_path / "build" / "fpga_report" / cfg.key).mkdir(parents=True, exist_ok=True)   # one build, two roles
+        (tmp_path / "build" / "fpga_report" / cfg.key / "board.json").write_text(json.dumps(manifest))
+    command = shlex.split(re.search(r"Regenerate: `(.*?)`\. Flow:", md, re.S).group(1))
+    assert command[:3] == ["python", "-m", "sim.fpga_report"]
+    tools = re.search(r" Tools: (.*?)\.\n", md).group(1)   # the versions of that run, not the installed ones
+    monkeypatch.setattr(fpga_report, "_tools", lambda: tools)
+    monkeypatch.chdir(tmp_path)
+    assert main(command[3:] + ["--cached-only"]) == 0
+    assert (tmp_path / "reports" / "fpga.md").read_text() == md
+    assert (tmp_path / "reports" / "fpga.csv").read_bytes() == (committed / "fpga.csv").read_bytes()
 
 
 def test_report_cli_errors(capsys):
