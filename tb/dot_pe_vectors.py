@@ -1,18 +1,20 @@
-"""Shared helpers of the dot-product PE testbenches: beats packed from ``hw.pe.beat_layout``
-offsets, and golden integers from ``model/`` (``MLSFormat.int_value``, ``model.arith.accumulate``)."""
+"""Shared helpers of the dot-product PE testbenches: tiles built as ``model.beats`` operands and
+packed by the model's beat packer, beats packed into the RTL's ``hw.pe.beat_layout`` bits, and the
+golden results from ``model.arith`` (``beat_accumulate``; ``accumulate`` for the per-product
+counterfactual)."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 
 from hw.pe.layout import beat_layout
-from model.arith import accumulate
+from model.arith import accumulate, beat_accumulate, lane_products
+from model.beats import BeatStream, GemmOperand, pack_beats
 from model.formats import MLSFormat
 
-__all__ = ["Beat", "BeatPacker", "IntTable", "beats_of_chunks", "tile_reference"]
+__all__ = ["BeatPacker", "Tile", "random_codes", "split_code"]
 
 
 def split_code(fmt: MLSFormat, code: int) -> tuple[int, int, int]:
@@ -20,18 +22,6 @@ def split_code(fmt: MLSFormat, code: int) -> tuple[int, int, int]:
     man = code & ((1 << fmt.man_bits) - 1)
     exp = (code >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
     return code >> (fmt.exp_bits + fmt.man_bits), exp, man
-
-
-class IntTable:
-    """``int(code, g)`` of DESIGN §3 for every code and g, from ``MLSFormat.int_value``."""
-
-    def __init__(self, fmt: MLSFormat):
-        self.fmt = fmt
-        self._table = [[fmt.int_value(*split_code(fmt, code), g) for g in range(fmt.max_group_exp + 1)]
-                       for code in range(fmt.code_count)]
-
-    def __call__(self, code: int, g: int) -> int:
-        return self._table[code][g]
 
 
 class BeatPacker:
@@ -50,53 +40,68 @@ class BeatPacker:
     def pack(self, codes, g: int) -> int:
         if len(codes) != self.lanes:
             raise ValueError(f"a beat has {self.lanes} lanes, got {len(codes)} codes")
-        bits = g << self._g
+        bits = int(g) << self._g
         for lane, code in enumerate(codes):
-            sign, exp, man = split_code(self.fmt, code)
+            sign, exp, man = split_code(self.fmt, int(code))
             bits |= ((man << self._man) | (exp << self._exp) | (sign << self._sign)) << (
                 self._elem_base + lane * self._elem_size)
         return bits
 
 
-@dataclass(frozen=True)
-class Beat:
-    """One beat: the A and W codes of every lane and the chunk's group exponents."""
-    a_codes: tuple[int, ...]
-    w_codes: tuple[int, ...]
-    g_a: int
-    g_w: int
+class Tile:
+    """One output of one PE: an A line and a W line of K elements in chunks, packed into beats
+    by ``model.beats.pack_beats``.
 
+    ``chunks`` holds ``(a_codes, w_codes, g_a, g_w, new_w_group)``: a chunk where
+    ``new_w_group`` is false keeps the previous chunk's W group (so only A's group changes
+    there: the packer must split on either operand's change).
+    """
 
-def beats_of_chunks(chunks, lanes: int) -> list[Beat]:
-    """DESIGN §3.1 beat order: chunks in order, inside a chunk lanes 0..L-1; a chunk's last beat
-    is padded with zero codes; no beat mixes two chunks. ``chunks`` holds
-    ``(a_codes, w_codes, g_a, g_w)`` with equal-length code lists."""
-    beats = []
-    for a_codes, w_codes, g_a, g_w in chunks:
-        for start in range(0, len(a_codes), lanes):
-            a = list(a_codes[start:start + lanes])
-            w = list(w_codes[start:start + lanes])
-            pad = lanes - len(a)
-            beats.append(Beat(tuple(a + [0] * pad), tuple(w + [0] * pad), g_a, g_w))
-    return beats
+    def __init__(self, fmt_a: MLSFormat, fmt_w: MLSFormat, lanes: int, chunks):
+        a_codes, a_g, a_id, w_codes, w_g, w_id = [], [], [], [], [], []
+        w_group = -1
+        for index, (a, w, g_a, g_w, new_w_group) in enumerate(chunks):
+            if len(a) != len(w) or not a:
+                raise ValueError(f"chunk {index}: {len(a)} A codes, {len(w)} W codes")
+            if new_w_group or w_group < 0:
+                w_group += 1
+            elif g_w != w_g[-1]:
+                raise ValueError(f"chunk {index} keeps W's group but changes g_w")
+            a_codes += a
+            w_codes += w
+            a_g += [g_a] * len(a)
+            w_g += [g_w] * len(w)
+            a_id += [index] * len(a)
+            w_id += [w_group] * len(w)
+        line = lambda values: torch.tensor([values], dtype=torch.int64)  # noqa: E731
+        self.a = GemmOperand(fmt_a, line(a_codes), line(a_g), line(a_id))
+        self.w = GemmOperand(fmt_w, line(w_codes), line(w_g), line(w_id))
+        self.chunk_lengths = [len(c[0]) for c in chunks]
+        self.stream: BeatStream = pack_beats(self.a, self.w, lanes)
 
+    @property
+    def beats(self) -> list[tuple[list[int], list[int], int, int]]:
+        """``(a_codes, w_codes, g_a, g_w)`` of every beat, in stream order."""
+        s = self.stream
+        return [(s.a_codes[b, 0].tolist(), s.w_codes[b, 0].tolist(), int(s.a_group[b, 0]), int(s.w_group[b, 0]))
+                for b in range(s.beats)]
 
-def beat_values(beats, ints_a: IntTable, ints_w: IntTable) -> list[int]:
-    """Each beat's exact ``sum_l int(a_l, g_a) * int(w_l, g_w)``."""
-    return [sum(ints_a(a, b.g_a) * ints_w(w, b.g_w) for a, w in zip(b.a_codes, b.w_codes)) for b in beats]
+    def reference(self, acc_bits: int) -> tuple[int, int]:
+        """Golden ``(acc, overflow)``: ``model.arith.beat_accumulate`` (saturate per beat)."""
+        acc, ovf = beat_accumulate(self.stream, acc_bits)
+        return int(acc[0, 0]), int(ovf[0, 0])
 
+    def exact_sum(self) -> int:
+        """``sum_k int(a_k) * int(w_k)`` straight from the operands, independent of the beats."""
+        return int((self.a.to_int() * self.w.to_int()).sum())
 
-def tile_reference(beats, ints_a: IntTable, ints_w: IntTable, acc_bits: int) -> tuple[int, int]:
-    """Golden ``(acc, overflow)`` of one tile: saturate after each beat's add (DESIGN §3.1)."""
-    acc, ovf = accumulate(torch.tensor([beat_values(beats, ints_a, ints_w)], dtype=torch.int64), acc_bits)
-    return int(acc[0]), int(ovf[0])
-
-
-def per_product_reference(beats, ints_a: IntTable, ints_w: IntTable, acc_bits: int) -> tuple[int, int]:
-    """What a PE that saturates after every *product* would give (the scalar PE's order)."""
-    products = [ints_a(a, b.g_a) * ints_w(w, b.g_w) for b in beats for a, w in zip(b.a_codes, b.w_codes)]
-    acc, ovf = accumulate(torch.tensor([products], dtype=torch.int64), acc_bits)
-    return int(acc[0]), int(ovf[0])
+    def per_product_reference(self, acc_bits: int) -> tuple[int, int]:
+        """What saturating after every *product* (lanes in order) would give instead."""
+        s, fa, fw = self.stream, self.stream.fmt_a, self.stream.fmt_w
+        shift = (fa.max_group_exp - s.a_group[:, 0]) + (fw.max_group_exp - s.w_group[:, 0])
+        products = lane_products(s.a_codes[:, 0], s.w_codes[:, 0], fa, fw) << shift[:, None]
+        acc, ovf = accumulate(products.reshape(1, -1), acc_bits)
+        return int(acc[0]), int(ovf[0])
 
 
 def random_codes(rng: random.Random, fmt: MLSFormat, n: int, style: str) -> list[int]:
