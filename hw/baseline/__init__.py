@@ -4,7 +4,7 @@
 - :class:`FP8MAC`: FP8 (E4M3 / E5M2, any mix) exact multiply, FP32 accumulate.
 - :class:`Int8MAC`: INT8 x INT8, INT32 wrapping accumulate.
 - :class:`BaselinePE`: any of them in the MLS PE's systolic port style and pipeline (the
-  baseline that ``hw.synth`` reports).
+  baseline that ``hw.synth`` synthesizes for the synthesis report).
 
 Numerics: :mod:`model.baseline_arith` (the golden reference each PE is tested against).
 """
