@@ -293,7 +293,7 @@ def lanes_report(networks: list[str], lanes: list[int], gcs: list[int], array: A
           "## Per network and pass", ""] + summary + [
           "", "## Per layer (lane utilization)", ""]
     md += markdown_table(["network", "Gc", "layer", "pass"] + [f"L={n}" for n in lanes], layer_rows,
-                         "llll" + "r" * len(lanes))
+                         "lrll" + "r" * len(lanes))
     fields = ["network", "gc", "lanes", "pe_latency", "layer", "pass", "gemms", "macs", "lane_slots",
               "lane_utilization", "cycles"]
     return "\n".join(summary) + "\n", "\n".join(md) + "\n", csv_text(records, fields)

@@ -10,13 +10,22 @@ left). It also carries the data, so every output row it emits must equal the til
 
 import math
 import random
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from hw.array.timing import PE_LATENCY
-from sim.cycles import ArrayConfig, gemm_cycles, network_cycles
-from sim.workloads import Gemm, network_gemms
+from hw.array.timing import PE_LATENCY, ArrayTiming
+from model.beats import conv_gemms, pack_beats
+from model.config import DEFAULT_LINEAR_BLOCK
+from model.grouping import Grouping
+from model.quantize import quantize
+from sim import cycles as sim_cycles
+from sim.cycles import ArrayConfig, dot_pe_latency, gemm_cycles, lane_totals, network_cycles
+from sim.workloads import NETWORKS, Gemm, _network_layers, gemms_for_layer, network_gemms, trace_layers
 
 
 def stepping_reference(tiles, rows, cols):
@@ -338,3 +347,226 @@ def test_dataflow_errors():
         ArrayConfig.parse("4x4-rs")
     assert ArrayConfig.parse("8x4-ws") == ArrayConfig(8, 4, dataflow="ws")
     assert str(ArrayConfig.parse("8x4-ws")) == "8x4-ws" and str(ArrayConfig.parse("8x4")) == "8x4"
+
+
+# -- lanes: the L-lane dot-product PE --------------------------------------------------------------
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_one_lane_is_the_scalar_model(net):
+    """lanes = 1 reproduces today's GemmCycles field for field, for any channel block Gc; Gc = 1
+    keeps today's k_chunk (kh*kw forward, the phase's taps backward-data, Ho*Wo backward-weight)."""
+    base = network_gemms(net)
+    for gc in (1, 4):
+        gemms = network_gemms(net, gc=gc)
+        assert [(g.layer, g.pass_, g.phase, g.m, g.n, g.k) for g in gemms] == [(g.layer, g.pass_, g.phase, g.m, g.n, g.k) for g in base]
+        for g, b in zip(gemms, base):
+            one, scalar = gemm_cycles(g, ArrayConfig(16, 16, lanes=1)), gemm_cycles(b, ArrayConfig(16, 16))
+            assert one == scalar and one.tile_beats == g.k and one.lane_slots == g.macs and one.lane_utilization == 1
+            assert ArrayConfig(16, 16, lanes=1).pe_latency == PE_LATENCY
+    layers = {layer.name: layer for layer in _network_layers(net)}
+    for g in base:
+        layer = layers[g.layer]
+        if layer.kind == "conv" and g.pass_ == "forward":
+            assert g.k_chunk == layer.kernel[0] * layer.kernel[1]
+        elif layer.kind == "conv" and g.pass_ == "backward-weight":
+            assert g.k_chunk == layer.out_hw[0] * layer.out_hw[1]
+        elif layer.kind == "conv":
+            assert g.k_chunk == g.k // layer.out_channels
+
+
+CONV_LAYERS = [  # (cin, cout, kernel, stride, padding, in size)
+    (6, 5, 3, 2, 1, 7),  # cin = 6 with gc = 4: a ragged last forward chunk; four backward-data phases
+    (4, 8, 1, 2, 0, 6),  # a 1x1 stride-2 shortcut
+    (3, 4, 3, 1, 1, 5),
+]
+
+
+def _layer_tensors(cin, cout, kernel, stride, padding, size, gc, batch):
+    gen = torch.Generator().manual_seed(cin * 100 + cout * 10 + gc)
+    out = (size + 2 * padding - kernel) // stride + 1
+    grouping = Grouping.channel(gc)
+    act = quantize(torch.randn(batch, cin, size, size, generator=gen), "e2m1g3", grouping)
+    weight = quantize(torch.randn(cout, cin, kernel, kernel, generator=gen), "e2m1g3", grouping)
+    error = quantize(torch.randn(batch, cout, out, out, generator=gen) * torch.logspace(0, -3, cout)[None, :, None, None],
+                     "e3m2g4", grouping, "stochastic", generator=gen)
+    return act, weight, error
+
+
+@pytest.mark.parametrize("layer", CONV_LAYERS)
+@pytest.mark.parametrize("gc", [1, 4])
+def test_beats_are_the_packed_conv_gemms(layer, gc):
+    """The cycle model's Gemms (traced layer, k_chunk from Gc) against the real quantized GEMMs of
+    the same layer packed by model.beats: every fold of every GEMM packs into exactly the beats the
+    model counts, the GEMM's cycles are the timing function of those packed beats, and lane
+    utilization is the packed streams' useful pairs over their lane slots."""
+    cin, cout, kernel, stride, padding, size = layer
+    batch, R, C = 2, 8, 3
+    traced = trace_layers(nn.Conv2d(cin, cout, kernel, stride, padding), (cin, size, size))
+    model_gemms = gemms_for_layer(traced[0], batch, input_grad=True, gc=gc)
+    real = conv_gemms(*_layer_tensors(cin, cout, kernel, stride, padding, size, gc, batch), stride, padding)
+    assert [(g.pass_, g.m, g.n, g.k) for g in model_gemms] == [(g.pass_, g.m, g.n, g.k) for g in real]
+    for lanes in (1, 4, 9, 16):
+        array = ArrayConfig(R, C, lanes=lanes)
+        for g, r in zip(model_gemms, real):
+            beats, useful, slots = [], 0, 0
+            for r0 in range(0, r.m, R):
+                for c0 in range(0, r.n, C):
+                    stream = pack_beats(r.a.select(slice(r0, r0 + R)), r.w.select(slice(c0, c0 + C)), lanes)
+                    outputs = min(R, r.m - r0) * min(C, r.n - c0)
+                    beats.append(stream.beats)
+                    useful += outputs * stream.useful_pairs
+                    slots += outputs * lanes * stream.beats
+            model = gemm_cycles(g, array)
+            assert set(beats) == {model.tile_beats} == {array.timing.tile_beats(g.k, g.k_chunk)}, (g.pass_, g.phase, lanes)
+            assert model.folds == len(beats)
+            assert model.cycles == ArrayTiming(R, C, array.pe_latency, lanes).tiles_cycles_from_beats(beats)
+            assert (model.macs, model.lane_slots) == (useful, slots)
+
+
+def _independent_lane_counts(net, lanes, gc):
+    """(useful pairs, lane slots) per pass from the traced layers alone: chunks listed channel block
+    by channel block, phase by phase, sample by sample (nothing from sim.workloads' Gemms,
+    model.beats.count_beats or conv_k_chunk)."""
+    batch = NETWORKS[net][2]
+    out = {p: [0, 0] for p in ("forward", "backward-data", "backward-weight")}
+
+    def add(pass_, outputs, chunks):
+        out[pass_][0] += outputs * sum(chunks)
+        out[pass_][1] += outputs * lanes * sum(-(-c // lanes) for c in chunks)
+
+    for layer in _network_layers(net):
+        if layer.kind == "linear":
+            rows = batch * layer.in_hw[0]
+            blocks = lambda k: [min(DEFAULT_LINEAR_BLOCK, k - s) for s in range(0, k, DEFAULT_LINEAR_BLOCK)]  # noqa: E731
+            add("forward", rows * layer.out_channels, blocks(layer.in_channels))
+            if not layer.reads_input:
+                add("backward-data", rows * layer.in_channels, blocks(layer.out_channels))
+            add("backward-weight", layer.out_channels * layer.in_channels, blocks(rows))
+            continue
+        assert layer.groups == 1
+        (h, w), (ho, wo), (kh, kw), (sh, sw), (ph, pw) = layer.in_hw, layer.out_hw, layer.kernel, layer.stride, layer.padding
+        cin, cout = layer.in_channels, layer.out_channels
+        add("forward", batch * ho * wo * cout, [len(range(c0, min(c0 + gc, cin))) * kh * kw for c0 in range(0, cin, gc)])
+        if not layer.reads_input:
+            for pr in range(sh):
+                for pc in range(sw):
+                    rows = sum(1 for i in range(h) if (i + ph) % sh == pr) * sum(1 for j in range(w) if (j + pw) % sw == pc)
+                    taps = sum(1 for r in range(kh) if r % sh == pr) * sum(1 for s in range(kw) if s % sw == pc)
+                    if rows and taps:
+                        add("backward-data", batch * rows * cin, [taps] * cout)
+        add("backward-weight", cout * cin * kh * kw, [ho * wo] * batch)
+    return out
+
+
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_lane_utilization_against_an_independent_count(net):
+    for gc in (1, 4):
+        gemms = network_gemms(net, gc=gc)
+        for lanes in (4, 9, 16):
+            totals = lane_totals(gemms, ArrayConfig(16, 16, lanes=lanes))
+            expected = _independent_lane_counts(net, lanes, gc)
+            for pass_, (useful, slots) in expected.items():
+                assert (totals[("", pass_)].macs, totals[("", pass_)].lane_slots) == (useful, slots), (gc, lanes, pass_)
+                assert totals[("", pass_)].lane_utilization == Fraction(useful, slots)
+            step = totals[("", "step")]
+            assert (step.macs, step.lane_slots) == tuple(map(sum, zip(*expected.values())))
+            assert step.cycles == sum(c.cycles for c in network_cycles(gemms, ArrayConfig(16, 16, lanes=lanes)))
+            assert step.gemms == len(gemms)
+            per_layer = [t for (layer, _), t in totals.items() if layer]
+            assert sum(t.macs for t in per_layer) == step.macs and sum(t.lane_slots for t in per_layer) == step.lane_slots
+
+
+def test_lane_utilization_by_hand():
+    """ResNet-20's first 3x3 16->16 stage layer at batch 128: forward K = 144 in chunks of 9 (Gc 1)
+    or 36 (Gc 4); backward-data stride 1: one phase, chunks of 9; backward-weight K = 128 * 1024 in
+    chunks of 1024 (ceil(1024 / 9) = 114 beats each at L = 9)."""
+    gemms = {(g.pass_, g.k) for g in network_gemms("resnet20", gc=4) if g.layer == "layers.0.conv1"}
+    assert gemms == {("forward", 144), ("backward-data", 144), ("backward-weight", 131072)}
+    for gc, forward in ((1, Fraction(144, 16 * 16)), (4, Fraction(144, 16 * 12))):
+        totals = lane_totals([g for g in network_gemms("resnet20", gc=gc) if g.layer == "layers.0.conv1"],
+                             ArrayConfig(16, 16, lanes=16))
+        assert totals[("layers.0.conv1", "forward")].lane_utilization == forward
+        assert totals[("layers.0.conv1", "backward-data")].lane_utilization == Fraction(144, 16 * 16)
+        assert totals[("layers.0.conv1", "backward-weight")].lane_utilization == 1
+    nine = lane_totals([g for g in network_gemms("resnet20") if g.layer == "layers.0.conv1"], ArrayConfig(16, 16, lanes=9))
+    assert nine[("layers.0.conv1", "forward")].lane_utilization == nine[("layers.0.conv1", "backward-data")].lane_utilization == 1
+    assert nine[("layers.0.conv1", "backward-weight")].lane_utilization == Fraction(1024, 9 * 114)  # 1024 = 113 * 9 + 7
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 9, 16])
+def test_pe_latency_is_the_dot_pes(lanes):
+    """A lane array's drain uses MLSDotPE.latency (whatever the formats), not the scalar PE's."""
+    from hw.pe.dot_pe import MLSDotPE
+
+    pe = MLSDotPE("e3m2g4", "e2m1g3", lanes, 40)
+    pe._MustUse__silence = True
+    array = ArrayConfig(4, 4, lanes=lanes)
+    assert array.pe_latency == dot_pe_latency(lanes) == pe.latency > PE_LATENCY
+    assert array.timing == ArrayTiming(4, 4, pe.latency, lanes)
+    assert ArrayConfig(4, 4, lanes=lanes, pe_latency=7).timing.drain_cycles == 4 + 4 + 7 - 1
+    assert str(array) == f"4x4 L={lanes}"
+
+
+def test_lane_errors():
+    with pytest.raises(ValueError, match=r"^array lanes must be in \[1, 4096\], got 0$"):
+        ArrayConfig(4, 4, lanes=0)
+    with pytest.raises(TypeError, match=r"^array lanes must be an int, not 2.0$"):
+        ArrayConfig(4, 4, lanes=2.0)
+    with pytest.raises(ValueError, match=r"^lanes = 4: dot-product PEs are modelled for the output-stationary "
+                                         r"dataflow only, not 'ws'$"):
+        ArrayConfig(4, 4, dataflow="ws", lanes=4)
+    with pytest.raises(ValueError, match=r"^pe_latency must be at least 1, got 0$"):
+        ArrayConfig(4, 4, lanes=4, pe_latency=0)
+    layer = trace_layers(nn.Conv2d(6, 4, 3, padding=1), (6, 5, 5))[0]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match=rf"^channel block gc must be a positive int, got {bad!r}$"):
+            gemms_for_layer(layer, 2, gc=bad)
+    grouped = trace_layers(nn.Conv2d(12, 8, 3, padding=1, groups=2), (12, 5, 5))[0]
+    with pytest.raises(ValueError, match=r"^layer 'model': gc = 4 does not divide its 6 input channels per group, "
+                                         r"so channel blocks would straddle its groups$"):
+        gemms_for_layer(grouped, 2, gc=4)
+    assert [(g.pass_, g.k, g.k_chunk) for g in gemms_for_layer(grouped, 2, input_grad=True, gc=3)] == [
+        ("forward", 54, 27), ("backward-data", 36, 9), ("backward-weight", 50, 25)] * 2
+
+
+def test_cli(tmp_path, capsys):
+    args = ["--networks", "resnet20", "--lanes", "1,9", "--gc", "4", "--array", "8x8"]
+    assert sim_cycles.main(args + ["--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert sim_cycles.main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out == printed.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    for name in ("lanes.md", "lanes.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    lines = printed.splitlines()
+    assert lines[0].startswith("| network | Gc | L | PE latency |") and len(lines) == 2 + 2 + 1
+    totals = lane_totals(network_gemms("resnet20", gc=4), ArrayConfig(8, 8, lanes=9))
+    step = totals[("", "step")]
+    row = lines[3].split(" | ")
+    assert row[:4] == ["| resnet20", "4", "9", str(dot_pe_latency(9))]
+    assert row[7] == f"{float(step.lane_utilization):.4f}" and row[8] == str(step.cycles)
+    csv_lines = (tmp_path / "a" / "lanes.csv").read_text().splitlines()
+    assert csv_lines[0] == "network,gc,lanes,pe_latency,layer,pass,gemms,macs,lane_slots,lane_utilization,cycles"
+    assert len(csv_lines) == 1 + 2 * len(totals)
+    assert f"resnet20,4,9,{dot_pe_latency(9)},(all),step,{step.gemms},{step.macs},{step.lane_slots}," in "\n".join(csv_lines)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lanes", "0"], "error: --lanes values must be at least 1, got 0"),
+    (["--lanes", "4,x"], "error: --lanes takes comma-separated positive integers, got 'x'"),
+    (["--gc", "4,4"], "error: --gc lists 4 twice"),
+    (["--networks", "vgg"], "error: unknown network 'vgg'; choose from resnet20, resnet18"),
+    (["--array", "8x8-ws"], "error: --array '8x8-ws': lanes are modelled for the output-stationary dataflow only"),
+    (["--array", "8by8"], "error: array size '8by8' must look like RxC[-os|-ws], e.g. 16x16"),
+])
+def test_cli_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sim_cycles.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_committed_lanes_report_regenerates(tmp_path, capsys):
+    """reports/lanes.md and .csv are what `python -m sim.cycles --out reports` writes, byte for byte."""
+    assert sim_cycles.main(["--out", str(tmp_path)]) == 0
+    reports = Path(__file__).resolve().parents[1] / "reports"
+    for name in ("lanes.md", "lanes.csv"):
+        assert (tmp_path / name).read_bytes() == (reports / name).read_bytes(), name
