@@ -31,6 +31,8 @@ to a zero, so a -0 product stays -0).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 # The format descriptors live in model.floats; re-exported here for the baseline references' users.
@@ -42,6 +44,9 @@ __all__ = [
     "fp32_daz", "fp32_mul", "fp32_add", "fp32_mac", "fp32_accumulate",
     "fp8_decode", "fp8_mul", "fp8_mac", "fp8_accumulate",
     "int8_mac", "int8_accumulate", "bits_to_f32", "f32_to_bits",
+    "FP32_NEG_ZERO", "FP32_POS_INF", "FP32_NEG_INF", "fp8_fixed_lsb", "fp8_max_fixed",
+    "fp8_dot_product_lsb", "fp8_dot_max_product", "fp32_round_exact",
+    "fp8_dot_mac", "fp8_dot_accumulate", "int8_dot_mac", "int8_dot_accumulate",
 ]
 
 CANONICAL_NAN = 0x7FC00000
@@ -218,3 +223,232 @@ def int8_accumulate(a, b) -> int:
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"need two equal, non-empty sequences, got {a.size} and {b.size} elements")
     return int(_wrap32(np.asarray(np.sum(a * b))))
+
+
+# -- same-lane dot-product baselines (DESIGN §3.1, fair baselines) ---------------------------
+#
+# An L-lane dot-product PE takes one *beat* of L operand pairs per cycle, like the MLS dot PE.
+#
+# FP8 dot PE (``fp8_dot_mac``): acc <- fp32_rne(acc + sum_l a_l * w_l), ONE rounding per beat.
+#   - Every FP8 value is an integer times 2^fp8_fixed_lsb(fmt) (subnormals kept, as in fp8_mul),
+#     so every lane product is an integer in units of 2^(lsb_a + lsb_w) and the beat's sum of
+#     products is computed exactly (a wide fixed-point adder tree in the hardware).
+#   - The accumulator (FP32) is DAZ: a subnormal acc counts as a zero of the same sign.
+#   - NaN: any NaN operand, an Inf x 0 lane (E5M2), a NaN acc, or Inf terms of both signs among
+#     acc and the lane products give the canonical NaN. Otherwise an Inf term gives that Inf.
+#   - Finite terms: the exact value acc + S is rounded once to FP32, RNE. An exact result below
+#     2^-126 in magnitude would flush to a zero of its sign (tininess before rounding, as
+#     fp32_mul) and an overflow would round to Inf; neither can happen for FP8 products
+#     (docs/numerics.md): every sum of products is a multiple of 2^(lsb_a + lsb_w) >= 2^-32 and
+#     at most 1024 * 57344^2 < 2^42 in magnitude, far from both ends of FP32.
+#   - An exact zero result is -0 only if every addend (acc and each lane product) is -0; else +0
+#     (IEEE's rule for x + y, extended to the L + 1 addends of the beat).
+#   - ``first`` starts a tile: the beat is added to -0, the additive identity, so a tile's first
+#     result is fp32_rne(sum_l a_l * w_l) and keeps the sign of an all -0 beat.
+#   At L = 1 this is exactly the scalar FP8 PE (fp8_mac; an FP8 product is exact in FP32); at
+#   L = 2 a first beat is exactly fp32_add(fp8_mul(a0, w0), fp8_mul(a1, w1)).
+#
+# INT8 dot PE (``int8_dot_mac``): acc <- wrap32(acc + sum_l a_l * w_l); ``first``: wrap32(sum).
+
+#: Canonical patterns of the FP32 signed zeros and infinities.
+FP32_NEG_ZERO = 0x80000000
+FP32_POS_INF, FP32_NEG_INF = 0x7F800000, 0xFF800000
+
+
+def fp8_fixed_lsb(fmt) -> int:
+    """Exponent of the LSB of an FP8 format's values: every finite value is an integer times
+    ``2**fp8_fixed_lsb(fmt)`` (``1 - bias - man_bits``: -9 for E4M3, -16 for E5M2)."""
+    fmt = fp8_format(fmt)
+    return 1 - fmt.bias - fmt.man_bits
+
+
+def fp8_max_fixed(fmt) -> int:
+    """Largest finite FP8 magnitude in units of ``2**fp8_fixed_lsb(fmt)`` (448 * 2^9 for E4M3)."""
+    fmt = fp8_format(fmt)
+    return int(fmt.max_finite * 2.0 ** -fp8_fixed_lsb(fmt))
+
+
+def fp8_dot_product_lsb(fmt_a, fmt_w) -> int:
+    """Exponent of the LSB of a lane product and of the beat's exact sum: -18 for E4M3 x E4M3,
+    -25 for E4M3 x E5M2, -32 for E5M2 x E5M2."""
+    return fp8_fixed_lsb(fmt_a) + fp8_fixed_lsb(fmt_w)
+
+
+def fp8_dot_max_product(fmt_a, fmt_w) -> int:
+    """Largest lane-product magnitude in units of ``2**fp8_dot_product_lsb``."""
+    return fp8_max_fixed(fmt_a) * fp8_max_fixed(fmt_w)
+
+
+def _fp8_fixed(code: int, fmt: FloatFormat) -> tuple[str, int, int]:
+    """(kind, sign, magnitude): kind is "nan", "inf" or "finite"; a finite magnitude is in
+    units of 2^fp8_fixed_lsb(fmt) (exact, subnormals kept)."""
+    sign = (code >> (fmt.bits - 1)) & 1
+    exp = (code >> fmt.man_bits) & fmt.max_exp_field
+    man = code & ((1 << fmt.man_bits) - 1)
+    if exp == fmt.max_exp_field:
+        if fmt.ieee_specials:
+            return ("inf" if man == 0 else "nan"), sign, 0
+        if man == (1 << fmt.man_bits) - 1:  # OCP E4M3 "FN": S.1111.111 is NaN, no Inf
+            return "nan", sign, 0
+    sig = man | ((exp != 0) << fmt.man_bits)
+    return "finite", sign, sig << (max(exp, 1) - 1)
+
+
+def _fp32_terms(bits: int) -> tuple[str, int, int, int]:
+    """(kind, sign, magnitude, exponent) of an FP32 pattern after DAZ: value = ±magnitude·2^exponent."""
+    sign, exp, man = bits >> 31, (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    if exp == 0xFF:
+        return ("nan" if man else "inf"), sign, 0, 0
+    if exp == 0:  # DAZ
+        return "finite", sign, 0, 0
+    return "finite", sign, man | (1 << 23), exp - 150
+
+
+def fp32_round_exact(sign: int, magnitude: int, exponent: int) -> int:
+    """FP32 bits of the exact nonzero value ``(-1)^sign · magnitude · 2^exponent``, rounded once
+    to nearest even; |value| < 2^-126 flushes to a zero of its sign (tininess before rounding),
+    and a value that rounds above the largest finite number is Inf."""
+    if magnitude <= 0:
+        raise ValueError(f"magnitude must be positive, got {magnitude}")
+    top = exponent + magnitude.bit_length() - 1  # value in [2^top, 2^(top+1))
+    if top < FP32.min_normal_exponent:
+        return sign << 31
+    drop = magnitude.bit_length() - FP32.sig_bits
+    if drop > 0:
+        sig, rest = magnitude >> drop, magnitude & ((1 << drop) - 1)
+        half = 1 << (drop - 1)
+        if rest > half or (rest == half and sig & 1):
+            sig += 1
+            if sig >> FP32.sig_bits:  # 1.11..1 rounded up to 10.00..0
+                sig, top = sig >> 1, top + 1
+    else:
+        sig = magnitude << -drop
+    if top > FP32.bias:
+        return (sign << 31) | FP32_POS_INF
+    return (sign << 31) | ((top + FP32.bias) << FP32.man_bits) | (sig & ((1 << FP32.man_bits) - 1))
+
+
+_FP8_FIXED_TABLES: dict = {}
+
+
+def _fp8_fixed_table(fmt: FloatFormat) -> tuple:
+    table = _FP8_FIXED_TABLES.get(fmt)
+    if table is None:
+        table = _FP8_FIXED_TABLES[fmt] = tuple(_fp8_fixed(code, fmt) for code in range(1 << fmt.bits))
+    return table
+
+
+def _beat_codes(codes, fmt: FloatFormat, what: str) -> list[int]:
+    try:
+        lanes = [operator.index(c) for c in codes]
+    except TypeError:
+        raise TypeError(f"{what} must be a 1-D sequence of integer {fmt} codes, got {codes!r}") from None
+    if not lanes:
+        raise ValueError(f"{what} must hold at least one lane code")
+    for code in lanes:
+        if not 0 <= code < 1 << fmt.bits:
+            raise ValueError(f"{fmt} codes must be in [0, {(1 << fmt.bits) - 1}], got {code} in {what}")
+    return lanes
+
+
+def _fp32_word(bits, what: str) -> int:
+    try:
+        word = operator.index(bits)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer FP32 bit pattern, not {bits!r}") from None
+    if not 0 <= word <= 0xFFFFFFFF:
+        raise ValueError(f"{what} must be in [0, 2**32 - 1], got {word}")
+    return word
+
+
+def fp8_dot_mac(acc_bits: int, a_codes, w_codes, fmt_a="e4m3", fmt_w="e4m3", first: bool = False) -> int:
+    """One beat of the FP8 dot-product PE: ``fp32_rne(acc + sum_l a_l * w_l)``, one rounding.
+
+    ``a_codes``, ``w_codes``: the beat's L codes of A (``fmt_a``) and W (``fmt_w``), lane 0
+    first. ``first``: the tile's first beat, added to -0 instead of ``acc_bits``. Returns the
+    new accumulator's FP32 bits (rules at the top of this section).
+    """
+    fa, fw = fp8_format(fmt_a), fp8_format(fmt_w)
+    a = _beat_codes(a_codes, fa, "a_codes")
+    w = _beat_codes(w_codes, fw, "w_codes")
+    if len(a) != len(w):
+        raise ValueError(f"a beat needs as many A as W codes, got {len(a)} and {len(w)}")
+    acc = FP32_NEG_ZERO if first else _fp32_word(acc_bits, "acc_bits")
+    acc_kind, acc_sign, acc_mag, acc_exp = _fp32_terms(acc)
+
+    nan = acc_kind == "nan"
+    infs = {acc_sign} if acc_kind == "inf" else set()
+    total = 0          # exact sum of the lane products, in units of 2^lsb
+    all_neg_zero = acc_kind == "finite" and acc_mag == 0 and acc_sign == 1
+    ta, tw = _fp8_fixed_table(fa), _fp8_fixed_table(fw)
+    for ca, cw in zip(a, w):
+        (ka, sa, ma), (kw, sw, mw) = ta[ca], tw[cw]
+        sign = sa ^ sw
+        if "nan" in (ka, kw) or (ka == "inf" and mw == 0 and kw == "finite") \
+                or (kw == "inf" and ma == 0 and ka == "finite"):
+            nan = True
+        elif "inf" in (ka, kw):
+            infs.add(sign)
+        else:
+            product = ma * mw
+            total += -product if sign else product
+            all_neg_zero &= product == 0 and sign == 1
+    if nan or len(infs) == 2:
+        return CANONICAL_NAN
+    if infs:
+        return FP32_NEG_INF if infs == {1} else FP32_POS_INF
+
+    # acc + S exactly, as an integer times 2^low.
+    lsb = fp8_dot_product_lsb(fa, fw)
+    low = min(lsb, acc_exp) if acc_mag else lsb
+    exact = (total << (lsb - low)) + ((-acc_mag if acc_sign else acc_mag) << (acc_exp - low) if acc_mag else 0)
+    if exact == 0:
+        return FP32_NEG_ZERO if all_neg_zero else 0
+    return fp32_round_exact(int(exact < 0), abs(exact), low)
+
+
+def _beats(codes, what: str) -> np.ndarray:
+    arr = np.asarray(codes)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{what} must be a non-empty (beats, lanes) array, got shape {arr.shape}")
+    return arr
+
+
+def fp8_dot_accumulate(a_beats, w_beats, fmt_a="e4m3", fmt_w="e4m3") -> int:
+    """One tile of the FP8 dot PE: beats in order, the first with ``first``; returns FP32 bits.
+    ``a_beats``, ``w_beats``: (beats, lanes) arrays of codes (pad lanes with zero codes)."""
+    a, w = _beats(a_beats, "a_beats"), _beats(w_beats, "w_beats")
+    if a.shape != w.shape:
+        raise ValueError(f"a_beats and w_beats must have the same shape, got {a.shape} and {w.shape}")
+    acc = FP32_NEG_ZERO
+    for i in range(a.shape[0]):
+        acc = fp8_dot_mac(acc, a[i], w[i], fmt_a, fmt_w, first=(i == 0))
+    return acc
+
+
+def int8_dot_mac(acc, a, w, first=False) -> np.ndarray:
+    """One beat of the INT8 dot-product PE: ``wrap32(acc + sum_l a_l * w_l)`` (``first``: no acc).
+
+    ``a``, ``w``: INT8 values with the lanes on the last axis (any leading shape); ``acc`` and
+    ``first`` broadcast against the leading shape. Returns signed INT32 values (int64 array).
+    """
+    a, w, acc = (np.asarray(x, dtype=np.int64) for x in (a, w, acc))
+    if a.shape != w.shape or a.ndim == 0 or a.shape[-1] == 0:
+        raise ValueError(f"a and w must have the same shape with the lanes last, got {a.shape} and {w.shape}")
+    acc_lo, acc_hi = -(1 << (INT32_ACC_BITS - 1)), (1 << (INT32_ACC_BITS - 1)) - 1
+    for name, v, lo, hi in (("a", a, INT8_MIN, INT8_MAX), ("w", w, INT8_MIN, INT8_MAX), ("acc", acc, acc_lo, acc_hi)):
+        if v.size and (v.min() < lo or v.max() > hi):
+            raise ValueError(f"{name} must be in [{lo}, {hi}], got values in [{v.min()}, {v.max()}]")
+    beat_sum = np.sum(a * w, axis=-1)
+    return _wrap32(np.where(np.asarray(first, dtype=bool), 0, acc) + beat_sum)
+
+
+def int8_dot_accumulate(a_beats, w_beats) -> int:
+    """One tile of the INT8 dot PE (beats in order, the first with ``first``): signed INT32."""
+    a, w = _beats(a_beats, "a_beats"), _beats(w_beats, "w_beats")
+    if a.shape != w.shape:
+        raise ValueError(f"a_beats and w_beats must have the same shape, got {a.shape} and {w.shape}")
+    acc = 0
+    for i in range(a.shape[0]):
+        acc = int(int8_dot_mac(acc, a[i], w[i], first=(i == 0)))
+    return acc

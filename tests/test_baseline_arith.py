@@ -234,3 +234,274 @@ def test_int8_limits():
     assert ba.int8_accumulate([-128] * (k + 1), [-128] * (k + 1)) < 0
     with pytest.raises(ValueError, match="reduction length k must be at least 1, got 0"):
         ba.int8_acc_bits_exact(0)
+
+
+# -- the same-lane dot-product baselines (fp8_dot_mac, int8_dot_mac) --------------------------
+#
+# Reference: exact Fractions of the decoded codes (fp8_decode is checked against torch above),
+# summed exactly and rounded by _round_fp32 (Fraction RNE). It shares no code with the model's
+# integer path (_fp8_fixed, fp32_round_exact).
+
+def _fp8_dot_ref(acc: int, a, w, fa, fw, first=False) -> int:
+    if first:
+        acc = ba.FP32_NEG_ZERO
+    va, vw = ba.fp8_decode(np.asarray(a), fa), ba.fp8_decode(np.asarray(w), fw)
+    x = _frac(acc)
+    if x is None:
+        return ba.CANONICAL_NAN
+    infs = {x > 0} if isinstance(x, float) else set()
+    total = Fraction(0) if isinstance(x, float) else x
+    all_neg_zero = not isinstance(x, float) and x == 0 and acc >> 31 == 1
+    for p, q in zip(va, vw):
+        if np.isnan(p) or np.isnan(q) or (np.isinf(p) and q == 0) or (np.isinf(q) and p == 0):
+            return ba.CANONICAL_NAN
+        if np.isinf(p) or np.isinf(q):
+            infs.add(bool(p * q > 0))
+            continue
+        total += Fraction(float(p)) * Fraction(float(q))
+        all_neg_zero &= p * q == 0 and bool(np.signbit(p) ^ np.signbit(q))
+    if len(infs) == 2:
+        return ba.CANONICAL_NAN
+    if infs:
+        return ba.FP32_POS_INF if infs == {True} else ba.FP32_NEG_INF
+    return _round_fp32(total, 1 if (total == 0 and all_neg_zero) else 0)
+
+
+FP8_PAIRS = [("e4m3", "e4m3"), ("e5m2", "e5m2"), ("e4m3", "e5m2"), ("e5m2", "e4m3")]
+
+
+def _bits(x: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", x))[0]
+
+
+def _acc_corners() -> list[int]:
+    """Accumulators around every boundary the beat's add meets: signed zeros, DAZ (largest
+    subnormal) and the smallest normal, values far below and far above the products, the
+    largest finite, Inf and NaN."""
+    vals = [1.0, -1.0, 1.5, 3.0, 2.0 ** 24, 2.0 ** 24 + 2, 2.0 ** 40, 2.0 ** 80, 2.0 ** -40, 2.0 ** -100,
+            2.0 ** -18, 1e-30, 3.4028235e38, 448.0 * 448.0, 57344.0 * 57344.0]
+    bits = [_bits(v) for v in vals] + [0, 0x00000001, 0x007FFFFF, 0x00800000, 0x00800001, 0x7F800000, 0x7FC00000, 0x7F800001]
+    return sorted({b | s for b in bits for s in (0, 0x80000000)})
+
+
+@pytest.mark.parametrize("fa,fw", FP8_PAIRS)
+def test_fp8_dot_l1_is_the_scalar_fp8_pe(fa, fw):
+    """L = 1: every code pair, first beat and on top of every corner accumulator, equals fp8_mac
+    (the product is exact in FP32, so one rounding of acc + p is fp32_add(acc, fp8_mul))."""
+    a, w = (x.ravel() for x in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
+    first = np.array([ba.fp8_dot_mac(0x3F800000, [x], [y], fa, fw, first=True) for x, y in zip(a, w)])
+    assert np.array_equal(first, ba.fp8_mul(a, w, fa, fw))
+    # boundary kinds (zeros, DAZ, min normal, around and above the products, Inf, NaN); all of
+    # them for E4M3 x E4M3, a third each for the other pairs (run time); random accs below
+    accs = [0x80000000, 0x807FFFFF, 0x00800000, _bits(1.5), _bits(-(2.0 ** 24 + 2)), _bits(2.0 ** -40),
+            _bits(2.0 ** 80), 0xFF800000, 0x7FC00000]
+    accs = accs if fa == fw == "e4m3" else accs[FP8_PAIRS.index((fa, fw)) % 3::3]
+    for acc in accs:
+        got = np.array([ba.fp8_dot_mac(acc, [x], [y], fa, fw) for x, y in zip(a, w)])
+        want = ba.fp8_mac(np.uint32(acc), a, w, fa, fw)
+        bad = np.nonzero(got != want)[0]
+        assert not bad.size, (hex(acc), int(a[bad[0]]), int(w[bad[0]]), hex(got[bad[0]]), hex(want[bad[0]]))
+
+
+def test_fp8_dot_l2_first_beat_is_one_fp32_add():
+    """L = 2, first beat: every E4M3 pair in lane 0 (and, permuted, in lane 1) beside another
+    pair: exactly fp32_add(fp8_mul(a0, w0), fp8_mul(a1, w1)), one rounding of the exact sum."""
+    rng = np.random.default_rng(7)
+    a0, w0 = (x.ravel() for x in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
+    for _ in range(2):
+        perm = rng.permutation(a0.size)
+        a1, w1 = a0[perm], w0[perm]
+        got = np.array([ba.fp8_dot_mac(0, [p, q], [r, s], first=True) for p, q, r, s in zip(a0, a1, w0, w1)])
+        want = ba.fp32_add(ba.fp8_mul(a0, w0), ba.fp8_mul(a1, w1))
+        bad = np.nonzero(got != want)[0]
+        assert not bad.size, [int(x[bad[0]]) for x in (a0, a1, w0, w1)]
+
+
+def _random_beat(rng, lanes, style):
+    if style == "uniform":
+        return rng.integers(0, 256, lanes), rng.integers(0, 256, lanes)
+    if style == "finite":    # no E4M3 NaN / E5M2 Inf-NaN codes (exponent field below all-ones)
+        return rng.integers(0, 0x78, lanes) | (rng.integers(0, 2, lanes) << 7), \
+            rng.integers(0, 0x78, lanes) | (rng.integers(0, 2, lanes) << 7)
+    if style == "cancel":    # lane pairs (a, w), (-a, w): the exact sum is zero or nearly
+        half = (lanes + 1) // 2
+        a = rng.integers(0, 0x78, half) | (rng.integers(0, 2, half) << 7)
+        w = rng.integers(0, 0x78, half) | (rng.integers(0, 2, half) << 7)
+        a, w = np.concatenate([a, a ^ 0x80])[:lanes], np.concatenate([w, w])[:lanes]
+        if rng.random() < 0.5:   # nudge one lane by one code: a residual of one small step
+            i = rng.integers(0, lanes)
+            a[i] = a[i] ^ 1
+        return a, w
+    raise AssertionError(style)
+
+
+@pytest.mark.parametrize("fa,fw", FP8_PAIRS)
+@pytest.mark.parametrize("lanes", [1, 3, 4, 9, 16])
+def test_fp8_dot_matches_fraction_reference(fa, fw, lanes):
+    rng = np.random.default_rng(lanes * 100 + FP8_PAIRS.index((fa, fw)))
+    corners = _acc_corners()
+    n = 600
+    for i in range(n):
+        a, w = _random_beat(rng, lanes, ("uniform", "finite", "cancel")[i % 3])
+        r = rng.random()
+        acc = int(corners[rng.integers(len(corners))]) if r < 0.3 else int(_random_bits(1)[0]) if r < 0.6 else \
+            int(ba.fp8_dot_mac(0, rng.integers(0, 0x78, lanes), rng.integers(0, 0x78, lanes), fa, fw, first=True))
+        first = rng.random() < 0.1
+        got = ba.fp8_dot_mac(acc, a, w, fa, fw, first=first)
+        assert got == _fp8_dot_ref(acc, a, w, fa, fw, first), (hex(acc), a.tolist(), w.tolist(), first, hex(got))
+
+
+def test_fp8_dot_cancellation_and_signed_zeros():
+    one, neg_one = 0x38, 0xB8               # E4M3 +1.0, -1.0
+    # Products cancel exactly: the accumulator comes back unchanged (no rounding, DAZ aside).
+    for acc in _acc_corners():
+        if (acc & 0x7F800000) not in (0, 0x7F800000):
+            assert ba.fp8_dot_mac(acc, [one, neg_one, 0x50, 0xD0], [0x44] * 4) == acc
+    # A zero result is -0 only when every addend is -0.
+    assert ba.fp8_dot_mac(ba.FP32_NEG_ZERO, [0x80, 0x00], [one, neg_one]) == ba.FP32_NEG_ZERO   # -0 + (-0) + (-0)
+    assert ba.fp8_dot_mac(ba.FP32_NEG_ZERO, [0x80, 0x00], [one, one]) == 0                      # a +0 lane
+    assert ba.fp8_dot_mac(0, [0x80, 0x80], [one, one]) == 0                                     # a +0 acc
+    assert ba.fp8_dot_mac(ba.FP32_NEG_ZERO, [one, neg_one], [one, one]) == 0                    # 1 - 1 = +0
+    assert ba.fp8_dot_mac(0x80000001, [0x80], [one]) == ba.FP32_NEG_ZERO   # -subnormal acc is -0 (DAZ)
+    assert ba.fp8_dot_mac(0x3F800000, [0x80] * 4, [one] * 4, first=True) == ba.FP32_NEG_ZERO    # first: onto -0
+    assert ba.fp8_dot_mac(0x3F800000, [0x80, 0x00], [one] * 2, first=True) == 0
+    # acc = -(1 + 2^-3) cancels against 1 + 1/8 made of two lanes: exactly +0, not a rounding residue.
+    assert ba.fp8_dot_mac(_bits(-1.125), [one, 0x20], [one, one]) == 0
+
+
+def test_fp8_dot_accumulator_dwarfs_the_products():
+    big = _bits(2.0 ** 40)                    # ulp 2^17; E4M3 products reach 448^2 < 2^18
+    assert ba.fp8_dot_mac(big, [0x7E], [0x7E]) == _bits(2.0 ** 40 + 2.0 ** 18)      # 200704 -> rounds up
+    assert ba.fp8_dot_mac(big, [0x77], [0x77]) == big                               # 240^2 = 57600 < 2^16: stays
+    # Sixteen lanes that each round away alone, but not together: 16 * 0x77^2 = 921600 = 7.03 ulp.
+    assert ba.fp8_dot_mac(big, [0x77] * 16, [0x77] * 16) == _bits(2.0 ** 40 + 7 * 2.0 ** 17)
+    # Far above: the products are a fraction of an ulp and acc comes back exactly.
+    for acc in (_bits(2.0 ** 80), _bits(-(2.0 ** 80)), _bits(3.4028235e38)):
+        assert ba.fp8_dot_mac(acc, [0x7E] * 16, [0x7E] * 16) == acc
+        assert ba.fp8_dot_mac(acc, [0x7B] * 16, [0x7B] * 16, "e5m2", "e5m2") == acc
+    # Far below: a tiny accumulator only decides a tie of the sum.
+    assert ba.fp8_dot_mac(_bits(2.0 ** -100), [0x38], [0x38]) == _bits(1.0)
+
+
+def test_fp8_dot_ties_round_to_even_once_per_beat():
+    """A tie exists only in the exact beat sum: lane by lane rounding would miss it."""
+    acc = _bits(2.0 ** 24 + 2)                # ulp 2; odd significand
+    half = 0x30                               # E4M3 0.5
+    one = 0x38
+    # acc + 0.5 + 0.5 = 2^24 + 3: a tie, to even 2^24 + 4 (two fp32_adds would each drop 0.5).
+    assert ba.fp8_dot_mac(acc, [half, half], [one, one]) == _bits(2.0 ** 24 + 4)
+    two_adds = ba.fp32_add(ba.fp32_add(acc, ba.fp8_mul(half, one)), ba.fp8_mul(half, one))
+    assert int(two_adds) == acc
+    # 2^24 + 1 from an even significand: tie, stays; a sticky 2^-9 below the tie rounds up.
+    assert ba.fp8_dot_mac(_bits(2.0 ** 24), [half, half], [one, one]) == _bits(2.0 ** 24)
+    assert ba.fp8_dot_mac(_bits(2.0 ** 24), [half, half, 0x01], [one, one, one]) == _bits(2.0 ** 24 + 2)
+    # Below a power of two the ulp halves: 2^25 - 1 is a tie between 2^25 - 2 (odd) and 2^25 (even).
+    assert ba.fp8_dot_mac(_bits(2.0 ** 25), [neg := 0xB8], [one]) == _bits(2.0 ** 25)
+    assert ba.fp8_dot_mac(_bits(2.0 ** 25), [neg, 0xB0], [one, one]) == _bits(2.0 ** 25 - 2)   # -1.5: past the tie
+
+
+def test_fp8_dot_specials():
+    nan, e5_inf, e5_ninf, e5_nan = 0x7F, 0x7C, 0xFC, 0x7D
+    one4, one5 = 0x38, 0x3C
+    fin = _bits(3.0)
+    assert ba.fp8_dot_mac(fin, [one4, nan], [one4, one4]) == ba.CANONICAL_NAN
+    assert ba.fp8_dot_mac(fin, [0xFF], [0x00]) == ba.CANONICAL_NAN               # -NaN x 0
+    assert ba.fp8_dot_mac(fin, [e5_inf, one5], [one5, one5], "e5m2", "e5m2") == ba.FP32_POS_INF
+    assert ba.fp8_dot_mac(fin, [e5_inf, e5_ninf], [one5, one5], "e5m2", "e5m2") == ba.CANONICAL_NAN
+    assert ba.fp8_dot_mac(fin, [e5_inf], [0x80], "e5m2", "e5m2") == ba.CANONICAL_NAN   # Inf x -0
+    assert ba.fp8_dot_mac(fin, [e5_nan], [one5], "e5m2", "e5m2") == ba.CANONICAL_NAN
+    assert ba.fp8_dot_mac(fin, [one4], [e5_ninf], "e4m3", "e5m2") == ba.FP32_NEG_INF
+    assert ba.fp8_dot_mac(ba.FP32_NEG_INF, [one5], [e5_inf], "e5m2", "e5m2") == ba.CANONICAL_NAN
+    assert ba.fp8_dot_mac(ba.FP32_NEG_INF, [one4] * 4, [one4] * 4) == ba.FP32_NEG_INF
+    assert ba.fp8_dot_mac(0x7F800001, [one4], [one4]) == ba.CANONICAL_NAN
+    assert ba.fp8_dot_mac(ba.FP32_NEG_INF, [one4], [one4], first=True) == _bits(1.0)   # first drops acc
+    assert ba.fp8_dot_mac(fin, [0x7E], [0x7E]) == _bits(3.0 + 448.0 ** 2)             # 0x7E: E4M3 448 is finite
+
+
+def test_fp32_round_exact_boundaries():
+    # FTZ with tininess before rounding, on both sides of 2^-126.
+    assert ba.fp32_round_exact(0, 1, -126) == 0x00800000
+    assert ba.fp32_round_exact(1, 1, -126) == 0x80800000
+    assert ba.fp32_round_exact(0, (1 << 24) - 1, -150) == 0           # rounds up to 2^-126, but tiny first
+    assert ba.fp32_round_exact(1, (1 << 24) - 1, -150) == 0x80000000
+    assert ba.fp32_round_exact(0, (1 << 25) + 1, -151) == 0x00800000  # just above: 2^-126, rounded down
+    # Overflow: the largest finite, its upper tie (to even: Inf), and just below the tie.
+    assert ba.fp32_round_exact(0, (1 << 24) - 1, 104) == 0x7F7FFFFF
+    assert ba.fp32_round_exact(0, (1 << 25) - 1, 103) == ba.FP32_POS_INF
+    assert ba.fp32_round_exact(1, (1 << 25) - 1, 103) == ba.FP32_NEG_INF
+    assert ba.fp32_round_exact(0, (1 << 26) - 3, 102) == 0x7F7FFFFF
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        mag = max(1, int(rng.integers(1, 1 << 62)) >> int(rng.integers(0, 60)))
+        exp = int(rng.integers(-190, 140))
+        sign = int(rng.integers(0, 2))
+        x = Fraction(mag) * Fraction(2) ** exp
+        assert ba.fp32_round_exact(sign, mag, exp) == _round_fp32(-x if sign else x, sign), (sign, mag, exp)
+    with pytest.raises(ValueError, match="magnitude must be positive, got 0"):
+        ba.fp32_round_exact(0, 0, 0)
+
+
+def test_fp8_dot_never_overflows_or_flushes():
+    """The largest beat on the largest accumulator stays finite; the smallest nonzero results
+    stay normal: the FTZ and overflow rules of fp32_round_exact are never reached by a beat."""
+    mx = {"e4m3": 0x7E, "e5m2": 0x7B}
+    for fa, fw in FP8_PAIRS:
+        lanes = 1024
+        top = ba.fp8_dot_mac(0x7F7FFFFF, [mx[fa]] * lanes, [mx[fw]] * lanes, fa, fw)
+        assert top == 0x7F7FFFFF
+        smallest = ba.fp8_dot_mac(0, [0x01], [0x01], fa, fw)            # min subnormal x min subnormal
+        assert smallest == _bits(2.0 ** ba.fp8_dot_product_lsb(fa, fw)) and smallest & 0x7F800000
+        assert ba.fp8_dot_max_product(fa, fw) * lanes * Fraction(2) ** ba.fp8_dot_product_lsb(fa, fw) < 2 ** 42
+    # widths of the exact sum, from the formats
+    assert [ba.fp8_dot_product_lsb(*p) for p in FP8_PAIRS] == [-18, -32, -25, -25]
+    assert (ba.fp8_max_fixed("e4m3"), ba.fp8_max_fixed("e5m2")) == (448 * 2 ** 9, 57344 * 2 ** 16)
+
+
+def test_fp8_dot_accumulate_is_beats_in_order():
+    rng = np.random.default_rng(11)
+    for lanes in (1, 4, 9):
+        a, w = rng.integers(0, 0x78, (20, lanes)), rng.integers(0, 0x78, (20, lanes))
+        acc = ba.FP32_NEG_ZERO
+        for i in range(20):
+            acc = _fp8_dot_ref(acc, a[i], w[i], "e4m3", "e5m2", first=i == 0)
+        assert ba.fp8_dot_accumulate(a, w, "e4m3", "e5m2") == acc
+
+
+def test_fp8_dot_bad_inputs():
+    with pytest.raises(ValueError, match=r"^a beat needs as many A as W codes, got 2 and 1$"):
+        ba.fp8_dot_mac(0, [1, 2], [3])
+    with pytest.raises(ValueError, match=r"^e4m3 codes must be in \[0, 255\], got 256 in w_codes$"):
+        ba.fp8_dot_mac(0, [1], [256])
+    with pytest.raises(ValueError, match=r"^a_codes must hold at least one lane code$"):
+        ba.fp8_dot_mac(0, [], [])
+    with pytest.raises(TypeError, match=r"^a_codes must be a 1-D sequence of integer e4m3 codes"):
+        ba.fp8_dot_mac(0, [1.0], [1])
+    with pytest.raises(ValueError, match=r"^acc_bits must be in \[0, 2\*\*32 - 1\], got -1$"):
+        ba.fp8_dot_mac(-1, [1], [1])
+    with pytest.raises(ValueError, match=r"^unknown FP8 format 'fp16'"):
+        ba.fp8_dot_mac(0, [1], [1], "fp16")
+    with pytest.raises(ValueError, match=r"^a_beats must be a non-empty \(beats, lanes\) array, got shape \(3,\)$"):
+        ba.fp8_dot_accumulate([1, 2, 3], [1, 2, 3])
+
+
+def test_int8_dot_matches_exact_sum():
+    rng = np.random.default_rng(5)
+    for lanes in (1, 4, 9, 16):
+        a, w = rng.integers(-128, 128, (500, lanes)), rng.integers(-128, 128, (500, lanes))
+        acc = rng.integers(-(1 << 31), 1 << 31, 500)
+        first = rng.random(500) < 0.2
+        got = ba.int8_dot_mac(acc, a, w, first=first)
+        for i in range(500):
+            exact = (0 if first[i] else int(acc[i])) + sum(int(x) * int(y) for x, y in zip(a[i], w[i]))
+            assert int(got[i]) == (exact + (1 << 31)) % (1 << 32) - (1 << 31)
+    # wraps: 2^31 - 1 + 4 * 16384 and back
+    assert int(ba.int8_dot_mac((1 << 31) - 1, [-128] * 4, [-128] * 4)) == -(1 << 31) - 1 + 4 * 16384
+    assert int(ba.int8_dot_mac(-(1 << 31), [127, -128], [-128, 127])) == (1 << 31) - 2 * 128 * 127
+    assert ba.int8_dot_accumulate([[1, 2], [3, 4]], [[5, 6], [7, 8]]) == 5 + 12 + 21 + 32
+    # L = 1 is the scalar INT8 MAC
+    x, y = (v.ravel() for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij"))
+    assert np.array_equal(ba.int8_dot_mac(12345, x[:, None], y[:, None]), ba.int8_mac(12345, x, y))
+    with pytest.raises(ValueError, match=r"^w must be in \[-128, 127\], got values in \[0, 128\]$"):
+        ba.int8_dot_mac(0, [1, 2], [0, 128])
+    with pytest.raises(ValueError, match=r"^a and w must have the same shape with the lanes last"):
+        ba.int8_dot_mac(0, [1, 2], [1])
