@@ -26,6 +26,15 @@ largest K of the workload) or ``mls-e2m1g3-acc24``; ``fp32``; ``fp16-fp32acc``;
 ``fp8e5m2-fp32acc``; ``int8-int32acc``. A ``+exact`` suffix on a float design makes its product
 exact (an integer significand multiplier feeding the wider adder, as fused tensor-core MACs do)
 instead of a rounded FP multiply: the sensitivity case for the FP8 comparison.
+
+*Dot-product designs* (DESIGN §3.1) take one beat of L element pairs per cycle: ``mls-e2m1g3-l16``
+(the MLS dot PE ``hw.pe.dot_pe.MLSDotPE`` with L = 16 lanes; ``-acc<BITS>`` may follow, e.g.
+``mls-e2m1g3-l16-acc32``), ``fp8e4m3-dot16`` / ``fp8e5m2-dot16`` (the FP8 dot PE: L exact
+products, their exact sum added to an FP32 accumulator with ONE rounding per beat) and
+``int8-dot16`` (INT8 products, wrapping INT32 add per beat). Their components are priced per
+beat (:func:`pe_beat_energy`); a workload pays ``beats = lane_slots / L`` beats, so padded lanes
+(lane utilization below 1) cost energy, and the energy per useful MAC is the beat energy over
+``L * lane_utilization`` (:func:`pe_energy`). The scalar designs keep their names and laws.
 """
 
 from __future__ import annotations
@@ -34,23 +43,32 @@ import math
 import re
 from dataclasses import dataclass
 
+from hw.pe.adder_tree import AdderTree
+from model.baseline_arith import fp8_dot_max_product, fp8_max_fixed
 from model.floats import BF16, FP16, FP32, FloatFormat, float_format
 from model.formats import MLSFormat
 
 __all__ = [
     "BASELINES",
     "CONSTANTS",
+    "DOT_BASELINES",
+    "MAX_LANES",
+    "TREE_LEVELS_PER_STAGE",
     "DEFAULT_MLS",
     "Constant",
     "Design",
     "COMPUTE_PARTS",
+    "PE_PARTS",
     "SRAM_PARTS",
     "WorkloadStats",
     "workload_energy",
     "workload_stats",
     "fp_add_energy",
     "fp_mul_energy",
+    "adder_tree_bits",
     "pe_area",
+    "pe_area_per_mac",
+    "pe_beat_energy",
     "pe_energy",
     "quantize_energy",
     "convert_energy",
@@ -127,8 +145,21 @@ BASELINES = ("fp32", "fp16-fp32acc", "bf16-fp32acc", "fp8e4m3-fp16acc", "fp8e4m3
              "fp8e5m2-fp16acc", "fp8e5m2-fp32acc", "int8-int32acc")
 DEFAULT_MLS = ("mls-e2m1g3", "mls-e2m4g3")  # the paper's CIFAR and ImageNet element formats
 
+DOT_BASELINES = ("fp8e4m3-dot{L}", "fp8e5m2-dot{L}", "int8-dot{L}")  # same-lane baselines, L filled in
+MAX_LANES = AdderTree.MAX_LANES  # the RTL's adder-tree limit (hw.pe.dot_pe.MLSDotPE.MAX_LANES)
+TREE_LEVELS_PER_STAGE = 2  # MLSDotPE's default: a tree register every two adder levels
+
 _FLOAT_RE = re.compile(r"^(fp32|fp16|bf16|fp8e4m3|fp8e5m2)(?:-(fp16|fp32)acc)?(\+exact)?$")
-_MLS_RE = re.compile(r"^mls-(e\d+m\d+g\d+)(?:-acc(\d+))?$")
+_MLS_RE = re.compile(r"^mls-(e\d+m\d+g\d+)(?:-l(\d+))?(?:-acc(\d+))?$")
+_FP8_DOT_RE = re.compile(r"^(fp8e4m3|fp8e5m2)-dot(\d+)$")
+_INT8_DOT_RE = re.compile(r"^int8-dot(\d+)$")
+
+
+def _lanes(name: str, text: str) -> int:
+    lanes = int(text)
+    if not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"design {name!r}: lanes must be in [1, {MAX_LANES}], got {lanes}")
+    return lanes
 
 
 @dataclass(frozen=True)
@@ -141,6 +172,7 @@ class Design:
     acc: FloatFormat | None = None  # float accumulator
     acc_bits: int | None = None  # integer/MLS accumulator width; None = exact for the workload
     exact_product: bool = False
+    lanes: int | None = None  # None: the scalar PE; L: a dot-product PE of L lanes (DESIGN §3.1)
 
     @classmethod
     def parse(cls, name: str | Design) -> Design:
@@ -151,13 +183,20 @@ class Design:
         text = name.strip().lower()
         if text == "int8-int32acc":
             return cls(text, "int", None, None, 32)
+        match = _INT8_DOT_RE.match(text)
+        if match:
+            return cls(text, "int", None, None, 32, lanes=_lanes(name, match.group(1)))
+        match = _FP8_DOT_RE.match(text)
+        if match:
+            return cls(text, "float", float_format(match.group(1)), FP32, None, True, _lanes(name, match.group(2)))
         match = _MLS_RE.match(text)
         if match:
             fmt = MLSFormat.parse(match.group(1))
-            acc = int(match.group(2)) if match.group(2) else None
+            lanes = _lanes(name, match.group(2)) if match.group(2) else None
+            acc = int(match.group(3)) if match.group(3) else None
             if acc is not None and not 2 <= acc <= 63:
                 raise ValueError(f"design {name!r}: accumulator width must be in [2, 63], got {acc}")
-            return cls(text, "mls", fmt, None, acc)
+            return cls(text, "mls", fmt, None, acc, lanes=lanes)
         match = _FLOAT_RE.match(text)
         if match:
             op, acc, exact = match.groups()
@@ -167,11 +206,30 @@ class Design:
                 raise ValueError(f"design {name!r}: give the accumulator, e.g. {op}-fp32acc")
             return cls(text, "float", float_format(op), float_format(acc or "fp32"), None, bool(exact))
         raise ValueError(
-            f"design {name!r} is not one of mls-e<E>m<M>g<G>[-acc<BITS>], "
-            f"{', '.join(BASELINES)} (float designs may end in +exact)")
+            f"design {name!r} is not one of mls-e<E>m<M>g<G>[-l<LANES>][-acc<BITS>], "
+            f"{', '.join(BASELINES)} (float designs may end in +exact), fp8e4m3-dot<LANES>, "
+            f"fp8e5m2-dot<LANES>, int8-dot<LANES>")
+
+    @classmethod
+    def mls(cls, fmt: MLSFormat | str, lanes: int | None = None, acc_bits: int | None = None) -> Design:
+        """The MLS design of ``fmt`` (scalar PE for ``lanes=None``), named as ``parse`` reads it."""
+        fmt = MLSFormat.parse(fmt)
+        name = f"mls-{fmt}" + (f"-l{lanes}" if lanes is not None else "") + \
+            (f"-acc{acc_bits}" if acc_bits is not None else "")
+        return cls.parse(name)
 
     def with_acc(self, acc_bits: int) -> Design:
-        return Design(f"mls-{self.fmt}-acc{acc_bits}", "mls", self.fmt, None, acc_bits)
+        return Design.mls(self.fmt, self.lanes, acc_bits)
+
+    @property
+    def is_dot(self) -> bool:
+        """A dot-product PE (one beat of ``lanes`` element pairs per cycle)."""
+        return self.lanes is not None
+
+    @property
+    def lane_count(self) -> int:
+        """Element pairs per cycle: ``lanes`` for a dot PE, 1 for a scalar PE."""
+        return self.lanes if self.lanes is not None else 1
 
     @property
     def elem_bits(self) -> int:
@@ -218,10 +276,114 @@ def resolve_acc_bits(design: Design, k_max: int) -> int:
     return design.acc.bits
 
 
-def pe_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
-    """Energy per MAC (pJ) by component of one PE: multiplier, exponent, aligner, accumulator,
-    registers. ``k_max`` sizes an exact MLS accumulator."""
+PE_PARTS = ("multiplier", "exponent", "aligner", "tree", "group_shift", "accumulator", "registers")
+
+
+def adder_tree_bits(lanes: int, node_bits, cap: int | None = None,
+                    levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> tuple[int, int]:
+    """``(adder bits, register bits)`` of the exact adder tree of ``hw.pe.adder_tree.AdderTree``:
+    level d adds neighbouring pairs (an odd node passes through), a node covering n inputs is
+    ``node_bits(n)`` wide (at most ``cap``: a wrapping INT32 tree needs only the low 32 bits), and
+    every ``levels_per_stage``-th level and the last one are registered (pass-through nodes too)."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"lanes must be an int in [1, {MAX_LANES}], got {lanes!r}")
+    width = (lambda n: min(node_bits(n), cap)) if cap is not None else node_bits
+    nodes = [1] * lanes  # inputs covered by each node of the current level
+    depth = AdderTree.depth_for(lanes)
+    adders = registers = 0
+    for level in range(1, depth + 1):
+        pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
+        nodes = [sum(pair) for pair in pairs]
+        adders += sum(width(sum(pair)) for pair in pairs if len(pair) == 2)
+        if level % levels_per_stage == 0 or level == depth:
+            registers += sum(width(n) for n in nodes)
+    return adders, registers
+
+
+def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
+    """Energy per beat (pJ) by component of one dot-product PE (``PE_PARTS``): L multipliers, L
+    element aligners, the exact adder tree, the group shifter and the wide add, registers per lane
+    and per PE. A scalar design's beat is its single MAC. ``k_max`` sizes an exact accumulator."""
     d = Design.parse(design)
+    if not d.is_dot:
+        return pe_energy(d, k_max)
+    lanes = d.lanes
+    latency = AdderTree.latency_for(lanes, TREE_LEVELS_PER_STAGE)
+    if d.kind == "mls":
+        fmt = d.fmt
+        s, elem_shift = fmt.sig_bits, fmt.elem_product_shift_max()
+        elem_shift_bits, lane_bits = elem_shift.bit_length(), fmt.elem_product_bits()
+        group_shift = fmt.group_shift_max()
+        group_shift_bits = group_shift.bit_length()
+        tree_bits = fmt.beat_sum_bits(lanes)
+        tree_adds, tree_regs = adder_tree_bits(lanes, fmt.beat_sum_bits)
+        acc = resolve_acc_bits(d, k_max)
+        return {
+            "multiplier": lanes * C_IMUL * s * s,
+            # per lane: the element-shift adder; per beat: the group-shift adder
+            "exponent": C_ADD * (lanes * elem_shift_bits + group_shift_bits),
+            # per lane: left shift of the significand product by the element offsets + negate
+            "aligner": lanes * C_MUX * (shifter_mux_bits(fmt.sig_product_bits(), elem_shift_bits, lane_bits - 1)
+                                        + lane_bits),
+            "tree": C_ADD * tree_adds,
+            "group_shift": C_MUX * shifter_mux_bits(tree_bits, group_shift_bits, tree_bits + group_shift),
+            "accumulator": C_ADD * acc,
+            # per lane: A and W forwarded, the lane product; per PE: both group exponents forwarded
+            # and delayed through the product and tree stages, the tree registers, the accumulator
+            "registers": C_REG * (lanes * (2 * fmt.elem_bits + lane_bits) + 2 * fmt.group_bits * (2 + latency)
+                                  + tree_regs + acc),
+        }
+    if d.kind == "int":  # INT8 dot PE: wrapping INT32 add of the beat's exact (mod 2^32) sum
+        tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * 128 * 128).bit_length(), cap=32)
+        return {
+            "multiplier": lanes * C_IMUL * 8 * 8,
+            "exponent": 0.0,
+            "aligner": 0.0,
+            "tree": C_ADD * tree_adds,
+            "group_shift": 0.0,
+            "accumulator": C_ADD * 32,
+            "registers": C_REG * (lanes * (8 + 8 + 16) + tree_regs + 32),
+        }
+    # FP8 dot PE: exact products aligned to the beat's largest product exponent in a window that
+    # holds every product exactly, an exact tree, then one single-rounding FP32 add per beat.
+    f = d.fmt
+    s, exp_bits = f.sig_bits, f.exp_bits + 1  # product exponent: sum of two E-bit exponents
+    max_product = fp8_dot_max_product(f, f)  # largest lane product in units of its LSB
+    elem_shift = 2 * (fp8_max_fixed(f).bit_length() - s)  # both elements' exponent offsets
+    window = max_product.bit_length()  # unsigned window that holds every product exactly
+    lane_bits = window + 1
+    tree_bits = 1 + (lanes * max_product).bit_length()
+    tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * max_product).bit_length())
+    wide = max(tree_bits, FP32.sig_bits)  # the FP32 add aligns and normalizes at the beat sum's width
+    adds, muxes = _fp_add_counts(FP32.exp_bits, wide)
+    return {
+        "multiplier": lanes * C_IMUL * s * s,
+        # per lane: product exponent and its distance to the beat maximum; the max tree
+        "exponent": C_ADD * exp_bits * (2 * lanes + (lanes - 1)),
+        "aligner": lanes * C_MUX * (shifter_mux_bits(2 * s, elem_shift.bit_length(), window) + lane_bits),
+        "tree": C_ADD * tree_adds,
+        "group_shift": 0.0,
+        "accumulator": C_ADD * (adds + tree_bits) + C_MUX * muxes,  # sign-magnitude of T, FP32 add
+        "registers": C_REG * (lanes * (2 * f.bits + lane_bits) + (exp_bits + 1) * (1 + latency) + tree_regs
+                              + FP32.bits),
+    }
+
+
+def pe_energy(design: Design | str, k_max: int = 1, lane_utilization: float = 1.0) -> dict[str, float]:
+    """Energy per useful MAC (pJ) by component of one PE (``PE_PARTS``). ``k_max`` sizes an exact
+    MLS accumulator. A dot-product PE's beat energy is spread over the ``lanes *
+    lane_utilization`` useful element pairs of a beat (padded lanes still cost energy)."""
+    d = Design.parse(design)
+    if not 0 < lane_utilization <= 1:
+        raise ValueError(f"lane_utilization must be in (0, 1], got {lane_utilization!r}")
+    if d.is_dot:
+        per = d.lanes * lane_utilization
+        return {part: value / per for part, value in pe_beat_energy(d, k_max).items()}
+    parts = _scalar_pe_energy(d, k_max)
+    return {part: parts.get(part, 0.0) for part in PE_PARTS}  # no tree, no separate group shifter
+
+
+def _scalar_pe_energy(d: Design, k_max: int) -> dict[str, float]:
     if d.kind == "mls":
         fmt = d.fmt
         s = fmt.sig_bits
@@ -301,16 +463,22 @@ def convert_energy(design: Design | str, k_max: int = 1) -> float:
 
 
 def pe_area(design: Design | str, k_max: int = 1) -> float:
-    """Area proxy of one PE in full-adder equivalents: multiplier cells, adder bits, half a cell
-    per mux bit, one per register bit (gate-level synthesis can replace it)."""
-    parts = pe_energy(design, k_max)
-    return (parts["multiplier"] / C_IMUL + (parts["exponent"] + parts["accumulator"]) / C_ADD
-            + 0.5 * parts["aligner"] / C_MUX + parts["registers"] / C_REG)
+    """Area proxy of one whole PE (all its lanes) in full-adder equivalents: multiplier cells,
+    adder bits, half a cell per mux bit, one per register bit (gate-level synthesis can replace
+    it). The FP8 dot PE's single-rounding FP32 adder is one ``accumulator`` part, so its shifter
+    bits count as adder bits there (a slight overestimate)."""
+    parts = pe_beat_energy(design, k_max)
+    return (parts["multiplier"] / C_IMUL + (parts["exponent"] + parts["tree"] + parts["accumulator"]) / C_ADD
+            + 0.5 * (parts["aligner"] + parts["group_shift"]) / C_MUX + parts["registers"] / C_REG)
+
+
+def pe_area_per_mac(design: Design | str, k_max: int = 1) -> float:
+    """Area proxy per MAC per cycle: ``pe_area`` over the design's lanes."""
+    return pe_area(design, k_max) / Design.parse(design).lane_count
 
 
 # -- whole workloads ---------------------------------------------------------------------------
-COMPUTE_PARTS = ("multiplier", "exponent", "aligner", "accumulator", "registers", "quantize", "convert",
-                 "psum_add")
+COMPUTE_PARTS = PE_PARTS + ("quantize", "convert", "psum_add")
 SRAM_PARTS = ("sram_a", "sram_b", "sram_c", "sram_group", "sram_psum")
 
 
@@ -330,10 +498,30 @@ class WorkloadStats:
     k_max: int
     psum_reads: int = 0  # weight-stationary only: partial sums re-read and re-written
     psum_writes: int = 0
+    lanes: int = 1  # element pairs per PE beat of the array (1: scalar PEs)
+    lane_slots: int | None = None  # element-pair slots streamed, padding lanes included (default: macs)
+
+    def __post_init__(self) -> None:
+        if self.lane_slots is None:
+            object.__setattr__(self, "lane_slots", self.macs)
+        if self.lane_slots % self.lanes or self.lane_slots < self.macs:
+            raise ValueError(f"lane_slots {self.lane_slots} must be a multiple of lanes {self.lanes} "
+                             f"and at least macs {self.macs}")
 
     @property
     def utilization(self) -> float:
-        return self.macs / (self.cycles * self.pe_count)
+        """MACs over the array's peak (``pe_count * lanes`` MACs per cycle)."""
+        return self.macs / (self.cycles * self.pe_count * self.lanes)
+
+    @property
+    def beats(self) -> int:
+        """PE beats summed over every output: ``lane_slots / lanes`` (``macs`` for one lane)."""
+        return self.lane_slots // self.lanes
+
+    @property
+    def lane_utilization(self) -> float:
+        """Useful element pairs / lane slots."""
+        return self.macs / self.lane_slots
 
 
 def workload_stats(gemms, array) -> WorkloadStats:
@@ -343,7 +531,7 @@ def workload_stats(gemms, array) -> WorkloadStats:
     from .cycles import gemm_cycles
 
     totals = dict(macs=0, cycles=0, a_reads=0, b_reads=0, c_writes=0, group_reads=0.0,
-                  quant_nearest=0, quant_stochastic=0, psum_reads=0, psum_writes=0)
+                  quant_nearest=0, quant_stochastic=0, psum_reads=0, psum_writes=0, lane_slots=0)
     pe_count = array.rows * array.cols
     k_max = 1
     for gemm in gemms:
@@ -355,12 +543,13 @@ def workload_stats(gemms, array) -> WorkloadStats:
         totals["c_writes"] += cyc.c_writes
         totals["psum_reads"] += cyc.psum_reads
         totals["psum_writes"] += cyc.psum_writes
+        totals["lane_slots"] += cyc.lane_slots
         totals["group_reads"] += (cyc.a_reads + cyc.b_reads) / gemm.k_chunk
         if gemm.pass_ == "forward":
             totals["quant_nearest"] += gemm.a_elems + gemm.b_elems
             totals["quant_stochastic"] += gemm.c_elems
         k_max = max(k_max, gemm.k)
-    return WorkloadStats(pe_count=pe_count, k_max=k_max, **totals)
+    return WorkloadStats(pe_count=pe_count, k_max=k_max, lanes=array.lanes, **totals)
 
 
 def workload_energy(stats: WorkloadStats, design: Design | str, sram_kib: float = 8.0,
@@ -370,8 +559,15 @@ def workload_energy(stats: WorkloadStats, design: Design | str, sram_kib: float 
 
     An exact MLS accumulator is sized for ``acc_k`` (default: the workload's largest K)."""
     d = Design.parse(design)
+    if d.lane_count != stats.lanes:
+        raise ValueError(f"design {d.name!r} takes {d.lane_count} element pair(s) per beat, but the workload "
+                         f"was counted on an array of {stats.lanes}-lane PEs: use workload_stats(gemms, "
+                         f"ArrayConfig(..., lanes={d.lane_count}))")
     k = stats.k_max if acc_k is None else acc_k
-    out = {part: value * stats.macs for part, value in pe_energy(d, k).items()}
+    if d.is_dot:  # every beat costs its full energy, padded lanes included
+        out = {part: value * stats.beats for part, value in pe_beat_energy(d, k).items()}
+    else:
+        out = {part: value * stats.macs for part, value in pe_energy(d, k).items()}
     out["quantize"] = (stats.quant_nearest * quantize_energy(d)
                        + stats.quant_stochastic * quantize_energy(d, stochastic=True))
     out["convert"] = stats.c_writes * convert_energy(d, k)
