@@ -59,6 +59,9 @@ SECONDARY_ROLES = {"w_bd": "w", "a_bw": "a", "e_bw": "e"}
 ROLES = PRIMARY_ROLES + tuple(SECONDARY_ROLES)
 DEFAULT_LINEAR_BLOCK = 32
 _FP32_NAMES = ("fp32", "none", "float32")
+#: Keys of a role table in the TOML form and the TOML type each must have.
+_TOML_ROLE_TYPES = {"format": str, "rounding": str, "grouping": str, "block": int, "sr_bits": int}
+_TOML_TYPE_NAMES = {str: "a string", int: "an integer"}
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,10 @@ class QuantConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"invalid TOML quant config: {error}") from None
-        data = data.get("quant", data)
+        if "quant" in data:
+            data = data["quant"]
+            if not isinstance(data, dict):
+                raise TypeError(f"TOML key 'quant' must be a table ([quant]), got {type(data).__name__} {data!r}")
         settings, flags = {}, {}
         for key, value in data.items():
             if key in ("first", "last"):
@@ -217,10 +223,15 @@ class QuantConfig:
                 if isinstance(value, str):
                     value = {"format": value}
                 if not isinstance(value, dict):
-                    raise ValueError(f"TOML quant role {key!r} must be a table or a format string")
-                unknown = set(value) - {"format", "rounding", "grouping", "block", "sr_bits"}
+                    raise TypeError(f"TOML quant role {key!r} must be a table or a format string, "
+                                    f"got {type(value).__name__} {value!r}")
+                unknown = set(value) - set(_TOML_ROLE_TYPES)
                 if unknown:
                     raise ValueError(f"unknown keys {sorted(unknown)} in TOML quant role {key!r}")
+                for attr, kind in _TOML_ROLE_TYPES.items():
+                    if attr in value and (not isinstance(value[attr], kind) or isinstance(value[attr], bool)):
+                        raise TypeError(f"TOML quant role {key!r} key {attr!r} must be {_TOML_TYPE_NAMES[kind]}, "
+                                        f"got {type(value[attr]).__name__} {value[attr]!r}")
                 settings[key] = dict(value)
             else:
                 raise ValueError(f"unknown TOML quant key {key!r}; use first, last or a role ({', '.join(ROLES)})")

@@ -10,8 +10,14 @@
   Training augmentation is the standard random 32x32 crop of the 4-pixel zero-padded image plus
   a random horizontal flip; both sets are normalized with the usual per-channel mean/std.
 
+- ``imagefolder``: a local ImageFolder tree (``train/`` and ``val/`` class folders of JPEG/PNG),
+  streamed by a ``DataLoader``; see ``model.imagefolder``.
+
 Batches come from ``Split.batches(epoch, ...)``: the order and augmentation of an epoch depend
-only on (seed, epoch), so a resumed run sees exactly the data of an uninterrupted one.
+only on (seed, epoch), so a resumed run sees exactly the data of an uninterrupted one. Under
+data-parallel training every rank builds the same global batch and keeps its rank-strided part
+(``rank=``, ``world_size=``), so each step trains on the same samples, augmented the same way, as
+a one-process run.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DATASETS", "CIFAR10_FILES", "DatasetError", "Split", "load_dataset", "load_digits",
-           "load_cifar10", "safe_load_pickle"]
+__all__ = ["DATASETS", "IN_MEMORY_DATASETS", "CIFAR10_FILES", "DatasetError", "Split", "load_dataset",
+           "load_digits", "load_cifar10", "safe_load_pickle", "write_synthetic_cifar10"]
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "imagefolder")
+IN_MEMORY_DATASETS = ("digits", "cifar10")
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -48,20 +55,48 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, drop_last: bool = False):
-        """Yield ``(images, labels)``; order and augmentation are a function of (seed, epoch)."""
+    def shard(self, rank: int, world_size: int) -> Split:
+        """Samples rank, rank + world_size, ... (an evaluation share; all ranks together hold each once)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size - 1}], got {rank}")
+        if world_size == 1:
+            return self
+        return Split(self.images[rank::world_size], self.labels[rank::world_size], self.augment)
+
+    def batches(self, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, drop_last: bool = False,
+                rank: int = 0, world_size: int = 1):
+        """Yield ``(images, labels)``; order and augmentation are a function of (seed, epoch).
+
+        ``batch_size`` is the global batch. With ``world_size`` > 1 this rank gets positions
+        ``rank, rank + world_size, ...`` of each global batch (built and augmented as in a
+        one-process run); a last global batch with fewer samples than ranks is dropped, so that
+        no rank steps with an empty shard.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size - 1}], got {rank}")
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         n = len(self)
         order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
+            if world_size > 1 and len(idx) < world_size:
+                return
             x, y = self.images[idx], self.labels[idx]
             if self.augment:
                 x = _crop_flip(x, gen)
+            if world_size > 1:
+                x, y = x[rank::world_size], y[rank::world_size]
             yield x, y
+
+    def steps(self, batch_size: int, world_size: int = 1, drop_last: bool = False) -> list[int]:
+        """Global batch sizes of one epoch of ``batches`` (the same on every rank)."""
+        n = len(self)
+        stop = n - n % batch_size if drop_last else n
+        sizes = [min(batch_size, stop - start) for start in range(0, stop, batch_size)]
+        return [s for s in sizes if world_size == 1 or s >= world_size]
 
 
 def _crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -176,6 +211,26 @@ def load_cifar10(root: str | Path) -> tuple[Split, Split]:
             Split(to_tensor(test_x), torch.from_numpy(test_y)))
 
 
+def write_synthetic_cifar10(folder: str | Path, per_batch: int = 64, seed: int = 0) -> Path:
+    """Write a CIFAR-10-layout folder of random images (smoke tests of the pipeline, not data).
+
+    Each of the six pickles holds ``per_batch`` uint8 images of shape 3x32x32 and labels 0..9, in
+    the dict-of-bytes-keys form of ``cifar-10-batches-py``; ``load_cifar10`` reads it back.
+    """
+    if per_batch < 1:
+        raise ValueError(f"per_batch must be >= 1, got {per_batch}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in CIFAR10_FILES:
+        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        obj = {b"batch_label": name.encode(), b"labels": labels,
+               b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+               b"filenames": [f"{name}_{i}.png".encode() for i in range(per_batch)]}
+        (folder / name).write_bytes(pickle.dumps(obj, protocol=2))
+    return folder
+
+
 def load_dataset(name: str, data: str | Path | None = None) -> tuple[Split, Split, int, int]:
     """(train, test, num_classes, in_channels) of a dataset by name."""
     if name == "digits":
@@ -186,4 +241,6 @@ def load_dataset(name: str, data: str | Path | None = None) -> tuple[Split, Spli
             raise DatasetError(f"cifar10 needs --data PATH, a folder with {', '.join(CIFAR10_FILES)}")
         train, test = load_cifar10(data)
         return train, test, 10, 3
+    if name == "imagefolder":
+        raise DatasetError("imagefolder is streamed, not held in memory: use model.imagefolder.scan_imagefolder")
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

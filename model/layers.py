@@ -53,18 +53,21 @@ class LayerQuant:
         return cls(*(config.role(r) for r in ("a", "w", "e", "w_bd", "a_bw", "e_bw")))
 
 
-def _q(t: torch.Tensor, role: RoleConfig, grouping: Grouping) -> torch.Tensor:
+def _q(t: torch.Tensor, role: RoleConfig, grouping: Grouping, generator: torch.Generator | None = None) -> torch.Tensor:
     if role.fmt is None:
         return t
-    return fake_quantize(t.detach(), role.fmt, grouping, role.rounding, sr_bits=role.sr_bits)
+    out = fake_quantize(t.detach(), role.fmt, grouping, role.rounding, sr_bits=role.sr_bits, generator=generator)
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)  # keep NHWC for the conv kernels (--channels-last)
+    return out
 
 
 class _MLSConv2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, lq: LayerQuant, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, lq: LayerQuant, stride, padding, dilation, groups, wgen):
         xq = _q(x, lq.a, lq.a.grouping)
-        wq = _q(weight, lq.w, lq.w.grouping)
-        ctx.lq, ctx.conv = lq, (stride, padding, dilation, groups)
+        wq = _q(weight, lq.w, lq.w.grouping, wgen)
+        ctx.lq, ctx.conv, ctx.wgen = lq, (stride, padding, dilation, groups), wgen
         ctx.has_bias = bias is not None
         # Reuse the forward copies when a backward operand has the same setting (quantize once).
         ctx.save_for_backward(x if lq.a_bw != lq.a else None, xq if lq.a_bw == lq.a else None,
@@ -82,7 +85,7 @@ class _MLSConv2dFunction(torch.autograd.Function):
         eq = w_bd = None
         if need_x:
             eq = _q(grad_out, lq.e, lq.e.grouping)
-            w_bd = wq if wq is not None else _q(weight, lq.w_bd, lq.w_bd.grouping)
+            w_bd = wq if wq is not None else _q(weight, lq.w_bd, lq.w_bd.grouping, ctx.wgen)
         if need_w:
             e_bw = eq if (eq is not None and lq.e_bw == lq.e) else _q(grad_out, lq.e_bw, lq.e_bw.grouping)
             a_bw = xq if xq is not None else _q(x, lq.a_bw, lq.a_bw.grouping)
@@ -99,16 +102,16 @@ class _MLSConv2dFunction(torch.autograd.Function):
                 grad_w = torch.nn.grad.conv2d_weight(a_bw, ctx.w_shape, e_bw, stride, padding, dilation, groups)
         if need_b and ctx.has_bias:
             grad_b = grad_out.sum(dim=(0, 2, 3))  # not a GEMM: FP32
-        return grad_x, grad_w, grad_b, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
 class _MLSLinearFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, lq: LayerQuant):
+    def forward(ctx, x, weight, bias, lq: LayerQuant, wgen):
         x2 = x.reshape(-1, x.shape[-1])
         xq = _q(x2, lq.a, lq.a.linear_grouping(1))
-        wq = _q(weight, lq.w, lq.w.linear_grouping(1))
-        ctx.lq, ctx.x_shape, ctx.has_bias = lq, x.shape, bias is not None
+        wq = _q(weight, lq.w, lq.w.linear_grouping(1), wgen)
+        ctx.lq, ctx.x_shape, ctx.has_bias, ctx.wgen = lq, x.shape, bias is not None, wgen
         ctx.save_for_backward(x2, weight)
         out = F.linear(xq, wq, bias)
         return out.reshape(*x.shape[:-1], weight.shape[0])
@@ -122,7 +125,7 @@ class _MLSLinearFunction(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         if need_x:  # dA[N, in] = E[N, out] @ W[out, in]: reduces over out
             eq = _q(e2, lq.e, lq.e.linear_grouping(1))
-            wq = _q(weight, lq.w_bd, lq.w_bd.linear_grouping(0))
+            wq = _q(weight, lq.w_bd, lq.w_bd.linear_grouping(0), ctx.wgen)
             grad_x = (eq @ wq).reshape(ctx.x_shape)
         if need_w:  # dW[out, in] = E^T[out, N] @ A[N, in]: reduces over the batch
             eq = _q(e2, lq.e_bw, lq.e_bw.linear_grouping(0))
@@ -130,22 +133,29 @@ class _MLSLinearFunction(torch.autograd.Function):
             grad_w = eq.t() @ aq
         if need_b and ctx.has_bias:
             grad_b = e2.sum(dim=0)
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 class MLSConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose three GEMMs take MLS-quantized inputs (see the module doc)."""
 
-    def __init__(self, *args, quant: QuantConfig | LayerQuant, **kwargs):
+    def __init__(self, *args, quant: QuantConfig | LayerQuant, weight_generator: torch.Generator | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
             raise ValueError(f"MLSConv2d needs padding_mode='zeros' and integer padding, "
                              f"got padding_mode={self.padding_mode!r}, padding={self.padding!r}")
         self.quant = quant if isinstance(quant, LayerQuant) else LayerQuant.from_config(quant)
+        self.weight_generator = weight_generator
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, quant: QuantConfig | LayerQuant) -> MLSConv2d:
-        """A quantized twin sharing ``conv``'s parameters (same Parameter objects)."""
+    def from_float(cls, conv: nn.Conv2d, quant: QuantConfig | LayerQuant,
+                   weight_generator: torch.Generator | None = None) -> MLSConv2d:
+        """A quantized twin sharing ``conv``'s parameters (same Parameter objects).
+
+        ``weight_generator``: where the weight's stochastic-rounding bits come from (None: torch's
+        global generator); data-parallel training gives every rank the same one (model.distributed).
+        """
         new = cls.__new__(cls)
         nn.Module.__init__(new)
         new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
@@ -156,11 +166,12 @@ class MLSConv2d(nn.Conv2d):
             raise ValueError(f"MLSConv2d needs padding_mode='zeros' and integer padding, "
                              f"got padding_mode={new.padding_mode!r}, padding={new.padding!r}")
         new.quant = quant if isinstance(quant, LayerQuant) else LayerQuant.from_config(quant)
+        new.weight_generator = weight_generator
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _MLSConv2dFunction.apply(x, self.weight, self.bias, self.quant, self.stride, self.padding,
-                                        self.dilation, self.groups)
+                                        self.dilation, self.groups, self.weight_generator)
 
     def extra_repr(self) -> str:
         q = self.quant
@@ -170,12 +181,15 @@ class MLSConv2d(nn.Conv2d):
 class MLSLinear(nn.Linear):
     """``nn.Linear`` whose three GEMMs take MLS-quantized inputs (block grouping, see module doc)."""
 
-    def __init__(self, *args, quant: QuantConfig | LayerQuant, **kwargs):
+    def __init__(self, *args, quant: QuantConfig | LayerQuant, weight_generator: torch.Generator | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.quant = quant if isinstance(quant, LayerQuant) else LayerQuant.from_config(quant)
+        self.weight_generator = weight_generator
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, quant: QuantConfig | LayerQuant) -> MLSLinear:
+    def from_float(cls, linear: nn.Linear, quant: QuantConfig | LayerQuant,
+                   weight_generator: torch.Generator | None = None) -> MLSLinear:
         new = cls.__new__(cls)
         nn.Module.__init__(new)
         new.__dict__.update({k: v for k, v in linear.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
@@ -183,10 +197,11 @@ class MLSLinear(nn.Linear):
         new._buffers = dict(linear._buffers)
         new._modules = dict(linear._modules)
         new.quant = quant if isinstance(quant, LayerQuant) else LayerQuant.from_config(quant)
+        new.weight_generator = weight_generator
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _MLSLinearFunction.apply(x, self.weight, self.bias, self.quant)
+        return _MLSLinearFunction.apply(x, self.weight, self.bias, self.quant, self.weight_generator)
 
     def extra_repr(self) -> str:
         q = self.quant
@@ -199,12 +214,16 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def quantize_model(model: nn.Module, config: QuantConfig | str, skip=()) -> list[str]:
+def quantize_model(model: nn.Module, config: QuantConfig | str, skip=(),
+                   weight_generator: torch.Generator | None = None) -> list[str]:
     """Swap every ``nn.Conv2d``/``nn.Linear`` of ``model`` (in place) for its MLS twin.
 
     Left in FP32: names in ``skip``, the first conv if ``config.first_fp32``, the last linear
     if ``config.last_fp32``. An all-FP32 config swaps nothing. Returns the swapped module names
     (in module order); parameters are shared, so an optimizer built before still works.
+    ``weight_generator`` (default: torch's global generator) feeds the stochastic rounding of
+    weights only (W forward and backward-data), so data-parallel ranks can share one stream for
+    them while activations and errors draw from each rank's own.
     """
     config = QuantConfig.parse(config)
     if isinstance(skip, str):
@@ -224,13 +243,15 @@ def quantize_model(model: nn.Module, config: QuantConfig | str, skip=()) -> list
         skip.add(convs[0])
     if config.last_fp32 and linears:
         skip.add(linears[-1])
+    if weight_generator is not None and not isinstance(weight_generator, torch.Generator):
+        raise TypeError(f"weight_generator must be a torch.Generator or None, not {weight_generator!r}")
     lq = LayerQuant.from_config(config)
     swapped = []
     for name, module in layers:
         if name in skip:
             continue
         cls = MLSConv2d if isinstance(module, nn.Conv2d) else MLSLinear
-        _set_submodule(model, name, cls.from_float(module, lq))
+        _set_submodule(model, name, cls.from_float(module, lq, weight_generator))
         swapped.append(name)
     return swapped
 
