@@ -49,6 +49,9 @@ async def _stream(dut, a_ops, b_ops, ctls, latency):
         else:
             dut.ctl_in.value = 0
         await FallingEdge(dut.clk)
+        if t < n:  # the systolic neighbours get every input one cycle later, valid or not
+            forwarded = (dut.a_out.value.to_unsigned(), dut.b_out.value.to_unsigned(), dut.ctl_out.value.to_unsigned())
+            assert forwarded == (a_ops[t], b_ops[t], ctls[t]), f"cycle {t}: (a, b, ctl)_out {forwarded} != inputs"
         if t + 1 >= latency:
             seen.append((dut.result.value.to_unsigned(), int(dut.overflow.value), int(dut.done.value)))
     return seen[:n]
