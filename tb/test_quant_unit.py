@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb: the whole quantization unit (amax pass + convert pass) bit-exact against model/quantize.py.
 
 The pytest side builds the stimulus (corner tensors, multi-scale random tensors, and the
@@ -8,7 +9,6 @@ stalls on input and outputs and compares the packed bytes with ``MLSTensor.pack(
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 
@@ -200,7 +200,6 @@ def test_quant_unit_slow(name, tmp_path):
     _run(name, SLOW_CONFIGS[name], tmp_path, seed=int(os.environ.get("MLS_SEED", "7")))
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_quant_unit_properties():
     unit = QuantUnit(QuantUnitConfig("e2m1g3", lanes=4, group_len=64))
     assert unit.throughput == 4
@@ -211,7 +210,6 @@ def test_quant_unit_properties():
     assert Shape.cast(unit.signature.members["g"].signature.members["payload"].shape).width == 3
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_quant_signature_shared():
     """QuantUnit and ConvertPass have one QuantSignature; the unit's adds exactly mode and amax."""
     from hw.quant_unit.convert import ConvertPass
@@ -232,7 +230,6 @@ def test_quant_signature_shared():
         QuantSignature("e2m1g3", amax_pass=False)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_config_errors():
     with pytest.raises(ValueError, match=r"the quantization unit needs group_bits >= 1, got e2m1g0 \(G = 0\)"):
         QuantUnitConfig("e2m1g0")
@@ -246,4 +243,3 @@ def test_config_errors():
         QuantUnitConfig("e2m1g3", sr_bits=25)
     with pytest.raises(TypeError, match=r"config must be a QuantUnitConfig, not 'e2m1g3'"):
         QuantUnit("e2m1g3")
-    gc.collect()  # the half-built component warns when collected: inside this test's filter

@@ -234,11 +234,11 @@ class SystolicArray(wiring.Component):
 
     # -- gateware --------------------------------------------------------------------------
     def elaborate(self, platform):
-        m = Module()
         R, C = self._rows, self._cols
         a_op, w_op = self.a_shape, self.w_shape
+        pes = [[self.make_pe() for _ in range(C)] for _ in range(R)]   # a PE of the wrong signature raises here
 
-        pes = [[self.make_pe() for _ in range(C)] for _ in range(R)]
+        m = Module()
         for i in range(R):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
