@@ -45,7 +45,7 @@ __all__ = [
     "fp8_decode", "fp8_mul", "fp8_mac", "fp8_accumulate",
     "int8_mac", "int8_accumulate", "bits_to_f32", "f32_to_bits",
     "FP32_NEG_ZERO", "FP32_POS_INF", "FP32_NEG_INF", "fp8_fixed_lsb", "fp8_max_fixed",
-    "fp8_dot_product_lsb", "fp8_dot_max_product", "fp32_round_exact",
+    "fp8_dot_product_lsb", "fp8_dot_max_product", "fp32_round_exact", "fp32_add_exact",
     "fp8_dot_mac", "fp8_dot_accumulate", "int8_dot_mac", "int8_dot_accumulate",
 ]
 
@@ -374,12 +374,10 @@ def fp8_dot_mac(acc_bits: int, a_codes, w_codes, fmt_a="e4m3", fmt_w="e4m3", fir
     if len(a) != len(w):
         raise ValueError(f"a beat needs as many A as W codes, got {len(a)} and {len(w)}")
     acc = FP32_NEG_ZERO if first else _fp32_word(acc_bits, "acc_bits")
-    acc_kind, acc_sign, acc_mag, acc_exp = _fp32_terms(acc)
 
-    nan = acc_kind == "nan"
-    infs = {acc_sign} if acc_kind == "inf" else set()
-    total = 0          # exact sum of the lane products, in units of 2^lsb
-    all_neg_zero = acc_kind == "finite" and acc_mag == 0 and acc_sign == 1
+    nan = pos_inf = neg_inf = False
+    total = 0           # exact sum of the finite lane products, in units of 2^lsb
+    all_neg_zero = True
     ta, tw = _fp8_fixed_table(fa), _fp8_fixed_table(fw)
     for ca, cw in zip(a, w):
         (ka, sa, ma), (kw, sw, mw) = ta[ca], tw[cw]
@@ -387,23 +385,46 @@ def fp8_dot_mac(acc_bits: int, a_codes, w_codes, fmt_a="e4m3", fmt_w="e4m3", fir
         if "nan" in (ka, kw) or (ka == "inf" and mw == 0 and kw == "finite") \
                 or (kw == "inf" and ma == 0 and ka == "finite"):
             nan = True
+            all_neg_zero = False
         elif "inf" in (ka, kw):
-            infs.add(sign)
+            pos_inf, neg_inf = pos_inf or not sign, neg_inf or bool(sign)
+            all_neg_zero = False
         else:
             product = ma * mw
             total += -product if sign else product
             all_neg_zero &= product == 0 and sign == 1
-    if nan or len(infs) == 2:
-        return CANONICAL_NAN
-    if infs:
-        return FP32_NEG_INF if infs == {1} else FP32_POS_INF
+    return fp32_add_exact(acc, total, fp8_dot_product_lsb(fa, fw), nan=nan, pos_inf=pos_inf, neg_inf=neg_inf,
+                          neg_zero=all_neg_zero)
 
-    # acc + S exactly, as an integer times 2^low.
-    lsb = fp8_dot_product_lsb(fa, fw)
-    low = min(lsb, acc_exp) if acc_mag else lsb
-    exact = (total << (lsb - low)) + ((-acc_mag if acc_sign else acc_mag) << (acc_exp - low) if acc_mag else 0)
+
+def fp32_add_exact(acc_bits: int, total: int, total_lsb: int, *, nan: bool = False, pos_inf: bool = False,
+                   neg_inf: bool = False, neg_zero: bool = False) -> int:
+    """``fp32_rne(acc + total · 2^total_lsb)`` with ONE rounding: the FP8 dot PE's accumulator add
+    (``hw.baseline.FP32WideAdder``). ``acc_bits`` is DAZ; ``total`` is an exact integer.
+
+    The flags describe the other addends (the beat's lanes): ``nan`` (a NaN lane), ``pos_inf``
+    / ``neg_inf`` (an infinite lane; both, or one against an opposite Inf acc, is NaN), and
+    ``neg_zero`` (every lane is -0, so ``total`` is 0; a zero result is -0 only if this holds and
+    acc is -0). NaN results are canonical.
+    """
+    acc = _fp32_word(acc_bits, "acc_bits")
+    if isinstance(total, bool) or not isinstance(total, int) or isinstance(total_lsb, bool) \
+            or not isinstance(total_lsb, int):
+        raise TypeError(f"total and total_lsb must be ints, not {total!r} and {total_lsb!r}")
+    if neg_zero and total != 0:
+        raise ValueError(f"neg_zero says every lane is -0, but total is {total}")
+    acc_kind, acc_sign, acc_mag, acc_exp = _fp32_terms(acc)
+    pos_inf = pos_inf or (acc_kind == "inf" and not acc_sign)
+    neg_inf = neg_inf or (acc_kind == "inf" and bool(acc_sign))
+    if nan or acc_kind == "nan" or (pos_inf and neg_inf):
+        return CANONICAL_NAN
+    if pos_inf or neg_inf:
+        return FP32_POS_INF if pos_inf else FP32_NEG_INF
+    # acc + total exactly, as an integer times 2^low.
+    low = min(total_lsb, acc_exp)
+    exact = (total << (total_lsb - low)) + ((-acc_mag if acc_sign else acc_mag) << (acc_exp - low))
     if exact == 0:
-        return FP32_NEG_ZERO if all_neg_zero else 0
+        return FP32_NEG_ZERO if (neg_zero and acc_sign and acc_mag == 0) else 0
     return fp32_round_exact(int(exact < 0), abs(exact), low)
 
 
