@@ -1,0 +1,2 @@
+"""Formal proofs (SymbiYosys, smtbmc z3) of the RTL against specifications written from DESIGN §3:
+see docs/verification.md and tb/test_formal.py."""
