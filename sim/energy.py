@@ -63,6 +63,7 @@ __all__ = [
     "WorkloadStats",
     "workload_energy",
     "workload_stats",
+    "ungrouped_gemms",
     "fp_add_energy",
     "fp_mul_energy",
     "adder_tree_bits",
@@ -219,7 +220,10 @@ class Design:
         return cls.parse(name)
 
     def with_acc(self, acc_bits: int) -> Design:
-        return Design.mls(self.fmt, self.lanes, acc_bits)
+        """This MLS design with a given accumulator width (not range-checked: a synthesized PE may
+        report a width past int64's)."""
+        name = f"mls-{self.fmt}" + (f"-l{self.lanes}" if self.lanes is not None else "") + f"-acc{acc_bits}"
+        return Design(name, "mls", self.fmt, None, acc_bits, lanes=self.lanes)
 
     @property
     def is_dot(self) -> bool:
@@ -522,6 +526,14 @@ class WorkloadStats:
     def lane_utilization(self) -> float:
         """Useful element pairs / lane slots."""
         return self.macs / self.lane_slots
+
+
+def ungrouped_gemms(gemms) -> list:
+    """The GEMMs as an FP8/INT8 dot PE packs them: without group exponents nothing stops a beat,
+    so the whole reduction is one chunk (``k_chunk = K``) and only each output's last beat pads."""
+    from dataclasses import replace
+
+    return [replace(g, k_chunk=g.k) for g in gemms]
 
 
 def workload_stats(gemms, array) -> WorkloadStats:

@@ -7,20 +7,27 @@ from pathlib import Path
 import pytest
 
 from sim.cycles import ArrayConfig
-from sim.energy import BASELINES, DEFAULT_MLS
-from sim.report import _read_synth, build_report, main
+from sim.energy import BASELINES, DEFAULT_MLS, Design, ungrouped_gemms, workload_energy, workload_stats
+from sim.report import (DEFAULT_GC, DEFAULT_LANES, FP8_REF, TARGETS, _read_synth, build_report, main,
+                        network_workloads, report_designs)
 from sim.workloads import NETWORKS, network_gemms
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "reports" / "energy.md"
+DESIGNS = report_designs(DEFAULT_MLS, DEFAULT_LANES)
 
 
 @pytest.fixture(scope="module")
-def generated():
-    workloads = {net: network_gemms(net) for net in NETWORKS}
+def gc_workloads():
+    return network_workloads(DEFAULT_GC)
+
+
+@pytest.fixture(scope="module")
+def generated(gc_workloads):
     synth = _read_synth(ROOT / "reports" / "synth.csv")
-    args = (ArrayConfig(16, 16), list(BASELINES) + list(DEFAULT_MLS), workloads, 8.0, synth)
-    return build_report(*args), build_report(*args)
+    kw = dict(lanes=DEFAULT_LANES, gc=DEFAULT_GC, dot_workloads=gc_workloads[DEFAULT_GC], gc_workloads=gc_workloads)
+    args = (ArrayConfig(16, 16), DESIGNS, gc_workloads[1], 8.0, synth)
+    return build_report(*args, **kw), build_report(*args, **kw)
 
 
 def test_deterministic(generated):
@@ -63,13 +70,61 @@ def test_four_ways_headline_matches_its_sources(generated):
     assert float(rows[0][5]) == pytest.approx(synth_energy, rel=2e-3)
 
 
+def test_report_designs():
+    """Old and new side by side: the scalar baselines and MLS designs, the MLS dot PEs and the
+    same-lane FP8/INT8 dot PEs."""
+    assert DESIGNS == list(BASELINES) + list(DEFAULT_MLS) + [f"mls-{f[4:]}-l{DEFAULT_LANES}" for f in DEFAULT_MLS] + \
+        [f"fp8e4m3-dot{DEFAULT_LANES}", f"fp8e5m2-dot{DEFAULT_LANES}", f"int8-dot{DEFAULT_LANES}"]
+    assert report_designs(["mls-e2m1g3"], 16)[-4:] == ["mls-e2m1g3-l16", "fp8e4m3-dot16", "fp8e5m2-dot16", "int8-dot16"]
+
+
+def test_dot_headline_recomputed(generated, gc_workloads):
+    """Every cell of the dot headline's gains is recomputed here from the energy model on the
+    beat-counted workloads (MLS: chunks of channel block Gc; FP8/INT8: all of K one chunk), and the
+    target verdicts follow from those numbers."""
+    md, _, _ = generated[0]
+    rows = [r for r in _table_rows(md, f"## Headline: the {DEFAULT_LANES}-lane dot-product PE") if len(r) == 14]
+    lanes = DEFAULT_LANES
+    checked = 0
+    for net in NETWORKS:
+        gemms = gc_workloads[DEFAULT_GC][net]
+        one = workload_stats(gc_workloads[1][net], ArrayConfig(16, 16))
+        config = ArrayConfig(16, 16, lanes=lanes)
+        grouped, flat = workload_stats(gemms, config), workload_stats(ungrouped_gemms(gemms), config)
+
+        def energy(name):
+            d = Design.parse(name)
+            st = one if not d.is_dot else grouped if d.kind == "mls" else flat
+            return workload_energy(st, d), st
+
+        ref32, ref8 = energy("fp32")[0], energy(FP8_REF)[0]
+        refd8, refi8 = energy(f"fp8e4m3-dot{lanes}")[0], energy(f"int8-dot{lanes}")[0]
+        for row in (r for r in rows if r[0] == net):
+            e, st = energy(row[1])
+            assert st.beats * lanes == st.lane_slots and st.macs <= st.lane_slots
+            assert row[2] == f"{st.lane_utilization:.3g}"
+            assert row[5] == f"{e['compute'] / st.macs:.3g}"
+            for col, (ref, part) in zip(range(7, 14), [(ref32, "compute"), (ref32, "total"), (ref8, "compute"),
+                                                       (ref8, "total"), (refd8, "compute"), (refi8, "compute"),
+                                                       (refi8, "total")]):
+                assert row[col] == f"{ref[part] / e[part]:.3g}", (net, row[1], col)
+            checked += 1
+    assert checked == 2 * len(NETWORKS) + 3 * len(NETWORKS)
+    e = workload_energy(workload_stats(gc_workloads[DEFAULT_GC]["resnet20"], ArrayConfig(16, 16, lanes=lanes)),
+                        f"mls-e2m1g3-l{lanes}")
+    ref = workload_energy(workload_stats(gc_workloads[1]["resnet20"], ArrayConfig(16, 16)), "fp32")
+    met = ref["compute"] / e["compute"] >= TARGETS["fp32"]
+    assert (f">= {TARGETS['fp32']:g}x FP32: {ref['compute'] / e['compute']:.3g}x, " + ("met." if met else "**missed**.")) in md
+
+
 def test_csv_consistent(generated):
     _, text, _ = generated[0]
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == len(NETWORKS) * (len(BASELINES) + len(DEFAULT_MLS))
+    assert len(rows) == len(NETWORKS) * len(DESIGNS)
     for row in rows:
-        parts = sum(float(row[p]) for p in ("multiplier", "exponent", "aligner", "accumulator", "registers",
-                                             "quantize", "convert"))
+        assert int(row["beats"]) * int(row["lanes"]) >= int(row["macs"])
+        parts = sum(float(row[p]) for p in ("multiplier", "exponent", "aligner", "tree", "group_shift",
+                                             "accumulator", "registers", "quantize", "convert"))
         assert parts == pytest.approx(float(row["compute_pJ"]), rel=1e-5)
         assert float(row["total_pJ"]) == pytest.approx(float(row["compute_pJ"]) + float(row["sram_pJ"]), rel=1e-5)
         if row["design"] == "fp32":
@@ -92,6 +147,8 @@ def test_user_gemm_csv(tmp_path):
     (["--formats", "fp32"], "--formats takes MLS designs"),
     (["--formats", "mls-e2m1"], "is not one of"),
     (["--sram-kib", "0"], "SRAM size"),
+    (["--lanes", "0"], "--lanes must be in [1, 1024], got 0"),
+    (["--gc", "0"], "--gc must be at least 1, got 0"),
 ])
 def test_cli_errors(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
