@@ -8,11 +8,15 @@ checked against ``model.arith.beat_accumulate``.
   ``latency`` cycles later. ``isolated``: every code pair alone in every lane (the other lanes
   carry ±0), random g pair; ``dense``: L permutations of all code pairs side by side, so every
   lane sees every pair while the other lanes are busy.
-- chunk_tiles: tiles of random chunks (lengths mostly not multiples of L, one g pair per chunk),
+- chunk_tiles: tiles of random chunks (lengths mostly not multiples of L, one g pair per chunk,
   some keeping W's group so only A's changes), packed into zero-padded beats, with random
   bubbles carrying garbage; every tile equals the beat-by-beat saturating reference, and with an
-  exact accumulator also the plain sum of all products (independent of the beat structure). With a narrow accumulator the run must saturate,
-  and some tiles must differ from what per-product saturation would give.
+  exact accumulator also the plain sum of all products (independent of the beat structure).
+  With a narrow accumulator the run must saturate, and some tiles must differ from what
+  per-product saturation would give.
+
+Every cycle also checks the systolic forwarding: ``a_out``, ``b_out``, ``ctl_out`` are the
+previous cycle's inputs.
 """
 
 import random
@@ -62,10 +66,14 @@ async def _stream(dut, a_bits, w_bits, ctls, latency):
     seen = []
     for t in range(n + latency):
         if t < n:
-            dut.a_in.value, dut.b_in.value, dut.ctl_in.value = a_bits[t], w_bits[t], ctls[t]
+            driven = (a_bits[t], w_bits[t], ctls[t])
+            dut.a_in.value, dut.b_in.value, dut.ctl_in.value = driven
         else:
             dut.ctl_in.value = 0
+            driven = (a_bits[-1], w_bits[-1], 0)
         await FallingEdge(dut.clk)
+        forwarded = (dut.a_out.value.to_unsigned(), dut.b_out.value.to_unsigned(), dut.ctl_out.value.to_unsigned())
+        assert forwarded == driven, f"cycle {t}: forwarded (a, w, ctl) {forwarded} != inputs {driven}"
         if t + 1 >= latency:
             seen.append((dut.result.value.to_unsigned(), int(dut.overflow.value), int(dut.done.value)))
     return seen[:n]
