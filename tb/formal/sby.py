@@ -67,7 +67,7 @@ def _job_text(mode: str, depth: int, engine: str, extra_script: str) -> str:
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", "",
         "[engines]", engine, "",
-        "[script]", "read_rtlil design.il", extra_script, "prep -top top", "",
+        "[script]", "read_rtlil design.il", extra_script, "prep -flatten -top top", "",
         "[files]", "design.il", "",
     ])
 
