@@ -128,3 +128,24 @@ def test_crop_flip_is_a_shifted_window_of_the_padded_image():
         assert found is not None
         flips += found == "flip"
     assert 10 < flips < 54  # about half are flipped
+
+
+def test_global_batches_are_sharded_by_rank_with_the_one_process_augmentation():
+    rng = np.random.default_rng(4)
+    split = Split(torch.from_numpy(rng.standard_normal((23, 3, 6, 6)).astype(np.float32)),
+                  torch.arange(23), augment=True)
+    single = list(split.batches(8, shuffle=True, seed=2, epoch=1))
+    assert split.steps(8) == [8, 8, 7] == [len(y) for _, y in single]
+    for world in (2, 3):
+        shards = [list(split.batches(8, shuffle=True, seed=2, epoch=1, rank=r, world_size=world))
+                  for r in range(world)]
+        assert split.steps(8, world) == [8, 8, 7]
+        for step, (x, y) in enumerate(single):
+            for r in range(world):
+                xr, yr = shards[r][step]
+                assert torch.equal(xr, x[r::world]) and torch.equal(yr, y[r::world])
+    # a last global batch with fewer samples than ranks is dropped (no rank steps on nothing)
+    assert split.steps(11, 2) == [11, 11, 1][:2] and split.steps(11, 1) == [11, 11, 1]
+    assert len(list(split.batches(11, shuffle=True, rank=1, world_size=2))) == 2
+    shards = [split.shard(r, 3) for r in range(3)]
+    assert sorted(torch.cat([s.labels for s in shards]).tolist()) == list(range(23)) and split.shard(0, 1) is split
