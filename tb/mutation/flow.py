@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -105,6 +106,76 @@ def parse_mutant_line(index: int, line: str) -> Mutant:
     return Mutant(index, "mutate " + " ".join(args), mode, sources)
 
 
+_TOKEN = re.compile(r"[\\$][^\s\[\]{}]+")
+_OUTPUT_PORTS = {"Y", "Q", "X", "CO", "RD_DATA"}
+
+
+def _netlist(il_text: str):
+    """cells {name: (src or None, {port: [signal names]})} and wire srcs of an RTLIL module."""
+    cells, wire_src, pending, current = {}, {}, None, None
+    for raw in il_text.splitlines():
+        line = raw.strip()
+        if line.startswith("attribute \\src "):
+            pending = line.split(" ", 2)[2].strip('"')
+        elif line.startswith("cell "):
+            current = line.split()[2]
+            cells[current] = (pending, {})
+            pending = None
+        elif line.startswith("wire "):
+            if pending:
+                wire_src[line.split()[-1]] = pending
+            pending = None
+        elif line.startswith("connect ") and current is not None:
+            _, port, sig = line.split(" ", 2)
+            cells[current][1][port.lstrip("\\")] = _TOKEN.findall(sig)
+        elif line.startswith("connect "):  # a module-level alias: a pass-through without a source
+            tokens = _TOKEN.findall(line[len("connect "):])
+            lhs = tokens[:1]
+            cells[f"connect#{len(cells)}"] = (None, {"A": tokens[1:], "Y": lhs})
+        elif line == "end":
+            current = None
+        elif not line.startswith("attribute "):
+            pending = None
+    return cells, wire_src
+
+
+def source_of_cell(il_text: str, cell: str) -> list[str]:
+    """The src of ``cell`` or, for cells ``proc`` made without one (``$procmux``), of the nearest
+    cell or wire its output feeds."""
+    cells, wire_src = _netlist(il_text)
+    if cell not in cells:
+        return []
+    if cells[cell][0]:
+        return cells[cell][0].split("|")
+    consumers = {}
+    for name, (_, ports) in cells.items():
+        for port, sigs in ports.items():
+            if port not in _OUTPUT_PORTS:
+                for sig in sigs:
+                    consumers.setdefault(sig, []).append(name)
+    frontier, seen, first_wire = [cell], {cell}, None
+    for _ in range(32):
+        nxt = []
+        for c in frontier:
+            for port, sigs in cells[c][1].items():
+                if port not in _OUTPUT_PORTS:
+                    continue
+                for sig in sigs:
+                    if sig in wire_src and first_wire is None:
+                        first_wire = wire_src[sig]  # a port's declaration: only if no cell has a src
+                    for user in consumers.get(sig, []):
+                        if user in seen:
+                            continue
+                        seen.add(user)
+                        if cells[user][0]:
+                            return cells[user][0].split("|")
+                        nxt.append(user)
+        if not nxt:
+            break
+        frontier = nxt
+    return first_wire.split("|") if first_wire else []
+
+
 def prepare(unit: Unit, n: int, seed: int, work_dir: pathlib.Path) -> Prepared:
     """Convert, prepare and draw ``n`` mutants with ``seed``; write the one design holding all."""
     from amaranth.back import rtlil
@@ -126,6 +197,11 @@ def prepare(unit: Unit, n: int, seed: int, work_dir: pathlib.Path) -> Prepared:
     if result.returncode != 0:
         raise YosysError(f"{unit.name}: yosys combine failed; see {work_dir / 'combine.log'}")
     mutants = [parse_mutant_line(i + 1, line) for i, line in enumerate(lines)]
+    prepared = (work_dir / "prepared.il").read_text()
+    for m in mutants:
+        if not m.sources:  # a cell made by proc: the source line of the logic it feeds
+            cell = m.command.split(" -cell ")[1].split()[0]
+            m.sources = [_relative_source(src) for src in source_of_cell(prepared, cell)]
     return Prepared(unit, work_dir, params, mutants, width)
 
 
