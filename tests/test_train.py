@@ -195,3 +195,30 @@ def test_world_size_must_divide_the_global_batch(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(ValueError, match="--batch-size 64 \\(the global batch\\) must be divisible by the 3 processes"):
         train(TrainConfig(**{**SMALL, "batch_size": 64}), log=lambda *_: None)
+
+
+def test_channels_last_operands_stay_channels_last_with_the_same_bits():
+    from model.layers import quantize_model
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False))
+    quantize_model(conv, "e2m1g3")
+    x = torch.randn(2, 3, 6, 6)
+    seen = []
+    import model.layers as layers
+
+    real = layers.fake_quantize
+    layers.fake_quantize = lambda t, *a, **k: seen.append(t.is_contiguous()) or real(t, *a, **k)
+    try:
+        torch.manual_seed(0)
+        y = conv(x)
+        conv_cl = conv.to(memory_format=torch.channels_last)
+        torch.manual_seed(0)
+        y_cl = conv_cl(x.contiguous(memory_format=torch.channels_last))
+    finally:
+        layers.fake_quantize = real
+    assert seen == [True, True, False, False]  # the second pass quantized NHWC tensors
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)
+    xq = layers._q(x.contiguous(memory_format=torch.channels_last), conv[0].quant.a, conv[0].quant.a.grouping)
+    assert xq.is_contiguous(memory_format=torch.channels_last) and not xq.is_contiguous()
+    assert torch.equal(xq, layers._q(x, conv[0].quant.a, conv[0].quant.a.grouping))
+    assert y.shape == y_cl.shape
