@@ -118,3 +118,20 @@ def test_role_config_validation():
     assert RoleConfig("e2m1g3").fmt == MLSFormat(2, 1, 3) and RoleConfig("fp32").is_fp32
     with pytest.raises(ValueError, match=r"unknown role 'z'"):
         QuantConfig.parse("e2m1g3").role("z")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("quant = 5", "TOML key 'quant' must be a table ([quant]), got int 5"),
+    ("quant = [1, 2]", "TOML key 'quant' must be a table ([quant]), got list [1, 2]"),
+    ('a = 5\nw = "e2m1g3"\ne = "e2m1g3"', "TOML quant role 'a' must be a table or a format string, got int 5"),
+    ('a = "e2m1g3"\nw = "e2m1g3"\n[e]\nformat = "e2m1g3"\ngrouping = 5',
+     "TOML quant role 'e' key 'grouping' must be a string, got int 5"),
+    ('a = "e2m1g3"\nw = "e2m1g3"\n[e]\nformat = "e2m1g3"\nsr_bits = true',
+     "TOML quant role 'e' key 'sr_bits' must be an integer, got bool True"),
+    ('a = "e2m1g3"\nw = "e2m1g3"\n[e]\nformat = "e2m1g3"\nrounding = 1.5',
+     "TOML quant role 'e' key 'rounding' must be a string, got float 1.5"),
+])
+def test_toml_values_of_the_wrong_type_name_the_key_and_type(text, message):
+    with pytest.raises(TypeError) as info:
+        QuantConfig.from_toml(text)
+    assert str(info.value) == message
