@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             harness.run_cocotb(arr, "mls_array", "array_bench_cocotb",
                                    params={"fmt": str(arr.fmt), "rows": args.rows, "cols": args.cols, "acc_bits": arr.acc_bits,
                                            "max_k": args.k, "pe_latency": arr.pe_latency, "seed": 1, "k": args.k,
-                                           "tiles": args.tiles, "a_data_bits": arr.a_layout["last"].offset, "out": str(out)},
+                                           "tiles": args.tiles, "out": str(out)},
                                    build_tag=f"bench_{args.format}_{args.rows}x{args.cols}_k{args.k}")
             total = time.perf_counter() - t0
             r = json.loads(out.read_text())

@@ -325,6 +325,7 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
     and weight quantized with ``model.quantize`` (channel grouping, nearest), then im2col'd."""
     import torch
 
+    from hw.layout_pack import pack_columns
     from hw.pe.layout import operand_layout
     from model.formats import MLSFormat
     from model.quantize import quantize
@@ -334,9 +335,7 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
     act = torch.as_tensor(t["activation"], dtype=torch.float32)
     w = torch.as_tensor(t["weight"], dtype=torch.float32)
     lay = operand_layout(fmt)
-    elay = lay["elem"].shape
-    off = {"man": lay["elem"].offset + elay["man"].offset, "exp": lay["elem"].offset + elay["exp"].offset,
-           "sign": lay["elem"].offset + elay["sign"].offset, "g": lay["g"].offset}
+    paths = {"man": "elem.man", "exp": "elem.exp", "sign": "elem.sign", "g": "g"}   # fields of lay
 
     def fields(q, kernel=None):
         parts = {"man": q.man, "exp": q.exp, "sign": q.sign, "g": q.group_exp_per_element(), "int": q.to_int()}
@@ -353,10 +352,7 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
     chans = rng.integers(0, qw["man"].shape[1], lanes)
 
     def pack(f, sel):
-        word = np.zeros((k, lanes), dtype=np.int64)
-        for name in ("man", "exp", "sign", "g"):
-            word |= sel(f[name]) << off[name]
-        return word
+        return pack_columns(lay, {path: sel(f[name]) for name, path in paths.items()})
 
     A = pack(qa, lambda v: v[rows, :k].T)
     W = pack(qw, lambda v: v[:k, chans])

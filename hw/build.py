@@ -43,30 +43,6 @@ def ports_of(component) -> list[dict]:
     return ports + [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
 
 
-def _layout_fields(layout, base: int = 0) -> dict:
-    """``{field path: [offset, width]}`` of a ``lib.data`` layout, flattened."""
-    from amaranth.lib import data
-
-    out = {}
-    if isinstance(layout, data.ArrayLayout):
-        from amaranth import Shape
-        step = Shape.cast(layout.elem_shape).width
-        fields = [(str(i), i * step, layout.elem_shape) for i in range(layout.length)]
-    elif isinstance(layout, data.Layout):
-        fields = [(name, f.offset, f.shape) for name, f in layout]
-    else:
-        return {}
-    for name, offset, shape in fields:
-        sub = shape if isinstance(shape, data.Layout) else None
-        if sub is not None:
-            for path, (o, w) in _layout_fields(sub, base + offset).items():
-                out[f"{name}.{path}"] = [o, w]
-        else:
-            from amaranth import Shape
-            out[name] = [base + offset, Shape.cast(shape).width]
-    return out
-
-
 def _format_info(fmt) -> dict:
     return {"name": str(fmt), "exp_bits": fmt.exp_bits, "man_bits": fmt.man_bits, "group_bits": fmt.group_bits,
             "bias": fmt.bias, "elem_bits": fmt.elem_bits, "sig_bits": fmt.sig_bits, "max_shift": fmt.max_shift,
@@ -146,6 +122,8 @@ def _pe_info(arr) -> dict:
 
 
 def array_manifest(arr, name: str, grouping: str | None) -> dict:
+    from .layout_pack import layout_fields
+
     t = arr.timing
     if arr.is_baseline:
         fmt_info, exact_bits = None, None
@@ -166,7 +144,7 @@ def array_manifest(arr, name: str, grouping: str | None) -> dict:
             "back_to_back": "last input beats max(K_next, drain_cycles) apart; total = K_0 - 1 + sum max(K_n, drain) + drain + 1",
             "counted": "first input transfer .. last output transfer, inclusive; inputs always valid, output always ready",
         },
-        "payloads": {"a": _layout_fields(arr.a_layout), "w": _layout_fields(arr.w_layout), "c": _layout_fields(arr.c_layout)},
+        "payloads": {"a": layout_fields(arr.a_layout), "w": layout_fields(arr.w_layout), "c": layout_fields(arr.c_layout)},
         "ports": ports_of(arr),
     }
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb tests of SystolicArray with baseline PEs (``pe="fp32" | "fp8-..." | "int8"``, see
 test_array_baseline.py): bit-exact against ``model.baseline_arith`` and cycle-exact against
 ``hw.array.timing``, with the same stream driver as the MLS array (``tb/array_cocotb.py``).
@@ -21,7 +22,8 @@ from cocotb.triggers import FallingEdge
 
 from hw.array.timing import ArrayTiming
 from model import baseline_arith as ba
-from tb.array_cocotb import check_cycles, reset, run_tiles
+from hw.fpga.tiles import array_tile_words
+from tb.array_cocotb import array_of, check_cycles, reset, run_tiles
 from tb.harness import tb_params
 
 MASK32 = 0xFFFFFFFF
@@ -83,14 +85,13 @@ def golden(kind, fa, fw, a, w):
 
 
 class BaselineTile:
-    """One GEMM tile: packed beats and the expected rows (32-bit patterns)."""
+    """One GEMM tile: ``a``/``w`` payload words (packed from the array's layouts, ``last`` on beat
+    K - 1) and the expected rows (32-bit patterns)."""
 
-    def __init__(self, kind, fa, fw, a, w, op_bits_a, op_bits_w):
+    def __init__(self, arr, a, w):
         self.k = a.shape[1]
-        R, C = a.shape[0], w.shape[1]
-        ma, mw = (1 << op_bits_a) - 1, (1 << op_bits_w) - 1
-        self.a_beats = [sum((int(a[i, k]) & ma) << (i * op_bits_a) for i in range(R)) for k in range(self.k)]
-        self.w_beats = [sum((int(w[k, j]) & mw) << (j * op_bits_w) for j in range(C)) for k in range(self.k)]
+        self.a_beats, self.w_beats = array_tile_words(arr, a, w)
+        kind, fa, fw = arr.pe_formats
         self.acc = golden(kind, fa, fw, a, w)
 
 
@@ -104,7 +105,7 @@ def make_tile(p, rng, k, style):
     R, C = p["rows"], p["cols"]
     a = _operands(rng, p["kind"], p["fmt_a"], (R, k), style)
     w = _operands(rng, p["kind"], p["fmt_w"], (k, C), style)
-    return BaselineTile(p["kind"], p["fmt_a"], p["fmt_w"], a, w, p["a_op_bits"], p["w_op_bits"])
+    return BaselineTile(array_of(p), a, w)
 
 
 def plan(p, rng, prng):

@@ -15,10 +15,10 @@ from tb.harness import tb_params
 
 @cocotb.test()
 async def bench(dut):
-    p, fmt, timing, pack = setup(dut)
+    p, fmt, timing, arr = setup(dut)
     await reset(dut)
     gen, rng = torch.Generator().manual_seed(p["seed"]), random.Random(p["seed"])
-    tiles = [random_tile(fmt, p["rows"], p["cols"], p["k"], p["acc_bits"], pack, gen, "random") for _ in range(p["tiles"])]
+    tiles = [random_tile(fmt, p["rows"], p["cols"], p["k"], p["acc_bits"], arr, gen, "random") for _ in range(p["tiles"])]
     t0 = time.perf_counter()
     rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
     wall = time.perf_counter() - t0

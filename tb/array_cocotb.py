@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb tests of SystolicArray (see test_array.py), bit-exact against model/ and cycle-exact
 against ``hw.array.timing``.
 
@@ -13,33 +14,35 @@ import cocotb
 import torch
 import torch.nn.functional as F
 from cocotb.clock import Clock
+from amaranth.lib import data
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from hw.array import SystolicArray
 from hw.array.timing import ArrayTiming
+from hw.fpga.tiles import array_tile_words
+from hw.layout_pack import pack, unpack
 from model.arith import exact_conv2d, finite_matmul
 from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.quantize import quantize
 from tb.harness import tb_params
-from tb.pe_vectors import OperandPacker, element_ints, to_signed
+from tb.pe_vectors import element_ints
 
 
 class Tile:
-    """One GEMM tile: A [R, K], W [K, C] as packed beats, and the expected rows from model/."""
+    """One GEMM tile: A [R, K], W [K, C] as ``a``/``w`` payload words (packed from the array's
+    layouts, ``last`` on beat K - 1), and the expected rows from model/."""
 
-    def __init__(self, a_t, w_t, acc_bits, pack, expect=None):
+    def __init__(self, a_t, w_t, acc_bits, arr, expect=None):
         self.k = a_t.shape[1]
-        pa, pw = pack.pack(a_t), pack.pack(w_t)  # [R, K], [K, C]
-        R, C = pa.shape[0], pw.shape[1]
-        self.a_beats = [sum(int(pa[i, k]) << (i * pack.width) for i in range(R)) for k in range(self.k)]
-        self.w_beats = [sum(int(pw[k, j]) << (j * pack.width) for j in range(C)) for k in range(self.k)]
+        self.a_beats, self.w_beats = array_tile_words(arr, a_t, w_t)
         acc, ovf = finite_matmul(a_t, w_t, acc_bits)
         if expect is not None:  # the real-tensor tile: also equals model.arith.exact_conv2d
             assert torch.equal(acc, expect) and not ovf.any()
         self.acc, self.ovf = acc.tolist(), ovf.tolist()
 
 
-def random_tile(fmt, R, C, k, acc_bits, pack, gen, style):
+def random_tile(fmt, R, C, k, acc_bits, arr, gen, style):
     ng = fmt.max_group_exp + 1
     if style == "extreme":  # largest magnitudes of one sign, g = 0: saturates a narrow accumulator
         mag = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
@@ -54,10 +57,10 @@ def random_tile(fmt, R, C, k, acc_bits, pack, gen, style):
             cw = torch.where(torch.rand(k, C, generator=gen) < 0.5, torch.zeros_like(cw), cw)
         ga = torch.randint(ng, (R, k), generator=gen)
         gw = torch.randint(ng, (k, C), generator=gen)
-    return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, pack)
+    return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, arr)
 
 
-def conv_tile(fmt, R, C, acc_bits, pack, seed):
+def conv_tile(fmt, R, C, acc_bits, arr, seed):
     """A tile of a real conv layer's forward GEMM: R output channels x C output positions,
     K = Cin * 3 * 3, from ``quantize`` of the input and weight with channel grouping."""
     torch.manual_seed(seed)
@@ -73,21 +76,24 @@ def conv_tile(fmt, R, C, acc_bits, pack, seed):
     w_t = element_ints(fmt, x_codes[:, :C], x_g[:, :C], axis=0)  # [K, C]
     a_t = element_ints(fmt, wq.codes().reshape(conv.out_channels, -1)[:R],
                        wq.group_exp_per_element().reshape(conv.out_channels, -1)[:R], axis=1)  # [R, K]
-    return Tile(a_t, w_t, acc_bits, pack, expect=ref)
+    return Tile(a_t, w_t, acc_bits, arr, expect=ref)
 
 
 async def run_tiles(dut, tiles, R, C, acc_bits, rng, stall_a, stall_w, stall_c, timeout=200000):
     """Stream the tiles back to back; return (rows, in_cycles, out_cycles): every output beat
-    (data, overflow, last), and the cycle of every input/output transfer."""
-    a_beats = [(b, int(i == t.k - 1)) for t in tiles for i, b in enumerate(t.a_beats)]
+    (data, overflow, last), and the cycle of every input/output transfer. After the last
+    expected row, ``c`` must stay invalid for a whole drain (no spurious row)."""
+    a_beats = [b for t in tiles for b in t.a_beats]
     w_beats = [b for t in tiles for b in t.w_beats]
     n_out = R * len(tiles)
-    a_shift = tb_params()["a_data_bits"]
+    arr = array_of(tb_params())
+    c_layout, result_shape = arr.c_layout, arr.result_shape
+    # a float result (float_layout) is compared as its raw bit pattern
+    raw = (lambda x: pack(result_shape, x)) if isinstance(result_shape, data.Layout) else (lambda x: x)
     rows, in_cycles, out_cycles = [], [], []
     pos = 0
     a_valid = w_valid = 0
     cycle = 0
-    dmask, width = (1 << acc_bits) - 1, acc_bits
     while len(rows) < n_out:
         await FallingEdge(dut.clk)
         if pos < len(a_beats):
@@ -95,8 +101,7 @@ async def run_tiles(dut, tiles, R, C, acc_bits, rng, stall_a, stall_w, stall_c, 
                 a_valid = 1
             if not w_valid and rng.random() >= stall_w:
                 w_valid = 1
-            beat, last = a_beats[pos]
-            dut.a__payload.value = beat | (last << a_shift)
+            dut.a__payload.value = a_beats[pos]
             dut.w__payload.value = w_beats[pos]
         else:
             a_valid = w_valid = 0
@@ -113,16 +118,26 @@ async def run_tiles(dut, tiles, R, C, acc_bits, rng, stall_a, stall_w, stall_c, 
         elif (a_valid and int(dut.a__ready.value)) or (w_valid and int(dut.w__ready.value)):
             raise AssertionError(f"cycle {cycle}: one input stream transferred without the other")
         if c_ready and int(dut.c__valid.value):
-            raw = dut.c__payload.value
-            assert raw.is_resolvable, f"cycle {cycle}: output payload not 0/1: {raw}"
-            word = raw.to_unsigned()
-            data = [to_signed(word >> (j * width), width) for j in range(C)]
-            flags = [(word >> (C * width + j)) & 1 for j in range(C)]
-            rows.append((data, flags, (word >> (C * width + C)) & 1))
+            payload = dut.c__payload.value
+            assert payload.is_resolvable, f"cycle {cycle}: output payload not 0/1: {payload}"
+            row = unpack(c_layout, payload.to_unsigned())
+            rows.append(([raw(x) for x in row["data"]], [(row["overflow"] >> j) & 1 for j in range(C)], row["last"]))
             out_cycles.append(cycle)
         cycle += 1
         assert cycle < timeout, f"timeout: {len(rows)} of {n_out} output rows after {cycle} cycles"
+    await no_spurious_rows(dut, ArrayTiming(R, C, tb_params()["pe_latency"]).drain_cycles + R)
     return rows, in_cycles, out_cycles
+
+
+async def no_spurious_rows(dut, cycles):
+    """With no input, ``c`` stays invalid for ``cycles`` cycles while the consumer is ready."""
+    for n in range(cycles):
+        await FallingEdge(dut.clk)
+        dut.a__valid.value = 0
+        dut.w__valid.value = 0
+        dut.c__ready.value = 1
+        await ReadOnly()
+        assert not int(dut.c__valid.value), f"a spurious output row {n} cycles after the last expected one"
 
 
 def check_rows(tiles, rows, R):
@@ -149,11 +164,19 @@ def check_cycles(tiles, in_cycles, out_cycles, timing, R):
         assert measured == timing.tile_cycles(ks[0])
 
 
+def array_of(p):
+    """The array the testbench drives, rebuilt from its parameters for its layouts (never
+    elaborated): MLS PEs, or the baseline PE ``p["pe"]``."""
+    if p.get("pe", "mls") != "mls":
+        return SystolicArray(None, p["rows"], p["cols"], max_k=p["max_k"], pe=p["pe"])
+    return SystolicArray(p["fmt"], p["rows"], p["cols"], acc_bits=p["acc_bits"], max_k=p["max_k"])
+
+
 def setup(dut):
     p = tb_params()
     fmt = MLSFormat.parse(p["fmt"])
     timing = ArrayTiming(p["rows"], p["cols"], p["pe_latency"])
-    return p, fmt, timing, OperandPacker(fmt)
+    return p, fmt, timing, array_of(p)
 
 
 async def reset(dut):
@@ -169,20 +192,20 @@ async def reset(dut):
     dut.rst.value = 0
 
 
-def plan(p, fmt, pack, gen, rng):
+def plan(p, fmt, arr, gen, rng):
     R, C, acc_bits, max_k = p["rows"], p["cols"], p["acc_bits"], p["max_k"]
     ks = [1, rng.randrange(2, 2 * (R + C)) | 1, 3 * (R + C) + 7, max_k, 2, R + C - 1, R + C, R + C + 1]
     styles = ["random", "sparse", "extreme"]
-    return [random_tile(fmt, R, C, k, acc_bits, pack, gen, styles[n % 3]) for n, k in enumerate(ks)]
+    return [random_tile(fmt, R, C, k, acc_bits, arr, gen, styles[n % 3]) for n, k in enumerate(ks)]
 
 
 @cocotb.test()
 async def single_tiles(dut):
     """Each tile alone (K = 1, odd K, K = max_k, ...): bit-exact, and cycles == tile_cycles(K)."""
-    p, fmt, timing, pack = setup(dut)
+    p, fmt, timing, arr = setup(dut)
     await reset(dut)
     gen, rng = torch.Generator().manual_seed(p["seed"]), random.Random(p["seed"])
-    for tile in plan(p, fmt, pack, gen, rng)[:4]:
+    for tile in plan(p, fmt, arr, gen, rng)[:4]:
         rows, ins, outs = await run_tiles(dut, [tile], p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
         check_rows([tile], rows, p["rows"])
         check_cycles([tile], ins, outs, timing, p["rows"])
@@ -193,10 +216,10 @@ async def single_tiles(dut):
 @cocotb.test()
 async def back_to_back(dut):
     """Tiles back to back with no stalls: drain overlaps the next tile; cycles == tiles_cycles(ks)."""
-    p, fmt, timing, pack = setup(dut)
+    p, fmt, timing, arr = setup(dut)
     await reset(dut)
     gen, rng = torch.Generator().manual_seed(p["seed"] + 1), random.Random(p["seed"] + 1)
-    tiles = plan(p, fmt, pack, gen, rng)
+    tiles = plan(p, fmt, arr, gen, rng)
     rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
     check_rows(tiles, rows, p["rows"])
     check_cycles(tiles, ins, outs, timing, p["rows"])
@@ -205,11 +228,11 @@ async def back_to_back(dut):
 @cocotb.test()
 async def stalls(dut):
     """Random valid/ready stalls on all three streams: still bit-exact, rows in order."""
-    p, fmt, timing, pack = setup(dut)
+    p, fmt, timing, arr = setup(dut)
     await reset(dut)
     gen, rng = torch.Generator().manual_seed(p["seed"] + 2), random.Random(p["seed"] + 2)
     for stall_a, stall_w, stall_c in ((0.3, 0.0, 0.0), (0.0, 0.3, 0.5), (0.4, 0.4, 0.7)):
-        tiles = plan(p, fmt, pack, gen, rng)[: p["stall_tiles"]]
+        tiles = plan(p, fmt, arr, gen, rng)[: p["stall_tiles"]]
         rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, stall_a, stall_w, stall_c)
         check_rows(tiles, rows, p["rows"])
         assert outs[-1] - ins[0] + 1 >= timing.tiles_cycles([t.k for t in tiles])
@@ -218,9 +241,9 @@ async def stalls(dut):
 @cocotb.test()
 async def conv_layer_tile(dut):
     """A tile of a real conv layer (quantize() of input and weight): equals model.arith.exact_conv2d."""
-    p, fmt, timing, pack = setup(dut)
+    p, fmt, timing, arr = setup(dut)
     await reset(dut)
-    tile = conv_tile(fmt, p["rows"], p["cols"], p["acc_bits"], pack, p["seed"])
+    tile = conv_tile(fmt, p["rows"], p["cols"], p["acc_bits"], arr, p["seed"])
     rng = random.Random(p["seed"])
     rows, ins, outs = await run_tiles(dut, [tile, tile], p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
     check_rows([tile, tile], rows, p["rows"])

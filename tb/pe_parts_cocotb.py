@@ -9,6 +9,8 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
+from hw.layout_pack import pack
+from hw.pe.layout import element_layout
 from model.arith import accumulate
 from model.formats import MLSFormat
 from tb.harness import tb_params
@@ -16,9 +18,7 @@ from tb.pe_vectors import element_ints, to_signed
 
 
 def _elem_bits(fmt, s, e, m):
-    from hw.pe.layout import element_layout
-    lay = element_layout(fmt)
-    return (m << lay["man"].offset) | (e << lay["exp"].offset) | (s << lay["sign"].offset)
+    return pack(element_layout(fmt), {"man": m, "exp": e, "sign": s})
 
 
 @cocotb.test()

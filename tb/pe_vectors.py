@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from hw.layout_pack import pack_columns
 from hw.pe.layout import operand_layout
 from model.formats import MLSFormat
 from model.grouping import Grouping
@@ -14,22 +15,18 @@ __all__ = ["OperandPacker", "element_ints", "to_signed"]
 
 
 class OperandPacker:
-    """Packs (sign, exp, man, g) into the flat bits of ``operand_layout(fmt)`` using its offsets."""
+    """Packs the elements of an MLSTensor (sign, exp, man and each element's g) into the flat bits
+    of ``operand_layout(fmt)``, by ``hw.layout_pack.pack_columns`` from that layout."""
 
     def __init__(self, fmt: MLSFormat):
-        layout = operand_layout(fmt)
-        elem = layout["elem"]
-        base = elem.offset
-        self.width = layout.size
-        self.off_man = base + elem.shape["man"].offset
-        self.off_exp = base + elem.shape["exp"].offset
-        self.off_sign = base + elem.shape["sign"].offset
-        self.off_g = layout["g"].offset
+        self.layout = operand_layout(fmt)
+        self.width = self.layout.size
 
     def pack(self, t: MLSTensor) -> torch.Tensor:
         """int64 tensor of packed operands, same shape as ``t``."""
-        return ((t.man.to(torch.int64) << self.off_man) | (t.exp.to(torch.int64) << self.off_exp)
-                | (t.sign.to(torch.int64) << self.off_sign) | (t.group_exp_per_element().to(torch.int64) << self.off_g))
+        return pack_columns(self.layout, {"elem.man": t.man.to(torch.int64), "elem.exp": t.exp.to(torch.int64),
+                                          "elem.sign": t.sign.to(torch.int64),
+                                          "g": t.group_exp_per_element().to(torch.int64)})
 
 
 def element_ints(fmt: MLSFormat, codes: torch.Tensor, group_exp: torch.Tensor, axis: int = -1) -> MLSTensor:

@@ -18,8 +18,7 @@ def _run(fmt, rows, cols, max_k, acc_bits=None, seed=1, stall_tiles=4, testcase=
     arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k)
     run_cocotb(arr, "mls_array", "array_cocotb", testcase=testcase,
                params={"fmt": str(arr.fmt), "rows": rows, "cols": cols, "acc_bits": arr.acc_bits, "max_k": max_k,
-                       "pe_latency": arr.pe_latency, "seed": seed, "stall_tiles": stall_tiles,
-                       "a_data_bits": arr.a_layout["last"].offset})
+                       "pe_latency": arr.pe_latency, "seed": seed, "stall_tiles": stall_tiles})
 
 
 @pytest.mark.parametrize("fmt, rows, cols, max_k", [

@@ -8,8 +8,6 @@ Default: FP32 2x3 and 4x4, FP8 E4M3 x E5M2 2x2, INT8 3x2. ``@pytest.mark.slow``:
 
 import pytest
 
-from amaranth import Shape
-
 from hw.array import SystolicArray
 from tb.harness import run_cocotb
 
@@ -19,9 +17,7 @@ def _run(pe, rows, cols, max_k, seed=1, stall_tiles=4, testcase=None):
     kind, fa, fw = arr.pe_formats
     run_cocotb(arr, "baseline_array", "array_baseline_cocotb", testcase=testcase,
                params={"pe": pe, "kind": kind, "fmt_a": fa, "fmt_w": fw, "rows": rows, "cols": cols,
-                       "max_k": max_k, "pe_latency": arr.pe_latency, "seed": seed, "stall_tiles": stall_tiles,
-                       "a_data_bits": arr.a_layout["last"].offset,
-                       "a_op_bits": Shape.cast(arr.a_shape).width, "w_op_bits": Shape.cast(arr.w_shape).width})
+                       "max_k": max_k, "pe_latency": arr.pe_latency, "seed": seed, "stall_tiles": stall_tiles})
 
 
 @pytest.mark.parametrize("pe, rows, cols, max_k", [

@@ -17,7 +17,7 @@ from hw.fpga.demo import DotDemo
 from hw.fpga.designs import make_design
 from hw.fpga.host import encode_pulse, encode_write
 from hw.fpga.protocol import PortKind
-from hw.fpga.tiles import pack, unpack
+from hw.layout_pack import pack, unpack
 
 
 def _demo(*args):

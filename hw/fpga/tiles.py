@@ -1,51 +1,17 @@
-"""Host-side packing of bridge words from ``amaranth.lib.data`` layouts, and MLS GEMM tiles for the
-systolic array of ``hw.array`` (A as ``a`` beats, W as ``w`` beats, results from ``c`` beats).
+"""Host-side GEMM tiles for the systolic array of ``hw.array`` as bridge words (A as ``a`` beats,
+W as ``w`` beats, results from ``c`` beats).
 
-The packing reads field offsets from the same layout objects the RTL uses, so a layout change in
-``hw/pe/layout.py`` or ``hw/array`` cannot silently desynchronize the host.
+The words are packed by ``hw.layout_pack`` from the same layout objects the RTL uses, so a layout
+change in ``hw/pe/layout.py`` or ``hw/array`` cannot silently desynchronize the host.
 """
 
 from __future__ import annotations
 
-from amaranth import Shape
 from amaranth.lib import data
 
-__all__ = ["pack", "unpack", "array_tile_words", "array_results"]
+from ..layout_pack import pack, unpack
 
-
-def _width(shape) -> int:
-    return data.Layout.cast(shape).size if isinstance(shape, data.Layout) else Shape.cast(shape).width
-
-
-def pack(layout, value) -> int:
-    """``value`` (int, dict for a struct, list for an array layout) as a raw bit pattern."""
-    if isinstance(layout, data.ArrayLayout):
-        if len(value) != layout.length:
-            raise ValueError(f"array layout of {layout.length} elements, got {len(value)} values")
-        w = _width(layout.elem_shape)
-        return sum(pack(layout.elem_shape, v) << (i * w) for i, v in enumerate(value))
-    if isinstance(layout, data.Layout):
-        names = {name for name, _ in layout}
-        if set(value) - names:
-            raise ValueError(f"no field(s) {sorted(set(value) - names)} in {layout!r}")
-        return sum(pack(field.shape, value.get(name, 0)) << field.offset for name, field in layout)
-    shape = Shape.cast(layout)
-    lo, hi = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed else (0, 1 << shape.width)
-    if not lo <= value < hi:
-        raise ValueError(f"{value} does not fit {shape}")
-    return value & ((1 << shape.width) - 1)
-
-
-def unpack(layout, bits: int):
-    """Inverse of :func:`pack` (signed fields come back negative)."""
-    if isinstance(layout, data.ArrayLayout):
-        w = _width(layout.elem_shape)
-        return [unpack(layout.elem_shape, bits >> (i * w)) for i in range(layout.length)]
-    if isinstance(layout, data.Layout):
-        return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
-    shape = Shape.cast(layout)
-    v = bits & ((1 << shape.width) - 1)
-    return v - (1 << shape.width) if shape.signed and v >> (shape.width - 1) else v
+__all__ = ["array_tile_words", "array_results"]
 
 
 def _operand(t, g, idx):
@@ -56,7 +22,7 @@ def _operand(t, g, idx):
 def _raw(shape, code):
     """A raw operand code (FP32 bits, FP8 code, or a signed INT8 value) as a field value of ``shape``."""
     if isinstance(shape, data.Layout):
-        return unpack(shape, int(code) & ((1 << _width(shape)) - 1))
+        return unpack(shape, int(code))   # the code's bits, field by field
     return int(code)
 
 
