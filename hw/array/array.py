@@ -1,5 +1,5 @@
-"""R x C output-stationary systolic array of MLS PEs (or of any PE a ``PEFactory`` makes) with
-valid/ready stream boundaries."""
+"""R x C output-stationary systolic array of MLS PEs, of L-lane MLS dot-product PEs (``lanes=L``),
+or of any PE a ``PEFactory`` makes, with valid/ready stream boundaries."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from model.baseline_arith import INT8_MAX_K_EXACT
 from model.formats import DEFAULT_MAX_K, MLSFormat
 
 from ..baseline.systolic_pe import BaselinePEFactory
+from ..pe.dot_pe import MLSDotPE, MLSDotPEFactory
 from ..pe.pe import MLSPEFactory
 from ..pe.signature import PEFactory, control_layout
 from .timing import ArrayTiming
 
-__all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM", "PE_KINDS", "BASELINE_ACC_BITS", "INT8_MAX_K_EXACT"]
+__all__ = ["SystolicArray", "DEFAULT_MAX_K", "MAX_DIM", "MAX_LANES", "PE_KINDS", "BASELINE_ACC_BITS", "INT8_MAX_K_EXACT"]
 
 MAX_DIM = 64
+#: Largest ``lanes`` (element pairs per beat) of a dot-product PE array.
+MAX_LANES = MLSDotPE.MAX_LANES
 
 #: Values of ``SystolicArray(pe=...)`` by name: the MLS PE (None: ``MLSPEFactory(fmt, acc_bits)``
 #: from the array's ``fmt`` and ``acc_bits``), or the factory of a baseline PE
@@ -52,6 +55,18 @@ def _check_pe(pe):
     return pe
 
 
+def _mls_formats(fmt, fmt_w) -> tuple[MLSFormat, MLSFormat]:
+    """``(fmt_a, fmt_w)`` from ``fmt`` (one format, or a pair A, W) and ``fmt_w`` (W's format, or None)."""
+    if isinstance(fmt, (tuple, list)):
+        if len(fmt) != 2:
+            raise ValueError(f"fmt must be one format or a pair (A format, W format), got {fmt!r}")
+        if fmt_w is not None:
+            raise ValueError(f"give the W format either in fmt={fmt!r} or as fmt_w={fmt_w!r}, not both")
+        fmt, fmt_w = fmt
+    fmt_a = MLSFormat.parse(fmt)
+    return fmt_a, fmt_a if fmt_w is None else MLSFormat.parse(fmt_w)
+
+
 def _result_bits(factory: PEFactory) -> int:
     return Shape.cast(factory.signature.result_shape).width
 
@@ -59,9 +74,18 @@ def _result_bits(factory: PEFactory) -> int:
 class SystolicArray(wiring.Component):
     """Output-stationary ``rows x cols`` array: A streams from the left, W from the top, skewed.
 
-    PE(i, j) accumulates ``C[i, j] = sum_k int(A[i, k]) * int(W[k, j])`` (DESIGN §3), one MAC per
+    PE(i, j) accumulates ``C[i, j] = sum_k int(A[i, k]) * int(W[k, j])`` (DESIGN §3), one beat per
     PE per cycle at steady state. The tile protocol and the exact cycle counts are defined in
     ``hw/array/timing.py`` (``self.timing``).
+
+    With ``lanes = L > 1`` (or A and W formats that differ) every PE is an ``hw.pe.MLSDotPE``
+    (``MLSDotPEFactory``): one beat carries, per A row and per W column, L element codes of one
+    chunk of the reduction and the chunk's one group exponent (``hw.pe.beat_layout``), as
+    ``model.beats.pack_beats`` packs them (DESIGN §3.1). A tile is then ``beats`` input beats,
+    not K; the skew, the double buffering and the drain are the same, only ``pe_latency`` grows
+    with the dot PE's adder tree. ``lanes = 1`` with one format keeps the scalar ``MLSPE``
+    (the default Verilog of ``python -m hw.build``); an A operand of that array is bit for bit a
+    one-lane beat.
 
     Every PE comes from one ``hw.pe.PEFactory`` (``pe``): the array reads the PE's
     ``PESignature`` (operand and result shapes), latency and exactness from it, so any PE with
@@ -73,9 +97,9 @@ class SystolicArray(wiring.Component):
 
     Parameters
     ----------
-    fmt : MLSFormat or str or None
-        Element format of A and W for ``pe="mls"`` (required there); must be None for a baseline
-        PE, whose operand formats are fixed by ``pe``.
+    fmt : MLSFormat or str or pair of them, or None
+        Element format of A and W for ``pe="mls"`` (required there), or ``(A format, W
+        format)``; must be None for a baseline PE, whose operand formats are fixed by ``pe``.
     rows, cols : int
         Array size R x C, each in [1, 64].
     acc_bits : int or None
@@ -92,15 +116,22 @@ class SystolicArray(wiring.Component):
         ``"fp8-e5m2-e4m3"`` (FP8 A format, then W format; exact product, FP32 accumulate) or
         ``"int8"`` (INT8 x INT8, INT32 wrapping accumulate). Or a ``PEFactory`` itself (then
         ``fmt`` and ``acc_bits`` must be None: the factory has them).
+    lanes : int, keyword-only
+        Element pairs per beat, in [1, ``MAX_LANES``] (default 1, the scalar PE). ``lanes > 1``
+        needs an MLS PE (the FP8/INT8 dot-product baselines join through their factories).
+    fmt_w : MLSFormat or str or None, keyword-only
+        W's element format when it differs from A's (``fmt``); an MLS dot-product PE.
 
     Members
     -------
     a : In(stream.Signature(a_layout))
         ``data``: ArrayLayout(a_shape, rows), column k of the A tile (row i at index i);
         ``last``: this is beat k = K - 1. ``a_shape`` is ``operand_layout(fmt)`` (MLS),
+        ``beat_layout(fmt_a, lanes)`` (MLS dot PE: one beat of row i),
         ``float_layout(FP32 | E4M3 | E5M2)`` (IEEE bit order: man, exp, sign) or ``signed(8)``.
+        With lanes, ``last`` marks the tile's last beat.
     w : In(stream.Signature(w_layout))
-        ``data``: ArrayLayout(w_shape, cols), row k of the W tile. Joined with ``a``.
+        ``data``: ArrayLayout(w_shape, cols), row k (beat k) of the W tile. Joined with ``a``.
     c : Out(stream.Signature(c_layout))
         One row of a finished tile per beat, row 0 first: ``data`` ArrayLayout(result_shape, cols)
         (``signed(acc_bits)`` for MLS, ``float_layout(FP32)`` for the float baselines,
@@ -109,26 +140,39 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, fmt=None, rows: int = 8, cols: int = 8, acc_bits: int | None = None,
-                 max_k: int = DEFAULT_MAX_K, *, pe: str | PEFactory = "mls"):
+                 max_k: int = DEFAULT_MAX_K, *, pe: str | PEFactory = "mls", lanes: int = 1, fmt_w=None):
         self._MustUse__silence = True  # no UnusedElaboratable warning when validation raises
+        _check_int("lanes", lanes, 1, MAX_LANES)
         if isinstance(pe, PEFactory):
             if fmt is not None or acc_bits is not None:
                 raise ValueError(f"fmt and acc_bits must be None when pe is a PEFactory (it has them), "
                                  f"got fmt={fmt!r}, acc_bits={acc_bits!r}")
+            if fmt_w is not None:
+                raise ValueError(f"fmt_w must be None when pe is a PEFactory (it has the formats), got {fmt_w!r}")
+            if lanes != 1 and lanes != getattr(pe, "lanes", 1):
+                raise ValueError(f"lanes={lanes} disagrees with the PEFactory's {getattr(pe, 'lanes', 1)} lanes "
+                                 f"(leave lanes out: the factory has them)")
             factory = pe
         else:
             factory = PE_KINDS[_check_pe(pe)]
             if factory is None:
                 if fmt is None:
                     raise TypeError("fmt is required for pe='mls' (an MLSFormat or a name like 'e2m1g3')")
-                fmt = MLSFormat.parse(fmt)
-            elif fmt is not None:
-                raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), got {fmt!r}")
+                fmt, fmt_w = _mls_formats(fmt, fmt_w)
+            elif fmt is not None or fmt_w is not None:
+                raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), "
+                                 f"got {fmt if fmt is not None else fmt_w!r}")
+            elif lanes != 1:
+                raise ValueError(f"lanes must be 1 for pe={pe!r} (no {lanes}-lane dot-product PE of that kind), got {lanes}")
         _check_int("rows", rows, 1, MAX_DIM)
         _check_int("cols", cols, 1, MAX_DIM)
         _check_int("max_k", max_k, 1, 1 << 40)
         if factory is None:
-            factory = MLSPEFactory(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+            if lanes == 1 and fmt == fmt_w:   # the scalar PE (today's array, bit for bit)
+                factory = MLSPEFactory(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+            else:
+                factory = MLSDotPEFactory(fmt, fmt_w, lanes,
+                                          fmt.acc_bits_exact(max_k, fmt_w) if acc_bits is None else acc_bits)
         elif acc_bits is not None:
             raise ValueError(f"acc_bits must be None for pe={pe!r} (its accumulator is a fixed "
                              f"{_result_bits(factory)}-bit word), got {acc_bits!r}")
@@ -157,8 +201,29 @@ class SystolicArray(wiring.Component):
 
     @property
     def fmt(self):
-        """The MLS element format of the operands, or None (a baseline PE's formats are fixed)."""
+        """The MLS element format of both operands, or None (a baseline PE's formats are fixed; or
+        A and W formats differ: ``fmt_a``, ``fmt_w``)."""
         return getattr(self._factory, "fmt", None)
+
+    @property
+    def fmt_a(self):
+        """The MLS element format of A, or None for a baseline PE."""
+        return getattr(self._factory, "fmt_a", getattr(self._factory, "fmt", None))
+
+    @property
+    def fmt_w(self):
+        """The MLS element format of W, or None for a baseline PE."""
+        return getattr(self._factory, "fmt_w", getattr(self._factory, "fmt", None))
+
+    @property
+    def lanes(self) -> int:
+        """Element pairs per beat: the factory's ``lanes`` (1 for a scalar PE)."""
+        return getattr(self._factory, "lanes", 1)
+
+    @property
+    def is_dot(self) -> bool:
+        """Whether the PEs are dot-product PEs (beats of ``lanes`` pairs; true even at one lane)."""
+        return hasattr(self._factory, "lanes")
 
     @property
     def acc_bits(self) -> int:
@@ -205,8 +270,8 @@ class SystolicArray(wiring.Component):
 
     @property
     def timing(self) -> ArrayTiming:
-        """Exact cycle counts of this array (``hw.array.timing``)."""
-        return ArrayTiming(self._rows, self._cols, self.pe_latency)
+        """Exact cycle counts of this array (``hw.array.timing``), in beats of ``lanes`` pairs."""
+        return ArrayTiming(self._rows, self._cols, self.pe_latency, self.lanes)
 
     @property
     def pe_latency(self) -> int:

@@ -3,7 +3,7 @@
 from .accumulator import Accumulator
 from .adder_tree import AdderTree
 from .aligner import Aligner
-from .dot_pe import MLSDotPE
+from .dot_pe import MLSDotPE, MLSDotPEFactory
 from .elem_aligner import ElementAligner
 from .exp_add import ExponentAdder
 from .group_shifter import GroupShifter
@@ -14,4 +14,4 @@ from .signature import PEFactory, PESignature, control_layout
 
 __all__ = ["MLSPE", "MLSPEFactory", "PESignature", "PEFactory", "Accumulator", "Aligner", "ExponentAdder",
            "SignificandMultiplier", "control_layout", "element_layout", "operand_layout",
-           "MLSDotPE", "AdderTree", "ElementAligner", "GroupShifter", "beat_layout"]
+           "MLSDotPE", "MLSDotPEFactory", "AdderTree", "ElementAligner", "GroupShifter", "beat_layout"]

@@ -3,6 +3,8 @@ shift and one wide saturating add per beat."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 
@@ -14,9 +16,9 @@ from .elem_aligner import ElementAligner
 from .group_shifter import GroupShifter
 from .layout import beat_layout, field_width
 from .sig_mul import SignificandMultiplier
-from .signature import PESignature, control_layout
+from .signature import PEFactory, PESignature, control_layout
 
-__all__ = ["MLSDotPE"]
+__all__ = ["MLSDotPE", "MLSDotPEFactory"]
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -186,3 +188,60 @@ class MLSDotPE(wiring.Component):
         # Systolic forwarding.
         m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), self.ctl_out.eq(self.ctl_in)]
         return m
+
+
+@dataclass(frozen=True)
+class MLSDotPEFactory(PEFactory):
+    """``MLSDotPE(fmt_a, fmt_w, lanes, acc_bits)`` for each position of a ``SystolicArray``
+    (``SystolicArray(fmt, ..., lanes=L)``, or mixed formats).
+
+    Parameters are validated as ``MLSDotPE`` validates them, when the factory is made.
+    ``exact(max_k)``: the accumulator holds every sum of ``max_k`` products
+    (``fmt_a.acc_bits_exact(max_k, fmt_w)``; zero padding lanes add nothing).
+    """
+
+    fmt_a: MLSFormat
+    fmt_w: MLSFormat
+    lanes: int
+    acc_bits: int
+    tree_levels_per_stage: int = 2
+    name = "mls"
+
+    def __post_init__(self):
+        object.__setattr__(self, "fmt_a", MLSFormat.parse(self.fmt_a))
+        object.__setattr__(self, "fmt_w", MLSFormat.parse(self.fmt_w))
+        object.__setattr__(self, "lanes", _check_int("lanes", self.lanes, 1, MLSDotPE.MAX_LANES))
+        object.__setattr__(self, "acc_bits", _check_int("acc_bits", self.acc_bits, 2, 256))
+        object.__setattr__(self, "tree_levels_per_stage",
+                           _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1))
+
+    @property
+    def fmt(self) -> MLSFormat | None:
+        """The element format of both operands, or None when A and W differ."""
+        return self.fmt_a if self.fmt_a == self.fmt_w else None
+
+    @property
+    def signature(self) -> PESignature:
+        return PESignature(beat_layout(self.fmt_a, self.lanes), beat_layout(self.fmt_w, self.lanes),
+                           signed(self.acc_bits))
+
+    @property
+    def tree_bits(self) -> int:
+        """Signed width of the beat sum ``T`` (``MLSDotPE.tree_bits``)."""
+        return self.fmt_a.beat_sum_bits(self.lanes, self.fmt_w)
+
+    @property
+    def tree_latency(self) -> int:
+        return AdderTree.latency_for(self.lanes, self.tree_levels_per_stage)
+
+    @property
+    def latency(self) -> int:
+        """``MLSDotPE.latency``: lane products, the tree registers, the accumulator."""
+        return 2 + self.tree_latency
+
+    def exact(self, max_k: int) -> bool:
+        return self.acc_bits >= self.fmt_a.acc_bits_exact(max_k, self.fmt_w)
+
+    def __call__(self) -> MLSDotPE:
+        return MLSDotPE(self.fmt_a, self.fmt_w, self.lanes, self.acc_bits,
+                        tree_levels_per_stage=self.tree_levels_per_stage)
