@@ -44,14 +44,18 @@ def _step_ms(history: list[dict]) -> float:
 
 def run_bench(data: str | Path, out: str | Path, *, epochs: int, batch_size: int, device: str, seed: int = 0,
               compile: bool = False, channels_last: bool = False, progress: bool = True,
-              train_subset: int | None = None, log=print) -> dict:
+              train_subset: int | None = None, overwrite: bool = False, log=print) -> dict:
     """Train the FP32 and the e2m1g3 ResNet-20 and write the side-by-side table; returns its rows."""
     out = Path(out)
+    earlier = [p for p in (out / "gpu_train.json", out / "gpu_train.md", *(out / n for n, _ in RUNS)) if p.exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"{out} already holds a benchmark ({', '.join(p.name for p in earlier)}); "
+                         "pass --overwrite to replace it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, quant in RUNS:
         cfg = TrainConfig(dataset="cifar10", data=str(data), model="resnet20", quant=quant, epochs=epochs,
-                          batch_size=batch_size, seed=seed, device=device, out=str(out / name), overwrite=True,
+                          batch_size=batch_size, seed=seed, device=device, out=str(out / name), overwrite=overwrite,
                           log_csv=str(out / f"{name}.csv"), progress=progress, compile=compile,
                           channels_last=channels_last, train_subset=train_subset)
         log(f"== {name}: {quant}")
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="compile the quantizer (model.train --compile)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", default="runs/gpu_train", help="folder for gpu_train.md/.json and both runs")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     try:
@@ -108,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                 folder = write_synthetic_cifar10(Path(tmp) / "cifar-10-batches-py", per_batch=256)
                 run_bench(folder, args.out, epochs=2, batch_size=args.batch_size, device=args.device,
                           seed=args.seed, compile=args.compile, channels_last=args.channels_last,
-                          progress=args.progress)
+                          progress=args.progress, overwrite=args.overwrite)
         else:
             run_bench(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
                       seed=args.seed, compile=args.compile, channels_last=args.channels_last,
-                      progress=args.progress)
+                      progress=args.progress, overwrite=args.overwrite)
     except (ValueError, TypeError, DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +56,5 @@ def test_bench_writes_both_runs_side_by_side(tmp_path):
     for name in ("fp32", "e2m1g3"):
         assert json.loads((tmp_path / "out" / name / "result.json").read_text())["finished"]
         assert (tmp_path / "out" / f"{name}.csv").read_text().count("\n") == 3
+    with pytest.raises(ValueError, match="already holds a benchmark .*pass --overwrite"):
+        _bench_module().run_bench(folder, tmp_path / "out", epochs=1, batch_size=32, device="cpu")
