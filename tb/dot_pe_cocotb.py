@@ -15,15 +15,15 @@ checked against ``model.arith.beat_accumulate``.
   With a narrow accumulator the run must saturate, and some tiles must differ from what
   per-product saturation would give.
 
-Every cycle also checks the systolic forwarding: ``a_out``, ``b_out``, ``ctl_out`` are the
-previous cycle's inputs.
+Every cycle also checks the systolic forwarding: ``a_out``, ``b_out``, ``ctl_out`` hold the
+previous cycle's inputs while the new ones are already applied.
 """
 
 import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 
 from model.formats import MLSFormat
 from tb.dot_pe_vectors import BeatPacker, Tile, random_codes
@@ -61,19 +61,22 @@ async def _reset(dut):
 
 
 async def _stream(dut, a_bits, w_bits, ctls, latency):
-    """Drive one (a, w, ctl) per cycle; return (result, overflow, done) seen ``latency`` cycles later."""
+    """Drive one (a, w, ctl) per cycle; return (result, overflow, done) seen ``latency`` cycles later.
+
+    Right after each new input settles, ``a_out``, ``b_out``, ``ctl_out`` must still show the
+    previous cycle's inputs (registered forwarding, not a wire)."""
     n = len(a_bits)
     seen = []
+    # the inputs held since the last clock edge (0 after reset, or the last beat of a previous stream)
+    previous = (dut.a_in.value.to_unsigned(), dut.b_in.value.to_unsigned(), dut.ctl_in.value.to_unsigned())
     for t in range(n + latency):
-        if t < n:
-            driven = (a_bits[t], w_bits[t], ctls[t])
-            dut.a_in.value, dut.b_in.value, dut.ctl_in.value = driven
-        else:
-            dut.ctl_in.value = 0
-            driven = (a_bits[-1], w_bits[-1], 0)
-        await FallingEdge(dut.clk)
+        driven = (a_bits[t], w_bits[t], ctls[t]) if t < n else (a_bits[-1], w_bits[-1], 0)
+        dut.a_in.value, dut.b_in.value, dut.ctl_in.value = driven
+        await ReadOnly()
         forwarded = (dut.a_out.value.to_unsigned(), dut.b_out.value.to_unsigned(), dut.ctl_out.value.to_unsigned())
-        assert forwarded == driven, f"cycle {t}: forwarded (a, w, ctl) {forwarded} != inputs {driven}"
+        assert forwarded == previous, f"cycle {t}: forwarded (a, w, ctl) {forwarded} != previous inputs {previous}"
+        previous = driven
+        await FallingEdge(dut.clk)
         if t + 1 >= latency:
             seen.append((dut.result.value.to_unsigned(), int(dut.overflow.value), int(dut.done.value)))
     return seen[:n]
