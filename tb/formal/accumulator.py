@@ -22,34 +22,13 @@ from amaranth.lib.wiring import In
 
 from hw.pe.accumulator import Accumulator
 
+from .internal import internal_signal
 from .spec import sat_add_spec
 
 __all__ = ["AccumulatorWrapper", "WRONG_SPECS"]
 
 #: Deliberately false variants of the specification that the proof must reject.
 WRONG_SPECS = ("not_sticky", "wrap")
-
-
-def internal_signal(fragment: Fragment, name: str) -> Signal:
-    """The signal called ``name`` that ``fragment``'s own statements assign (for invariants on
-    state that is not a port). Raises ``LookupError`` if there is none or more than one."""
-    found = []
-
-    def visit(stmt):
-        for attr in ("lhs",):
-            lhs = getattr(stmt, attr, None)
-            if isinstance(lhs, Signal) and lhs.name == name and not any(lhs is f for f in found):
-                found.append(lhs)
-        for case in getattr(stmt, "cases", ()):   # Switch: (patterns, statements, src_loc)
-            for sub in case[1]:
-                visit(sub)
-
-    for statements in fragment.statements.values():
-        for stmt in statements:
-            visit(stmt)
-    if len(found) != 1:
-        raise LookupError(f"expected one signal {name!r} assigned in the fragment, found {len(found)}")
-    return found[0]
 
 
 class AccumulatorWrapper(wiring.Component):
