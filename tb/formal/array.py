@@ -30,8 +30,8 @@ from hw.array import SystolicArray
 
 __all__ = ["ArrayStreamWrapper", "DEPTH", "WRONG_SPECS"]
 
-DEPTH = 20
-WRONG_SPECS = ("three_tiles_is_too_many",)
+DEPTH = 16
+WRONG_SPECS = ("one_tile_outstanding",)
 
 
 class ArrayStreamWrapper(wiring.Component):
@@ -86,7 +86,7 @@ class ArrayStreamWrapper(wiring.Component):
 
         outstanding = Signal(range(-256, 257 * R))
         m.d.comb += outstanding.eq(tiles_in * R - rows_out)
-        max_outstanding = R if self._wrong_spec == "three_tiles_is_too_many" else 2 * R
+        max_outstanding = R if self._wrong_spec == "one_tile_outstanding" else 2 * R
         with m.If(started & stalled):
             m.d.comb += [
                 Assert(dut.c.valid, "c.valid stays high until the beat is taken"),
