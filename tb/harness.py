@@ -80,9 +80,17 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
     waves = os.environ.get("WAVES", "0") == "1"
     runner = get_runner(SIM)
     build_args = _VERILATOR_ARGS if SIM == "verilator" else []
-    with _verilator_pch_fix():
-        runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
+    # One build per distinct design: the runner re-runs Verilator (and so the C++ compile) on
+    # every call, so a stamp of everything the build depends on skips it when nothing changed.
+    build_key = hashlib.sha1(json.dumps([SIM, toplevel, source, build_args, waves]).encode()).hexdigest()
+    stamp = build_dir / "build.stamp"
+    binary = build_dir / (toplevel if SIM == "verilator" else "sim.vvp")
+    if not (binary.is_file() and stamp.is_file() and stamp.read_text() == build_key):
+        stamp.unlink(missing_ok=True)
+        with _verilator_pch_fix():
+            runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
+        stamp.write_text(build_key)
     env = {_PARAMS_ENV: json.dumps(params or {})}
     # The runner passes sys.path to the simulator's Python as PYTHONPATH.
     for path in (str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parent.parent)):
