@@ -42,14 +42,15 @@ from scipy.stats import spearmanr
 
 from model.arith import MAX_EXACT_BITS, accumulate
 from model.formats import MLSFormat
+from model.grouping import Grouping
 from model.quantize import quantize
 
 from .cycles import ArrayConfig
-from .energy import Design, pe_area, workload_energy, workload_stats
+from .energy import Design, pe_area, pe_area_per_mac, ungrouped_gemms, workload_energy, workload_stats
 from .report_io import markdown_table, pyplot, read_csv, save_figure, write_csv
 from .workloads import network_gemms
 
-__all__ = ["SweepSpec", "evaluate_point", "gemm_quality", "main", "pareto_front", "run_sweep"]
+__all__ = ["SweepSpec", "evaluate_point", "gemm_quality", "main", "pareto_front", "recommend", "run_sweep"]
 
 NETWORKS = ("resnet20", "resnet18")
 SAMPLES = 512
@@ -62,8 +63,10 @@ class SweepSpec:
     man_bits: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
     group_bits: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     acc_deficits: tuple[int, ...] = (0, 4, 8, 12, 16)
-    arrays: tuple[str, ...] = ("8x8", "16x16", "32x32", "64x64", "128x128")
+    arrays: tuple[str, ...] = ("16x16", "32x32")
     networks: tuple[str, ...] = NETWORKS
+    lanes: tuple[int, ...] = (1, 9, 16)  # 1: the scalar MLS PE; more: the MLS dot PE of that many lanes
+    gcs: tuple[int, ...] = (1, 4)  # channel block of the channel grouping
 
     def formats(self) -> list[MLSFormat]:
         out = []
@@ -74,7 +77,7 @@ class SweepSpec:
 
     @property
     def points(self) -> int:
-        return len(self.formats()) * len(self.acc_deficits) * len(self.arrays)
+        return len(self.formats()) * len(self.acc_deficits) * len(self.arrays) * len(self.lanes) * len(self.gcs)
 
 
 # -- quality proxy -------------------------------------------------------------------------------
@@ -129,21 +132,23 @@ def _saturating_sum(products: torch.Tensor, acc_bits: int, product_bits: int) ->
     return acc
 
 
-def gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits=(0,), seed: int = 0) -> dict:
-    """Quantization SNRs per role and the worst-pass GEMM output SNR per accumulator deficit."""
+def gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits=(0,), seed: int = 0,
+                 gc: int = 1) -> dict:
+    """Quantization SNRs per role and the worst-pass GEMM output SNR per accumulator deficit, with
+    channel grouping of channel block ``gc`` (``Grouping.channel(gc)``) for every tensor."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: extra threads only add contention
     try:
-        return _gemm_quality(fmt, tensors, deficits, seed)
+        return _gemm_quality(fmt, tensors, deficits, seed, Grouping.channel(gc))
     finally:
         torch.set_num_threads(threads)
 
 
-def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, seed: int) -> dict:
+def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, seed: int, grouping) -> dict:
     q = {
-        "activation": quantize(tensors["activation"], fmt, rounding="nearest"),
-        "weight": quantize(tensors["weight"], fmt, rounding="nearest"),
-        "error": quantize(tensors["error"], fmt, rounding="stochastic",
+        "activation": quantize(tensors["activation"], fmt, grouping, rounding="nearest"),
+        "weight": quantize(tensors["weight"], fmt, grouping, rounding="nearest"),
+        "error": quantize(tensors["error"], fmt, grouping, rounding="stochastic",
                           generator=torch.Generator().manual_seed(seed)),
     }
     out = {f"snr_{r}": _snr(tensors[r].double(), q[r].dequantize().double()) for r in q}
@@ -186,26 +191,33 @@ def _init_worker(stats, tensors, spec) -> None:
     _STATE.update(stats=stats, tensors=tensors, spec=spec)
 
 
-def evaluate_point(fmt: MLSFormat, deficit: int, array: str, stats: dict, quality: dict) -> dict:
-    """One CSV row: cost of one (format, accumulator deficit, array) on every network."""
+def evaluate_point(fmt: MLSFormat, deficit: int, array: str, stats: dict, quality: dict, lanes: int = 1,
+                   gc: int = 1) -> dict:
+    """One CSV row: cost of one (format, accumulator deficit, array, lanes, Gc) on every network.
+    ``lanes = 1`` is the scalar MLS PE; more lanes the MLS dot PE. ``stats`` maps (network, array,
+    lanes, gc) to workload sums and (network, array, "fp32") to the FP32 reference energy."""
     row = {"format": str(fmt), "E": fmt.exp_bits, "M": fmt.man_bits, "G": fmt.group_bits,
-           "elem_bits": fmt.elem_bits, "acc_deficit": deficit, "array": array}
-    nets = [key[0] for key in stats if len(key) == 2 and key[1] == array]
+           "elem_bits": fmt.elem_bits, "acc_deficit": deficit, "array": array, "lanes": lanes, "gc": gc}
+    nets = [key[0] for key in stats if len(key) == 4 and key[1:] == (array, lanes, gc)]
+    dot = lanes if lanes > 1 else None
     for net in nets:
-        st = stats[(net, array)]
+        st = stats[(net, array, lanes, gc)]
         acc = fmt.acc_bits_exact(st.k_max) - deficit
-        design = Design(f"mls-{fmt}-acc{acc}", "mls", fmt, None, max(acc, 2))
+        design = Design(f"mls-{fmt}-acc{acc}", "mls", fmt, None, max(acc, 2), lanes=dot)
         e = workload_energy(st, design)
         ref = stats[(net, array, "fp32")]
         row[f"{net}_acc_bits"] = acc
+        row[f"{net}_step_mJ"] = e["total"] * 1e-9
         row[f"{net}_compute_pJ_per_mac"] = e["compute"] / st.macs
         row[f"{net}_total_pJ_per_mac"] = e["total"] / st.macs
         row[f"{net}_gain_fp32_compute"] = ref["compute"] / e["compute"]
         row[f"{net}_gain_fp32_total"] = ref["total"] / e["total"]
         row[f"{net}_cycles"] = st.cycles
         row[f"{net}_utilization"] = st.utilization
-    design20 = Design("x", "mls", fmt, None, max(row[f"{nets[0]}_acc_bits"], 2))
+        row[f"{net}_lane_utilization"] = st.lane_utilization
+    design20 = Design("x", "mls", fmt, None, max(row[f"{nets[0]}_acc_bits"], 2), lanes=dot)
     row["pe_area_fa"] = pe_area(design20)
+    row["pe_area_fa_per_mac"] = pe_area_per_mac(design20)
     rows, cols = ArrayConfig.parse(array).rows, ArrayConfig.parse(array).cols
     row["array_area_fa"] = row["pe_area_fa"] * rows * cols
     for key in ("snr_activation", "snr_weight", "snr_error"):
@@ -214,54 +226,64 @@ def evaluate_point(fmt: MLSFormat, deficit: int, array: str, stats: dict, qualit
     return row
 
 
-def _format_task(fmt: MLSFormat) -> list[dict]:
+def _format_task(task) -> list[dict]:
+    fmt, gc = task
     spec, stats = _STATE["spec"], _STATE["stats"]
-    quality = gemm_quality(fmt, _STATE["tensors"], spec.acc_deficits)
-    return [evaluate_point(fmt, d, a, stats, quality) for d in spec.acc_deficits for a in spec.arrays]
+    quality = gemm_quality(fmt, _STATE["tensors"], spec.acc_deficits, gc=gc)
+    return [evaluate_point(fmt, d, a, stats, quality, n, gc) for d in spec.acc_deficits for a in spec.arrays
+            for n in spec.lanes]
 
 
-def network_stats(arrays, networks=NETWORKS) -> dict:
-    """Design-independent workload sums per (network, array), plus the FP32 reference energy."""
+def network_stats(arrays, networks=NETWORKS, lanes=(1,), gcs=(1,)) -> dict:
+    """Design-independent workload sums per (network, array, lanes, gc), plus the FP32 reference
+    energy per (network, array, "fp32") and the same-lane FP8/INT8 dot baselines' workloads
+    (all of K one chunk) per (network, array, lanes, "flat")."""
     stats = {}
     for net in networks:
-        gemms = network_gemms(net)
-        for array in arrays:
-            st = workload_stats(gemms, ArrayConfig.parse(array))
-            stats[(net, array)] = st
-            stats[(net, array, "fp32")] = workload_energy(st, "fp32")
+        for gc in gcs:
+            gemms = network_gemms(net, gc=gc)
+            for array in arrays:
+                base = ArrayConfig.parse(array)
+                for n in lanes:
+                    config = ArrayConfig(base.rows, base.cols, base.overlap_drain, base.dataflow, lanes=n)
+                    stats[(net, array, n, gc)] = workload_stats(gemms, config)
+                    if gc == gcs[0]:
+                        stats[(net, array, n, "flat")] = workload_stats(ungrouped_gemms(gemms), config)
+                if gc == gcs[0]:
+                    stats[(net, array, "fp32")] = workload_energy(workload_stats(gemms, base), "fp32")
     return stats
 
 
-def run_sweep(spec: SweepSpec, jobs: int = 0, progress: bool = True) -> tuple[list[dict], dict]:
-    """Evaluate every point; returns (rows sorted by format/deficit/array, timings)."""
+def run_sweep(spec: SweepSpec, jobs: int = 0, progress: bool = True) -> tuple[list[dict], dict]:  # noqa: D401
+    """Evaluate every point; returns (rows sorted by format/Gc/deficit/array/lanes, timings)."""
     from tqdm import tqdm
 
     from model.capture import load_tensors
 
     timings = {}
     t0 = time.perf_counter()
-    stats = network_stats(spec.arrays, spec.networks)
+    stats = network_stats(spec.arrays, spec.networks, spec.lanes, spec.gcs)
     timings["workload_setup_s"] = time.perf_counter() - t0
     tensors = load_tensors()
-    formats = spec.formats()
+    tasks = [(fmt, gc) for fmt in spec.formats() for gc in spec.gcs]
     jobs = jobs or os.cpu_count() or 1
     t0 = time.perf_counter()
     rows: list[dict] = []
     if jobs == 1:
         _init_worker(stats, tensors, spec)
-        for fmt in tqdm(formats, desc="formats", disable=not progress):
-            rows.extend(_format_task(fmt))
+        for task in tqdm(tasks, desc="formats x Gc", disable=not progress):
+            rows.extend(_format_task(task))
     else:
         ctx = mp.get_context("fork")
         with ctx.Pool(jobs, initializer=_init_worker, initargs=(stats, tensors, spec)) as pool:
-            for chunk in tqdm(pool.imap_unordered(_format_task, formats), total=len(formats),
-                              desc=f"formats ({jobs} procs)", disable=not progress):
+            for chunk in tqdm(pool.imap_unordered(_format_task, tasks), total=len(tasks),
+                              desc=f"formats x Gc ({jobs} procs)", disable=not progress):
                 rows.extend(chunk)
     timings["sweep_s"] = time.perf_counter() - t0
     timings["points"] = len(rows)
     timings["jobs"] = jobs
     order = {a: i for i, a in enumerate(spec.arrays)}
-    rows.sort(key=lambda r: (r["E"], r["M"], r["G"], r["acc_deficit"], order[r["array"]]))
+    rows.sort(key=lambda r: (r["E"], r["M"], r["G"], r["gc"], r["acc_deficit"], order[r["array"]], r["lanes"]))
     return rows, timings
 
 
@@ -296,7 +318,7 @@ def _plot(rows, front, x, y, xlabel, ylabel, title, path, logx=False, vlines=())
                     s=6, cmap="viridis", alpha=0.6)
     ax.plot([r[x] for r in front], [r[y] for r in front], "r.-", lw=1, label="Pareto front")
     for r in front[:: max(1, len(front) // 8)]:
-        ax.annotate(r["format"] + ("" if r["acc_deficit"] == 0 else f"-{r['acc_deficit']}b"),
+        ax.annotate(_label(r),
                     (r[x], r[y]), fontsize=6, xytext=(3, -8), textcoords="offset points")
     for i, (label, value) in enumerate(vlines):
         ax.axvline(value, color="0.4", ls="--", lw=0.8)
@@ -313,6 +335,65 @@ def _plot(rows, front, x, y, xlabel, ylabel, title, path, logx=False, vlines=())
     save_figure(fig, path)
 
 
+def _label(r: dict) -> str:
+    """``e2m1g3`` [``-4b`` accumulator deficit] [`` L9`` lanes] [`` Gc4``]."""
+    return (r["format"] + ("" if r["acc_deficit"] == 0 else f"-{r['acc_deficit']}b")
+            + ("" if r.get("lanes", 1) == 1 else f" L{r['lanes']}") + ("" if r.get("gc", 1) == 1 else f" Gc{r['gc']}"))
+
+
+#: The paper's formats (ResNet-20/CIFAR-10 and ResNet-18/ImageNet): their quality at Gc = 1 with
+#: an exact accumulator is the floor a recommended configuration must reach.
+PAPER_FORMATS = {"resnet20": "e2m1g3", "resnet18": "e2m4g3"}
+
+
+def recommend(rows: list[dict], array: str, network: str, same_format: bool = False) -> tuple[dict, dict] | None:
+    """``(recommended row, floor row)``: the lowest energy per training step (compute + SRAM) on
+    ``array`` among the points whose worst-pass GEMM SNR reaches that of the network's paper
+    format (``PAPER_FORMATS``) at Gc = 1, exact accumulator, one lane; ``same_format`` keeps only
+    the paper format's own points (then only L, Gc and the accumulator are chosen). Ties go to the
+    earlier row (fewer bits, smaller Gc). None if the sweep lacks that floor point or the network."""
+    key = f"{network}_step_mJ"
+    floor = next((r for r in rows if r["format"] == PAPER_FORMATS.get(network) and r["array"] == array
+                  and r["acc_deficit"] == 0 and r["lanes"] == 1 and r["gc"] == 1 and key in r), None)
+    if floor is None:
+        return None
+    ok = [r for r in rows if r["array"] == array and r["snr_gemm"] >= floor["snr_gemm"]
+          and (not same_format or r["format"] == floor["format"])]
+    return min(ok, key=lambda r: r[key]), floor
+
+
+def _step_plot(rows, front, network, baselines, path) -> None:
+    """Energy per training step (compute + SRAM) against worst-pass GEMM SNR over every swept
+    (E, M, G, Gc, L, accumulator width): colour = lanes, marker = Gc."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    x = f"{network}_step_mJ"
+    lanes = sorted({r["lanes"] for r in rows})
+    gcs = sorted({r["gc"] for r in rows})
+    cmap = plt.get_cmap("viridis")
+    markers = "o^sDvP*X"
+    for i, n in enumerate(lanes):
+        for j, gc in enumerate(gcs):
+            sel = [r for r in rows if r["lanes"] == n and r["gc"] == gc]
+            ax.scatter([r[x] for r in sel], [r["snr_gemm"] for r in sel], s=5, alpha=0.5,
+                       color=cmap(i / max(1, len(lanes) - 1)), marker=markers[j % len(markers)],
+                       label=f"L={n}, Gc={gc}")
+    ax.plot([r[x] for r in front], [r["snr_gemm"] for r in front], "r.-", lw=1, label="Pareto front")
+    for r in front[:: max(1, len(front) // 8)]:
+        ax.annotate(_label(r), (r[x], r["snr_gemm"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    for i, (label, value) in enumerate(sorted(baselines.items(), key=lambda kv: kv[1])):
+        ax.axvline(value, color="0.4", ls="--", lw=0.8)
+        ax.annotate(label, (value, 1 - 0.05 * (i + 1)), xycoords=("data", "axes fraction"), fontsize=6,
+                    xytext=(2, 0), textcoords="offset points", color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{network} energy per training step, compute + SRAM (mJ)")
+    ax.set_ylabel("worst-pass GEMM output SNR (dB)")
+    ax.set_title("Energy per step vs quality over (E, M, G, Gc, L, accumulator width)", fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
 def _csv_value(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
@@ -321,9 +402,10 @@ BASELINE_MARKS = ("fp8e4m3-fp16acc", "fp8e4m3-fp32acc", "int8-int32acc", "bf16-f
 
 
 def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | None = None,
-                  network: str = "resnet20") -> None:
-    """CSV of every point, two Pareto plots and ``dse.md``; ``baselines`` maps design name to
-    ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, drawn as reference lines.
+                  network: str = "resnet20", step_baselines: dict | None = None) -> None:
+    """CSV of every point, three Pareto plots and ``dse.md``; ``baselines`` maps design name to
+    ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, ``step_baselines`` design name to
+    energy per training step (mJ, compute + SRAM), both drawn as reference lines.
 
     Every output is a function of the rows only (no wall times), so a rerun rewrites the same bytes."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -335,27 +417,98 @@ def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | N
           f"MLS design space on a {array_for_plots} array: energy vs quality (dashed: baselines)",
           out_dir / "dse_pareto_snr.png", vlines=sorted((baselines or {}).items(), key=lambda kv: kv[1]))
     exact = [r for r in sel if r["acc_deficit"] == 0]
-    front_area = pareto_front([dict(r, neg_area=-r["pe_area_fa"]) for r in exact], f"{network}_total_pJ_per_mac",
-                              "neg_area")
-    _plot(exact, front_area, "pe_area_fa", f"{network}_total_pJ_per_mac", "PE area proxy (full-adder equivalents)",
+    front_area = pareto_front([dict(r, neg_area=-r["pe_area_fa_per_mac"]) for r in exact],
+                              f"{network}_total_pJ_per_mac", "neg_area")
+    _plot(exact, front_area, "pe_area_fa_per_mac", f"{network}_total_pJ_per_mac",
+          "PE area proxy per MAC per cycle (full-adder equivalents / lanes)",
           f"{network} energy (pJ/MAC)", "Energy vs PE area (exact accumulators)", out_dir / "dse_pareto_area.png")
+    front_step = pareto_front(sel, f"{network}_step_mJ", "snr_gemm")
+    _step_plot(sel, front_step, network, step_baselines or {}, out_dir / "dse_pareto_step.png")
     lines = ["# Design-space sweep", "",
              f"Points: {len(rows)} ({len({r['format'] for r in rows})} formats x "
-             f"{len({r['acc_deficit'] for r in rows})} accumulator widths x {len({r['array'] for r in rows})} arrays). "
-             "Run times are printed by `python -m sim.dse`, not written here, so this report is reproducible.", "",
-             f"Baselines on the same array ({network}, compute + SRAM, pJ/MAC): " +
+             f"{len({r['acc_deficit'] for r in rows})} accumulator widths x {len({r['array'] for r in rows})} arrays x "
+             f"lanes L {sorted({r['lanes'] for r in rows})} x channel blocks Gc {sorted({r['gc'] for r in rows})}; "
+             "L = 1 is the scalar MLS PE, L > 1 the MLS dot PE). "
+             "Run times are printed by `python -m sim.dse`, not written here, so this report is reproducible.", "",]
+    lines += _recommendation_section(rows, array_for_plots)
+    lines += _gc_quality_section(rows, array_for_plots)
+    lines += [f"Pareto front of energy per training step ({network}, compute + SRAM) against worst-pass GEMM "
+              f"SNR over (E, M, G, Gc, L, accumulator width), {array_for_plots} array (`dse_pareto_step.png`; "
+              "points above 0 dB):", ""]
+    lines += markdown_table(
+        ["format", "L", "Gc", "acc deficit (bits)", f"{network} mJ/step", "lane util.", "gain vs FP32", "GEMM SNR (dB)"],
+        [[r["format"], r["lanes"], r["gc"], r["acc_deficit"], f"{r[f'{network}_step_mJ']:.3f}",
+          f"{r[f'{network}_lane_utilization']:.3f}", f"{r[f'{network}_gain_fp32_total']:.2f}", f"{r['snr_gemm']:.1f}"]
+         for r in front_step if r["snr_gemm"] > 0], tight_rule=True)
+    lines += ["", f"Baselines on the same array ({network}, compute + SRAM, mJ per training step): " +
+              ", ".join(f"`{k}` {v:.3f}" for k, v in (step_baselines or {}).items()) + " (the same-lane FP8/INT8 "
+              "dot PEs pack all of K: no group exponents stop their beats).", "",
+              f"Baselines on the same array ({network}, compute + SRAM, pJ/MAC): " +
              ", ".join(f"`{k}` {v:.3f}" for k, v in (baselines or {}).items()) + ". "
              "An MLS format with G = 0 has only the per-tensor scale, so `e4m3g0`/`e5m2g0` are the "
              "quality of per-tensor-scaled FP8 (without Inf/NaN codes).", "",
              f"Pareto front (energy vs worst-pass GEMM SNR, {array_for_plots} array; points above 0 dB):", ""]
     lines += markdown_table(
-        ["format", "acc deficit (bits)", f"{network} acc bits", "pJ/MAC (compute+SRAM)", "gain vs FP32", "GEMM SNR (dB)"],
-        [[r["format"], r["acc_deficit"], r[f"{network}_acc_bits"], f"{r[f'{network}_total_pJ_per_mac']:.3f}",
-          f"{r[f'{network}_gain_fp32_total']:.2f}", f"{r['snr_gemm']:.1f}"] for r in front_snr if r["snr_gemm"] > 0],
+        ["format", "L", "Gc", "acc deficit (bits)", f"{network} acc bits", "pJ/MAC (compute+SRAM)", "gain vs FP32",
+         "GEMM SNR (dB)"],
+        [[r["format"], r["lanes"], r["gc"], r["acc_deficit"], r[f"{network}_acc_bits"],
+          f"{r[f'{network}_total_pJ_per_mac']:.3f}", f"{r[f'{network}_gain_fp32_total']:.2f}", f"{r['snr_gemm']:.1f}"]
+         for r in front_snr if r["snr_gemm"] > 0],
         tight_rule=True)
-    lines += _accuracy_section(rows, array_for_plots, network)
-    lines += ["", "Plots: `dse_pareto_snr.png`, `dse_pareto_area.png`; every point: `dse.csv`.", ""]
+    lines += _accuracy_section([r for r in rows if r["lanes"] == 1 and r["gc"] == 1], array_for_plots, network)
+    lines += ["", "Plots: `dse_pareto_step.png`, `dse_pareto_snr.png`, `dse_pareto_area.png`; every point: `dse.csv`.", ""]
     (out_dir / "dse.md").write_text("\n".join(lines))
+
+
+def _recommendation_section(rows, array) -> list[str]:
+    out = ["## Recommended configurations", "",
+           "Rule: the lowest energy per training step (compute + SRAM) on the "
+           f"{array} array among the swept points whose worst-pass GEMM SNR reaches that of the network's "
+           "paper format at Gc = 1 with an exact accumulator on the scalar PE (ResNet-20: "
+           f"`{PAPER_FORMATS['resnet20']}`, ResNet-18: `{PAPER_FORMATS['resnet18']}`). **Recommended** keeps "
+           "the paper format (whose training accuracy is known) and picks L, Gc and the accumulator; "
+           "*proxy optimum* searches every format and is a candidate only: the SNR proxy comes from one "
+           "digits conv, and a format the paper did not train needs a training run before it is built.",
+           "A narrow accumulator is judged with per-product saturation (the scalar PE's); the dot PE "
+           "saturates only at beat ends, a subset of those prefix sums, so where the SNR equals the exact "
+           "accumulator's (no saturation in the sample) it is the dot PE's too.", ""]
+    table = []
+    for net, same, label in ((n, s_, lab) for n in NETWORKS
+                             for s_, lab in ((True, "**recommended**"), (False, "proxy optimum"))):
+        found = recommend(rows, array, net, same_format=same)
+        if found is None:
+            continue
+        best, floor = found
+        table.append([net, label, f"`{best['format']}`", best["lanes"], best["gc"], best["acc_deficit"],
+                      best[f"{net}_acc_bits"], f"{best[f'{net}_step_mJ']:.3f}", f"{best[f'{net}_lane_utilization']:.3f}",
+                      f"{best[f'{net}_gain_fp32_total']:.2f}", f"{best['snr_gemm']:.1f}",
+                      f"`{floor['format']}` {floor['snr_gemm']:.1f} dB, {floor[f'{net}_step_mJ']:.3f} mJ"])
+    if not table:
+        return out + ["(the sweep lacks the paper formats at Gc = 1, exact, L = 1: no recommendation)", ""]
+    out += markdown_table(["network", "pick", "format", "L", "Gc", "acc deficit", "acc bits", "mJ/step", "lane util.",
+                           "gain vs FP32 (+SRAM)", "GEMM SNR (dB)", "quality floor (paper format, scalar)"],
+                          table, tight_rule=True)
+    return out + [""]
+
+
+def _gc_quality_section(rows, array) -> list[str]:
+    """GEMM SNR per Gc (exact accumulator) for the paper formats: what a larger channel block costs."""
+    gcs = sorted({r["gc"] for r in rows})
+    if len(gcs) < 2:
+        return []
+    out = ["Quality per channel block Gc (worst-pass GEMM SNR in dB, exact accumulator; quantization SNR of the "
+           "activation / weight / error in brackets):", ""]
+    table = []
+    for fmt in sorted({PAPER_FORMATS[n] for n in NETWORKS}):
+        cells = []
+        for gc in gcs:
+            r = next((r for r in rows if r["format"] == fmt and r["gc"] == gc and r["acc_deficit"] == 0
+                      and r["array"] == array), None)
+            cells.append("-" if r is None else f"{r['snr_gemm']:.2f} ({r['snr_activation']:.1f} / "
+                                                 f"{r['snr_weight']:.1f} / {r['snr_error']:.1f})")
+        table.append([f"`{fmt}`"] + cells)
+    out += markdown_table(["format"] + [f"Gc={g}" for g in gcs], table, tight_rule=True)
+    return out + [""]
 
 
 ACCURACY_CSV = Path(__file__).resolve().parent.parent / "reports" / "accuracy_digits.csv"
@@ -413,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acc-deficits", type=_int_list, default=default.acc_deficits,
                         help="accumulator bits below exact (0 = exact)")
     parser.add_argument("--arrays", type=_array_list, default=default.arrays, help="array sizes RxC")
+    parser.add_argument("--lanes", type=_int_list, default=default.lanes,
+                        help="lanes L per PE (1 = the scalar MLS PE), e.g. 1,9,16")
+    parser.add_argument("--gc", type=_int_list, default=default.gcs, help="channel blocks Gc, e.g. 1,4")
     parser.add_argument("--networks", default=",".join(default.networks),
                         help="comma-separated networks; the first one is plotted (default resnet20,resnet18)")
     parser.add_argument("--plot-array", default="16x16", help="array size of the Pareto plots")
@@ -425,7 +581,16 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in networks if n not in NETWORKS]
         if unknown or not networks:
             raise ValueError(f"--networks {args.networks!r}: choose from {', '.join(NETWORKS)}")
-        spec = SweepSpec(args.exp_bits, args.man_bits, args.group_bits, args.acc_deficits, args.arrays, networks)
+        spec = SweepSpec(args.exp_bits, args.man_bits, args.group_bits, args.acc_deficits, args.arrays, networks,
+                         args.lanes, args.gc)
+        if any(not 1 <= n <= 1024 for n in spec.lanes):
+            raise ValueError(f"--lanes values must be in [1, 1024], got {spec.lanes}")
+        if any(g < 1 for g in spec.gcs):
+            raise ValueError(f"--gc values must be at least 1, got {spec.gcs}")
+        if len(set(spec.lanes)) != len(spec.lanes) or len(set(spec.gcs)) != len(spec.gcs):
+            raise ValueError(f"--lanes {spec.lanes} / --gc {spec.gcs}: a value is listed twice")
+        if any(n > 1 for n in spec.lanes) and any(ArrayConfig.parse(a).dataflow != "os" for a in spec.arrays):
+            raise ValueError("lanes > 1 need output-stationary arrays (the dot PE has no weight-stationary model)")
         formats = spec.formats()
         if not formats:
             raise ValueError("the sweep has no format (every E+M is 0)")
@@ -439,13 +604,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: {error}\n")
     rows, timings = run_sweep(spec, args.jobs, not args.no_progress)
     single = time_single_evaluation(networks=spec.networks)
-    st = workload_stats(network_gemms(spec.networks[0]), ArrayConfig.parse(args.plot_array))
+    net = spec.networks[0]
+    st = workload_stats(network_gemms(net), ArrayConfig.parse(args.plot_array))
     baselines = {name: workload_energy(st, name)["total"] / st.macs for name in BASELINE_MARKS}
-    write_outputs(rows, args.out, args.plot_array, baselines, spec.networks[0])
+    steps = {name: workload_energy(st, name)["total"] * 1e-9 for name in ("fp32", "fp8e4m3-fp32acc", "int8-int32acc")}
+    plot = ArrayConfig.parse(args.plot_array)
+    for n in (n for n in spec.lanes if n > 1):
+        flat = workload_stats(ungrouped_gemms(network_gemms(net)), ArrayConfig(plot.rows, plot.cols, lanes=n))
+        for name in (f"fp8e4m3-dot{n}", f"int8-dot{n}"):
+            steps[name] = workload_energy(flat, name)["total"] * 1e-9
+    write_outputs(rows, args.out, args.plot_array, baselines, net, steps)
     print(f"{timings['points']} points in {timings['sweep_s']:.1f} s on {timings['jobs']} processes "
           f"(+{timings['workload_setup_s']:.2f} s tracing and per-array workload sums); one whole-network "
           f"cost evaluation ({' + '.join(spec.networks)}: GEMM folds, cycles, traffic, energy) "
-          f"{single * 1e3:.2f} ms; wrote {args.out}/dse.csv, dse.md, dse_pareto_snr.png, dse_pareto_area.png")
+          f"{single * 1e3:.2f} ms; wrote {args.out}/dse.csv, dse.md, dse_pareto_step.png, dse_pareto_snr.png, "
+          "dse_pareto_area.png")
     return 0
 
 

@@ -5,10 +5,15 @@ import csv
 import pytest
 import torch
 
+from model.beats import count_beats
 from model.formats import MLSFormat
+from model.grouping import Grouping
 from model.quantize import quantize
 from model.capture import DATA_FILE, ROLES, load_tensors
-from sim.dse import gemm_quality, main, pareto_front
+from sim.cycles import ArrayConfig
+from sim.dse import PAPER_FORMATS, gemm_quality, main, pareto_front, recommend
+from sim.energy import Design, ungrouped_gemms, workload_energy, workload_stats
+from sim.workloads import network_gemms
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +37,20 @@ def test_quality_matches_direct_quantization(tensors):
     err = x - quantize(tensors["weight"], fmt).dequantize().double()
     expected = 10 * torch.log10((x ** 2).sum() / (err ** 2).sum())
     assert q["snr_weight"] == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_quality_per_channel_block(tensors):
+    """Gc groups gc channels under one group exponent: the quantization SNR is that of
+    quantize(..., Grouping.channel(gc)) and a larger block never quantizes better here."""
+    fmt = MLSFormat(2, 1, 3)
+    by_gc = {gc: gemm_quality(fmt, tensors, gc=gc) for gc in (1, 4, 32)}
+    for gc, q in by_gc.items():
+        x = tensors["activation"].double()
+        err = x - quantize(tensors["activation"], fmt, Grouping.channel(gc)).dequantize().double()
+        assert q["snr_activation"] == pytest.approx(float(10 * torch.log10((x ** 2).sum() / (err ** 2).sum())), abs=1e-9)
+    assert by_gc[1] == gemm_quality(fmt, tensors)  # Gc = 1 is the default channel grouping
+    for key in ("snr_activation", "snr_weight", "snr_gemm@0"):
+        assert by_gc[1][key] > by_gc[4][key] > by_gc[32][key]
 
 
 def test_quality_trends(tensors):
@@ -91,12 +110,13 @@ def test_pareto_front():
 
 def test_small_sweep(tmp_path):
     args = ["--exp-bits", "2", "--man-bits", "1,2", "--group-bits", "0,3", "--acc-deficits", "0,30",
-            "--arrays", "8x8,16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path)]
+            "--arrays", "8x8,16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path),
+            "--lanes", "1", "--gc", "1"]
     assert main(args) == 0
     with open(tmp_path / "dse.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * 2 * 2 * 2
-    for name in ("dse.md", "dse_pareto_snr.png", "dse_pareto_area.png"):
+    for name in ("dse.md", "dse_pareto_step.png", "dse_pareto_snr.png", "dse_pareto_area.png"):
         assert (tmp_path / name).stat().st_size > 0
     by = {(r["format"], r["acc_deficit"], r["array"]): r for r in rows}
     exact, starved = by[("e2m1g3", "0", "16x16")], by[("e2m1g3", "30", "16x16")]
@@ -108,7 +128,8 @@ def test_small_sweep(tmp_path):
 def test_sweep_outputs_are_deterministic(tmp_path, capsys):
     """Reruns write the same bytes (no wall time in dse.md); timings go to the console."""
     args = ["--exp-bits", "2", "--man-bits", "1", "--group-bits", "0,3", "--acc-deficits", "0",
-            "--arrays", "8x8", "--plot-array", "8x8", "--networks", "resnet20", "--jobs", "1", "--no-progress"]
+            "--arrays", "8x8", "--plot-array", "8x8", "--networks", "resnet20", "--jobs", "1", "--no-progress",
+            "--lanes", "1,9", "--gc", "1,4"]
     for run in ("a", "b"):
         assert main(args + ["--out", str(tmp_path / run)]) == 0
     console = capsys.readouterr().out
@@ -116,7 +137,9 @@ def test_sweep_outputs_are_deterministic(tmp_path, capsys):
     for name in ("dse.md", "dse.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     md = (tmp_path / "a" / "dse.md").read_text()
-    assert "wall time" not in md and " ms." not in md and "Points: 2 (2 formats" in md
+    assert "wall time" not in md and " ms." not in md and "Points: 8 (2 formats" in md
+    for name in ("dse_pareto_step.png", "dse_pareto_snr.png", "dse_pareto_area.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -127,6 +150,10 @@ def test_sweep_outputs_are_deterministic(tmp_path, capsys):
     (["--acc-deficits", "-1"], "deficits must be >= 0"),
     (["--plot-array", "4x4"], "is not one of the swept arrays"),
     (["--networks", "vgg16"], "choose from resnet20, resnet18"),
+    (["--lanes", "0"], "--lanes values must be in [1, 1024]"),
+    (["--gc", "0,4"], "--gc values must be at least 1"),
+    (["--lanes", "9,9"], "a value is listed twice"),
+    (["--lanes", "1,9", "--arrays", "16x16-ws", "--plot-array", "16x16-ws"], "lanes > 1 need output-stationary"),
 ])
 def test_cli_errors(args, message, capsys):
     with pytest.raises(SystemExit) as info:
@@ -134,6 +161,66 @@ def test_cli_errors(args, message, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_lanes_and_gc_sweep(tmp_path):
+    """`--lanes 1,9,16 --gc 1,4`: every (L, Gc) point's energy is the energy model on the workload
+    traced with that Gc and counted in beats on an L-lane array (L = 1: the scalar MLS PE); its
+    lane utilization is the beat count's; quality depends on Gc only."""
+    args = ["--exp-bits", "2", "--man-bits", "1", "--group-bits", "3", "--acc-deficits", "0,8",
+            "--arrays", "16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path),
+            "--lanes", "1,9,16", "--gc", "1,4"]
+    assert main(args) == 0
+    with open(tmp_path / "dse.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 3 * 2
+    fmt = MLSFormat(2, 1, 3)
+    for gc in (1, 4):
+        gemms = network_gemms("resnet20", gc=gc)
+        for lanes in (1, 9, 16):
+            st = workload_stats(gemms, ArrayConfig(16, 16, lanes=lanes))
+            beats = sum(g.m * g.n * count_beats(g.k, g.k_chunk, lanes) for g in gemms)
+            assert st.beats == beats
+            for deficit in (0, 8):
+                row = next(r for r in rows if (r["lanes"], r["gc"], r["acc_deficit"]) == (str(lanes), str(gc), str(deficit)))
+                acc = fmt.acc_bits_exact(st.k_max) - deficit
+                design = Design.mls(fmt, None if lanes == 1 else lanes, acc)
+                e = workload_energy(st, design)
+                assert row["resnet20_step_mJ"] == f"{e['total'] * 1e-9:.6g}"
+                assert row["resnet20_compute_pJ_per_mac"] == f"{e['compute'] / st.macs:.6g}"
+                assert row["resnet20_lane_utilization"] == f"{st.macs / (beats * lanes):.6g}"
+        snrs = {r["snr_gemm"] for r in rows if r["gc"] == str(gc) and r["acc_deficit"] == "0"}
+        assert len(snrs) == 1  # lanes do not change an exact accumulator's result
+    gc1 = next(r for r in rows if r["gc"] == "1" and r["acc_deficit"] == "0")
+    gc4 = next(r for r in rows if r["gc"] == "4" and r["acc_deficit"] == "0")
+    assert gc1["snr_gemm"] != gc4["snr_gemm"]
+    md = (tmp_path / "dse.md").read_text()
+    assert "## Recommended configurations" in md and "| resnet20 | **recommended** | `e2m1g3` |" in md
+
+
+def test_recommend_rule():
+    """Lowest energy per step among points at least as good as the paper format's scalar, Gc = 1,
+    exact point; ties keep the earlier row; no floor point, no recommendation."""
+    def row(fmt, lanes, gc, deficit, mj, snr):
+        return {"format": fmt, "array": "16x16", "lanes": lanes, "gc": gc, "acc_deficit": deficit,
+                "resnet20_step_mJ": mj, "snr_gemm": snr}
+    floor = row(PAPER_FORMATS["resnet20"], 1, 1, 0, 10.0, 12.0)
+    rows = [floor, row("a", 9, 1, 0, 5.0, 12.0), row("b", 9, 4, 0, 4.0, 11.9), row("c", 16, 1, 4, 5.0, 13.0),
+            dict(row("d", 9, 1, 0, 1.0, 50.0), array="8x8")]
+    best, got_floor = recommend(rows, "16x16", "resnet20")
+    assert got_floor is floor and best["format"] == "a"
+    best, _ = recommend(rows + [row(PAPER_FORMATS["resnet20"], 9, 1, 8, 6.0, 12.0)], "16x16", "resnet20",
+                        same_format=True)
+    assert (best["lanes"], best["acc_deficit"]) == (9, 8)
+    assert recommend(rows[1:], "16x16", "resnet20") is None
+    assert recommend(rows, "16x16", "resnet18") is None
+
+
+def test_dot_baselines_pack_all_of_k():
+    gemms = network_gemms("resnet20")
+    flat = workload_stats(ungrouped_gemms(gemms), ArrayConfig(16, 16, lanes=9))
+    assert flat.beats == sum(g.m * g.n * -(-g.k // 9) for g in gemms)
+    assert flat.macs == workload_stats(gemms, ArrayConfig(16, 16)).macs
 
 
 def test_accuracy_section_rank_correlation(tmp_path):
@@ -147,7 +234,8 @@ def test_accuracy_section_rank_correlation(tmp_path):
         f"{f},{s},{a + s - 1}\n" for f, a in (("fa", 10), ("fb", 30), ("fc", 20), ("fd", 40)) for s in (0, 2)))
 
     def rows(snrs):
-        return [{"format": f, "array": "4x4", "acc_deficit": 0, "snr_gemm": snr, "resnet20_total_pJ_per_mac": 1.0}
+        return [{"format": f, "array": "4x4", "acc_deficit": 0, "snr_gemm": snr, "resnet20_total_pJ_per_mac": 1.0,
+                 "lanes": 1, "gc": 1}
                 for f, snr in zip(("fa", "fb", "fc", "fd"), snrs)]
 
     def rho_line(snrs):

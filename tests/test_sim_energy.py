@@ -169,3 +169,109 @@ def test_bad_array_and_sram():
         ArrayConfig(4, 2.5)
     with pytest.raises(ValueError, match="SRAM size"):
         sram_bit_energy(0)
+
+
+# -- L-lane dot-product PEs ----------------------------------------------------------------------
+from sim.energy import (MAX_LANES, PE_PARTS, adder_tree_bits, pe_area_per_mac,  # noqa: E402
+                        pe_beat_energy, ungrouped_gemms)
+
+
+def test_dot_design_spelling():
+    d = Design.parse("mls-e2m1g3-l16")
+    assert (d.kind, str(d.fmt), d.lanes, d.acc_bits, d.is_dot, d.lane_count) == ("mls", "e2m1g3", 16, None, True, 16)
+    d = Design.parse("MLS-e2m1g3-l9-acc32")
+    assert (d.lanes, d.acc_bits, d.name) == (9, 32, "mls-e2m1g3-l9-acc32")
+    assert d.with_acc(24).name == "mls-e2m1g3-l9-acc24" and d.with_acc(24).lanes == 9
+    assert Design.mls("e2m1g3", 16, 30) == Design.parse("mls-e2m1g3-l16-acc30")
+    assert Design.mls("e2m1g3") == Design.parse("mls-e2m1g3") and not Design.parse("mls-e2m1g3").is_dot
+    f = Design.parse("fp8e5m2-dot16")
+    assert (f.kind, f.fmt.name, f.acc.name, f.lanes, f.elem_bits, f.out_bits) == ("float", "e5m2", "fp32", 16, 8, 32)
+    i = Design.parse("int8-dot4")
+    assert (i.kind, i.acc_bits, i.lanes) == ("int", 32, 4)
+    for name in ("mls-e2m1g3-l0", f"int8-dot{MAX_LANES + 1}", "fp8e4m3-dot0"):
+        with pytest.raises(ValueError, match=rf"lanes must be in \[1, {MAX_LANES}\]"):
+            Design.parse(name)
+    with pytest.raises(ValueError, match="fp8e4m3-dot<LANES>"):
+        Design.parse("fp16-dot4")
+
+
+def test_adder_tree_shape():
+    """L - 1 two-input adders for any L; with a constant node width, the registered levels (every
+    second and the last) hold exactly their node counts (hw.pe.adder_tree's structure)."""
+    for lanes in range(1, 70):
+        adders, registers = adder_tree_bits(lanes, lambda n: 1)
+        assert adders == lanes - 1
+        counts, nodes, depth = [], lanes, (lanes - 1).bit_length()
+        for level in range(1, depth + 1):
+            nodes = (nodes + 1) // 2
+            if level % 2 == 0 or level == depth:
+                counts.append(nodes)
+        assert registers == sum(counts)
+    assert adder_tree_bits(16, lambda n: 40, cap=32) == (15 * 32, (4 + 1) * 32)
+
+
+def test_mls_dot_pe_by_hand():
+    """e2m1g3, L = 4, 40-bit accumulator, from the §3.1 widths by hand: sig 2, element shift <= 4
+    (3 bits), lane products 9 bits (3*3 << 4 = 144), tree nodes 10, 10, 11 (one register level
+    of 11 bits, latency 1), group shift <= 14 (4 bits) of the 11-bit sum to 25 bits."""
+    c = {k: HOROWITZ[k] for k in ("C_IMUL", "C_ADD", "C_MUX", "C_REG")}
+    parts = pe_beat_energy("mls-e2m1g3-l4-acc40")
+    assert list(parts) == list(PE_PARTS)
+    assert parts["multiplier"] == 4 * c["C_IMUL"] * 2 * 2
+    assert parts["exponent"] == c["C_ADD"] * (4 * 3 + 4)
+    assert parts["aligner"] == 4 * c["C_MUX"] * ((5 + 7 + 8) + 9)
+    assert parts["tree"] == c["C_ADD"] * (10 + 10 + 11)
+    assert parts["group_shift"] == c["C_MUX"] * (12 + 14 + 18 + 25)
+    assert parts["accumulator"] == c["C_ADD"] * 40
+    assert parts["registers"] == c["C_REG"] * (4 * (2 * 4 + 9) + 2 * 3 * (2 + 1) + 11 + 40)
+    per_mac = pe_energy("mls-e2m1g3-l4-acc40")
+    assert all(per_mac[p] == parts[p] / 4 for p in PE_PARTS)
+    half = pe_energy("mls-e2m1g3-l4-acc40", lane_utilization=0.5)
+    assert all(half[p] == parts[p] / 2 for p in PE_PARTS)
+    assert pe_area_per_mac("mls-e2m1g3-l4-acc40") == pe_area("mls-e2m1g3-l4-acc40") / 4
+    with pytest.raises(ValueError, match="lane_utilization"):
+        pe_energy("mls-e2m1g3-l4", lane_utilization=0)
+
+
+def test_same_lane_baselines():
+    """INT8 dot at L = 1 is the scalar INT8 PE; the FP8 dot PE aligns in the exact product window
+    (E4M3: 448 * 2^9 squared needs 36 bits, E5M2: 64) and adds once per beat; more lanes share the
+    per-beat parts, so the MLS and INT8 dot PEs get cheaper per MAC from L = 1 to 16."""
+    assert pe_energy("int8-dot1") == pe_energy("int8-int32acc")
+    c_mux = HOROWITZ["C_MUX"]
+    fp8 = pe_beat_energy("fp8e4m3-dot1")
+    from sim.energy import shifter_mux_bits
+    assert fp8["aligner"] == c_mux * (shifter_mux_bits(8, 5, 36) + 37)
+    e5 = pe_beat_energy("fp8e5m2-dot1")
+    assert e5["aligner"] == c_mux * (shifter_mux_bits(6, 6, 64) + 65)
+    for name in ("mls-e2m1g3-l{}", "int8-dot{}", "fp8e4m3-dot{}"):
+        one, many = (sum(pe_energy(name.format(n), 4096).values()) for n in (1, 16))
+        assert many < one, name
+    assert sum(pe_energy("mls-e2m1g3-l16", 131072).values()) < sum(pe_energy("int8-dot16").values())
+
+
+def test_workload_charges_beats():
+    """A dot design pays every beat (padded lanes included); the stats must be counted on an array
+    of the design's lane count."""
+    st = _stats(lanes=4, lane_slots=4 * 3 * 10**8)  # 3e8 beats for 1e9 MACs: utilization 5/6
+    assert st.beats == 3 * 10**8 and st.lane_utilization == 10**9 / (12 * 10**8)
+    for name in ("mls-e2m1g3-l4", "fp8e4m3-dot4", "int8-dot4"):
+        e = workload_energy(st, name)
+        beat = pe_beat_energy(name, st.k_max)
+        for part in PE_PARTS:
+            assert e[part] == beat[part] * st.beats
+    with pytest.raises(ValueError, match="counted on an array of 4-lane PEs"):
+        workload_energy(st, "mls-e2m1g3")
+    with pytest.raises(ValueError, match="counted on an array of 1-lane PEs"):
+        workload_energy(_stats(), "int8-dot4")
+    with pytest.raises(ValueError, match="multiple of lanes"):
+        _stats(lanes=4, lane_slots=10**9 + 2)
+
+
+def test_ungrouped_gemms():
+    from sim.workloads import network_gemms
+
+    gemms = network_gemms("resnet20")
+    flat = ungrouped_gemms(gemms)
+    assert [g.k_chunk for g in flat] == [g.k for g in gemms]
+    assert [(g.m, g.n, g.k, g.layer, g.pass_) for g in flat] == [(g.m, g.n, g.k, g.layer, g.pass_) for g in gemms]
