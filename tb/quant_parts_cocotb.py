@@ -8,7 +8,10 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
+from hw.baseline.layout import float_layout
+from hw.layout_pack import pack
 from hw.quant_unit.group_exp import fp32_fields
+from model.floats import FP32
 from model.formats import MLSFormat
 from model.fp32 import bits_fp32, fp32_bits, ftz
 from model.lfsr import lane_seed, lfsr_draw
@@ -18,6 +21,11 @@ from tb.harness import tb_params
 P = tb_params()
 FMT = MLSFormat.parse(P["fmt"])
 R = P["sr_bits"]
+
+
+def _fp32(sign, exp, man):
+    """FP32 bit pattern of the fields (``float_layout(FP32)``)."""
+    return pack(float_layout(FP32), {"sign": sign, "exp": exp, "man": man})
 
 
 def _f32(bits):
@@ -51,8 +59,8 @@ def _mul_vectors(rng):
             xe = min(max(res_exp + 127 - 127, 1), 254)
             ie = min(max(res_exp + 127 - xe, 1), 254)
         sx = rng.getrandbits(1)
-        xs.append(sx << 31 | xe << 23 | (sa - (1 << 23)))
-        invs.append(ie << 23 | (sb - (1 << 23)))
+        xs.append(_fp32(sx, xe, sa - (1 << 23)))
+        invs.append(_fp32(0, ie, sb - (1 << 23)))
     for special in (0, 0x8000_0000, 1, 0x807F_FFFF, 0x0080_0000, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x7F80_0000, 0xFFC0_0000):
         for inv in (0x3F80_0000, 0x0000_0001, 0x7F7F_FFFF, 0x0080_0000, 0x7F80_0000):
             xs.append(special)
@@ -84,7 +92,7 @@ async def group_exponent_all_classes(dut):
     vecs = [0]
     for e in range(1, 255):
         for man in {0, mm_field, min(mm_field + 1, 0x7F_FFFF), max(mm_field - 1, 0), 0x7F_FFFF, rng.getrandbits(23)}:
-            vecs.append(e << 23 | man)
+            vecs.append(_fp32(0, e, man))
     golden = group_exponent(_f32(vecs), FMT).numpy()
     seen = set()
     for v, g in zip(vecs, golden):
@@ -124,7 +132,7 @@ def _round_vectors(rng):
     for _ in range(1500):  # random normals whose z stays finite
         g = rng.randrange(FMT.max_group_exp + 1)
         e = rng.randrange(1, 255 - g)
-        vecs.append((rng.getrandbits(1) << 31 | e << 23 | rng.getrandbits(23), g, rng.getrandbits(1), rng.getrandbits(R)))
+        vecs.append((_fp32(rng.getrandbits(1), e, rng.getrandbits(23)), g, rng.getrandbits(1), rng.getrandbits(R)))
     return vecs
 
 

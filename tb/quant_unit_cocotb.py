@@ -75,13 +75,18 @@ async def _stream(dut, words, n_out, n_g, rng, p_in=1.0, p_out=1.0, collect=True
             holding = False
         cycle += 1
         assert cycle < limit, f"stream stuck: {idx}/{len(words)} in, {len(outs)}/{n_out} out, {len(gs)}/{n_g} g"
+    # nothing extra may come out: both outputs stay ready for longer than a group takes to pass
+    # through (``latency``), and neither offers a stray word
     dut.i__valid.value = 0
+    dut.o__ready.value = 1
+    dut.g__ready.value = 1
+    for n in range(P["latency"] + 3):
+        await ReadOnly()
+        assert not int(dut.o__valid.value), f"a stray o word {n} cycles after the last expected one"
+        assert not int(dut.g__valid.value), f"a stray g {n} cycles after the last expected one"
+        await RisingEdge(dut.clk)
     dut.o__ready.value = 0
     dut.g__ready.value = 0
-    # nothing extra may come out
-    for _ in range(3):
-        await ReadOnly()
-        await RisingEdge(dut.clk)
     return outs, gs, in_cycles, out_cycles, refused
 
 

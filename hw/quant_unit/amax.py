@@ -1,10 +1,18 @@
 """Amax pass: the largest |x| of an FP32 stream, DAZ, with a sticky NaN/Inf flag."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from model.floats import FP32
+
+from ..baseline.layout import float_layout
+
 __all__ = ["AmaxPass"]
+
+_FP32 = float_layout(FP32)
+_MAX_EXP = FP32.max_exp_field
+_MAG_BITS = FP32.bits - 1   # exponent and mantissa fields: |x| of an FP32 word
 
 
 class AmaxPass(wiring.Component):
@@ -32,9 +40,9 @@ class AmaxPass(wiring.Component):
             raise ValueError(f"lanes must be in [1, 64], got {lanes}")
         self._lanes = lanes
         super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(32, lanes), always_ready=True)),
+            "i": In(stream.Signature(data.ArrayLayout(FP32.bits, lanes), always_ready=True)),
             "clear": In(1),
-            "amax": Out(32),
+            "amax": Out(FP32.bits),
             "invalid": Out(1),
         })
 
@@ -56,18 +64,17 @@ class AmaxPass(wiring.Component):
         mags = []
         bad = []
         for lane in range(self._lanes):
-            x = self.i.payload[lane]
-            exp = x[23:31]
-            mag = Signal(31, name=f"mag{lane}")
-            m.d.comb += mag.eq(Mux((exp == 0) | (exp == 0xFF), 0, x[0:31]))
+            x = _FP32(self.i.payload[lane])   # the FP32 fields of this lane
+            mag = Signal(_MAG_BITS, name=f"mag{lane}")
+            m.d.comb += mag.eq(Mux((x.exp == 0) | (x.exp == _MAX_EXP), 0, Cat(x.man, x.exp)))
             mags.append(mag)
-            bad.append(exp == 0xFF)
+            bad.append(x.exp == _MAX_EXP)
         # balanced max tree
         level = mags
         while len(level) > 1:
             nxt = []
             for a, b in zip(level[0::2], level[1::2]):
-                mx = Signal(31)
+                mx = Signal(_MAG_BITS)
                 m.d.comb += mx.eq(Mux(a > b, a, b))
                 nxt.append(mx)
             if len(level) % 2:
@@ -78,7 +85,7 @@ class AmaxPass(wiring.Component):
         for b in bad[1:]:
             any_bad = any_bad | b
 
-        amax = Signal(31)
+        amax = Signal(_MAG_BITS)
         with m.If(self.clear):
             m.d.sync += [amax.eq(0), self.invalid.eq(0)]
         with m.Elif(self.i.valid):

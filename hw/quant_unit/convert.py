@@ -4,6 +4,9 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
+from model.floats import FP32
+
+from ..baseline.layout import float_layout
 from .config import QuantUnitConfig
 from .element_round import ElementRounder
 from .fp32_mul import FP32ScaleMul
@@ -73,7 +76,8 @@ class ConvertPass(wiring.Component):
         cfg = self._config
         fmt, lanes, words = cfg.fmt, cfg.lanes, cfg.words_per_group
 
-        m.submodules.mem = mem = Memory(shape=unsigned(32 * lanes), depth=2 * words, init=[])
+        word_bits, mag_bits = FP32.bits, FP32.bits - 1   # an FP32 word; its |y| (exponent and mantissa)
+        m.submodules.mem = mem = Memory(shape=unsigned(word_bits * lanes), depth=2 * words, init=[])
         wp = mem.write_port()
         rp = mem.read_port(domain="comb")
         m.submodules.gexp = gexp = GroupExponent(fmt)
@@ -86,27 +90,28 @@ class ConvertPass(wiring.Component):
         # -- write side ------------------------------------------------------------------
         wb = Signal()
         wa = Signal(range(words))
-        gmax_run = Signal(31)
+        gmax_run = Signal(mag_bits)
         ys, mags, bad = [], [], []
         for lane in range(lanes):
             mul = FP32ScaleMul()
             m.submodules[f"mul{lane}"] = mul
             m.d.comb += [mul.x.eq(self.i.payload[lane]), mul.inv.eq(self.inv)]
             ys.append(mul.y)
-            mags.append(mul.y[0:31])
+            y = float_layout(FP32)(mul.y)
+            mags.append(Cat(y.man, y.exp))
             bad.append(mul.invalid)
         level = mags
         while len(level) > 1:
             nxt = []
             for a, b in zip(level[0::2], level[1::2]):
-                mx = Signal(31)
+                mx = Signal(mag_bits)
                 m.d.comb += mx.eq(Mux(a > b, a, b))
                 nxt.append(mx)
             if len(level) % 2:
                 nxt.append(level[-1])
             level = nxt
         word_max = level[0]
-        new_max = Signal(31)
+        new_max = Signal(mag_bits)
         m.d.comb += new_max.eq(Mux((wa == 0) | (word_max > gmax_run), word_max, gmax_run))
         m.d.comb += gexp.gmax.eq(new_max)
 
@@ -139,7 +144,7 @@ class ConvertPass(wiring.Component):
             rnd = ElementRounder(fmt, cfg.sr_bits)
             m.submodules[f"round{lane}"] = rnd
             m.d.comb += [
-                rnd.y.eq(rp.data[32 * lane: 32 * lane + 32]),
+                rnd.y.eq(rp.data[word_bits * lane: word_bits * (lane + 1)]),
                 rnd.g.eq(g_read),
                 rnd.stochastic.eq(self.stochastic),
                 rnd.r.eq(lfsr.bits[lane]),

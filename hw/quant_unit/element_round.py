@@ -5,9 +5,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
+from model.floats import FP32
 from model.formats import MLSFormat
 
+from ..baseline.layout import float_layout
+
 __all__ = ["ElementRounder"]
+
+_FP32 = float_layout(FP32)
 
 
 class ElementRounder(wiring.Component):
@@ -38,7 +43,7 @@ class ElementRounder(wiring.Component):
             raise ValueError(f"sr_bits must be in [1, 24], got {sr_bits}")
         self._sr_bits = sr_bits
         super().__init__({
-            "y": In(32),
+            "y": In(FP32.bits),
             "g": In(max(self._fmt.group_bits, 1)),
             "stochastic": In(1),
             "r": In(sr_bits),
@@ -53,47 +58,49 @@ class ElementRounder(wiring.Component):
         mag_bits = fmt.exp_bits + M
         max_code = (1 << mag_bits) - 1
 
-        exp_field = self.y[23:31]
-        sig = Cat(self.y[0:23], Const(1, 1))
+        y = _FP32(self.y)   # the FP32 fields
+        F, S = FP32.man_bits, FP32.sig_bits   # fraction bits 23, significand bits 24
+        exp_field = y.exp
+        sig = Cat(y.man, Const(1, 1))
         ez = Signal(signed(10))
-        m.d.comb += ez.eq(exp_field - 127 + self.g)
+        m.d.comb += ez.eq(exp_field - FP32.bias + self.g)
         below = ez < bmin
 
         # shift from the FP32 lsb to R bits below the target ulp, clamped where all bits are lost
-        s_full = 24 + R
+        s_full = S + R
         shift = Signal(range(s_full + 1))
         under = Signal(signed(11))
         m.d.comb += under.eq(bmin - ez)
-        with m.If(below & (under > s_full - (23 - M))):
+        with m.If(below & (under > s_full - (F - M))):
             m.d.comb += shift.eq(s_full)
         with m.Elif(below):
-            m.d.comb += shift.eq(23 - M + under)
+            m.d.comb += shift.eq(F - M + under)
         with m.Else():
-            m.d.comb += shift.eq(23 - M)
+            m.d.comb += shift.eq(F - M)
 
-        wide = Signal(24 + R)
+        wide = Signal(S + R)
         m.d.comb += wide.eq(Cat(Const(0, R), sig))
-        ext = Signal(24 + R)  # z in units of 2**(b - M - R), truncated
+        ext = Signal(S + R)  # z in units of 2**(b - M - R), truncated
         m.d.comb += ext.eq(wide >> shift)
         lost = Signal()
-        m.d.comb += lost.eq((ext << shift)[: 24 + R] != wide)
+        m.d.comb += lost.eq((ext << shift)[: S + R] != wide)
 
         trunc = ext[R:]
         half = ext[R - 1]
         rest = ext[: R - 1].any() | lost if R > 1 else lost
-        offset_max = 127 + fmt.max_group_exp - bmin + 1
+        offset_max = FP32.bias + fmt.max_group_exp - bmin + 1
         offset = Signal(range(offset_max + 1))
         m.d.comb += offset.eq(Mux(below, 0, ez - bmin))
 
         # ties go to the even *code*: the even mantissa for M >= 1; for M = 0 the code's lsb is
         # the binade's (model.quantize.round_to_codes)
         odd = trunc[0] ^ offset[0] if M == 0 else trunc[0]
-        n = Signal(range((1 << (M + 2)) + (1 << 24)))
+        n = Signal(range((1 << (M + 2)) + (1 << S)))
         with m.If(self.stochastic):
             m.d.comb += n.eq((ext + self.r) >> R)
         with m.Else():
             m.d.comb += n.eq(trunc + (half & (rest | odd)))
-        code = Signal(bits_for(offset_max) + M + 25)
+        code = Signal(bits_for(offset_max) + M + S + 1)
         m.d.comb += code.eq((offset << M) + n)
         mag = Signal(mag_bits)
         with m.If(exp_field == 0):
@@ -102,5 +109,5 @@ class ElementRounder(wiring.Component):
             m.d.comb += mag.eq(max_code)  # saturate at ±elem_max
         with m.Else():
             m.d.comb += mag.eq(code)
-        m.d.comb += self.code.eq(Cat(mag, self.y[31] & (mag != 0)))
+        m.d.comb += self.code.eq(Cat(mag, y.sign & (mag != 0)))
         return m

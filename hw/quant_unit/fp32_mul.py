@@ -4,9 +4,16 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from model.floats import FP32
+
+from ..baseline.layout import float_layout
+
 __all__ = ["FP32ScaleMul"]
 
-_MIN_NORMAL = 0x0080_0000
+_FP32 = float_layout(FP32)
+_M, _MAX_EXP = FP32.man_bits, FP32.max_exp_field
+#: Magnitude bits of 2**-126, the smallest normal number.
+_MIN_NORMAL = 1 << _M
 
 
 class FP32ScaleMul(wiring.Component):
@@ -27,46 +34,48 @@ class FP32ScaleMul(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({"x": In(32), "inv": In(32), "y": Out(32), "invalid": Out(1)})
+        super().__init__({"x": In(FP32.bits), "inv": In(FP32.bits), "y": Out(FP32.bits), "invalid": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        x_exp, inv_exp = self.x[23:31], self.inv[23:31]
-        sign = self.x[31] ^ self.inv[31]
-        special = (x_exp == 0xFF) | (inv_exp == 0xFF)
-        zero = (x_exp == 0) | (inv_exp == 0)  # DAZ on both operands
+        x, inv = _FP32(self.x), _FP32(self.inv)   # the FP32 fields of both operands
+        sign = x.sign ^ inv.sign
+        special = (x.exp == _MAX_EXP) | (inv.exp == _MAX_EXP)
+        zero = (x.exp == 0) | (inv.exp == 0)  # DAZ on both operands
 
-        prod = Signal(48)
-        m.d.comb += prod.eq(Cat(self.x[0:23], Const(1, 1)) * Cat(self.inv[0:23], Const(1, 1)))
-        top = prod[47]
-        sig = Signal(24)
+        # the 2 * 24-bit product of the significands (hidden bits set), in [2**46, 2**48)
+        sig_bits = FP32.sig_bits
+        prod = Signal(2 * sig_bits)
+        m.d.comb += prod.eq(Cat(x.man, Const(1, 1)) * Cat(inv.man, Const(1, 1)))
+        top = prod[-1]
+        sig = Signal(sig_bits)
         guard = Signal()
         sticky = Signal()
         m.d.comb += [
-            sig.eq(Mux(top, prod[24:48], prod[23:47])),
-            guard.eq(Mux(top, prod[23], prod[22])),
-            sticky.eq(Mux(top, prod[0:23].any(), prod[0:22].any())),
+            sig.eq(Mux(top, prod[sig_bits:], prod[_M:-1])),
+            guard.eq(Mux(top, prod[_M], prod[_M - 1])),
+            sticky.eq(Mux(top, prod[0:_M].any(), prod[0:_M - 1].any())),
         ]
         # biased exponent of the normalized, unrounded product
         exp = Signal(signed(11))
-        m.d.comb += exp.eq(x_exp + inv_exp - 127 + top)
-        rounded = Signal(25)
+        m.d.comb += exp.eq(x.exp + inv.exp - FP32.bias + top)
+        rounded = Signal(sig_bits + 1)
         m.d.comb += rounded.eq(sig + (guard & (sticky | sig[0])))  # ties to even
-        carry = rounded[24]
+        carry = rounded[-1]
         exp_r = Signal(signed(12))
         m.d.comb += exp_r.eq(exp + carry)
-        man_r = Mux(carry, rounded[1:24], rounded[0:23])
-        overflow = (exp >= 1) & (exp_r >= 0xFF)
+        man_r = Mux(carry, rounded[1:sig_bits], rounded[0:_M])
+        overflow = (exp >= 1) & (exp_r >= _MAX_EXP)
 
         with m.If(special | overflow):
-            m.d.comb += self.y.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
+            m.d.comb += self.y.eq(Cat(Const(0, _M), Const(_MAX_EXP, FP32.exp_bits), sign))
         with m.Elif(zero):
             m.d.comb += self.y.eq(0)
         with m.Elif(exp >= 1):
-            m.d.comb += self.y.eq(Cat(man_r, exp_r[0:8], sign))
-        with m.Elif((exp == 0) & (sig == 0xFF_FFFF)):
+            m.d.comb += self.y.eq(Cat(man_r, exp_r[0:FP32.exp_bits], sign))
+        with m.Elif((exp == 0) & (sig == (1 << sig_bits) - 1)):
             # gradual underflow would round 0x7FFFFF.1 ulps (subnormal grid) up to 2**-126
-            m.d.comb += self.y.eq(Cat(Const(_MIN_NORMAL, 31), sign))
+            m.d.comb += self.y.eq(Cat(Const(_MIN_NORMAL, FP32.bits - 1), sign))
         with m.Else():
             m.d.comb += self.y.eq(0)  # FTZ
         m.d.comb += self.invalid.eq(special | (overflow & ~zero))

@@ -1,19 +1,25 @@
 """Per-group exponent g from the group's largest |y|, exactly, from exponent and mantissa fields."""
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from model.floats import FP32
 from model.formats import MLSFormat
 
+from ..baseline.layout import float_layout
+from ..layout_pack import unpack
+
 __all__ = ["GroupExponent", "fp32_fields"]
+
+_FP32 = float_layout(FP32)
 
 
 def fp32_fields(value: float) -> tuple[int, int]:
     """(biased exponent field, mantissa field) of ``value`` rounded to FP32."""
-    bits = int(np.float32(value).view(np.uint32))
-    return (bits >> 23) & 0xFF, bits & 0x7F_FFFF
+    fields = unpack(_FP32, int(np.float32(value).view(np.uint32)))
+    return fields["exp"], fields["man"]
 
 
 class GroupExponent(wiring.Component):
@@ -34,7 +40,7 @@ class GroupExponent(wiring.Component):
         self._fmt = MLSFormat.parse(fmt)
         if self._fmt.group_bits < 1:
             raise ValueError(f"GroupExponent needs group_bits >= 1, got {self._fmt}")
-        super().__init__({"gmax": In(31), "g": Out(self._fmt.group_bits)})
+        super().__init__({"gmax": In(FP32.bits - 1), "g": Out(self._fmt.group_bits)})
 
     @property
     def fmt(self) -> MLSFormat:
@@ -44,7 +50,8 @@ class GroupExponent(wiring.Component):
         m = Module()
         fmt = self._fmt
         max_exp, max_man = fp32_fields(fmt.elem_max)
-        exp, man = self.gmax[23:31], self.gmax[0:23]
+        gmax = _FP32(Cat(self.gmax, Const(0, 1)))   # a magnitude: the FP32 fields with sign 0
+        exp, man = gmax.exp, gmax.man
         diff = Signal(signed(10))
         m.d.comb += diff.eq(max_exp - exp - (man > max_man))
         with m.If(exp == 0):
