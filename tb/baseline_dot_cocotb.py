@@ -122,6 +122,14 @@ class _Beats:
     def zeros(self):
         return [0] * self.lanes, [0] * self.lanes
 
+    def signed_zeros(self):
+        """FP8: every product a zero of random sign (±0 times finite codes): a tile of these is
+        -0 only if every lane is -0. INT8: zeros times random values."""
+        r = self.rng
+        a = [r.choice([0x00, 0x80]) if KIND == "fp8" else 0 for _ in range(self.lanes)]
+        w = self.finite()[1]
+        return (a, w) if r.random() < 0.5 else (w, a)    # finite codes < 0x78 are finite in both formats
+
 
 def _fp8_value_code(fmt, value: float) -> int:
     """The FP8 code of an exactly representable positive ``value``."""
@@ -176,7 +184,7 @@ def _tie_tiles(b: _Beats) -> list[list[tuple]]:
 
 
 def _tiles(b: _Beats, count: int) -> list[list[tuple]]:
-    styles = ["uniform", "finite", "cancel", "dwarf", "mixed"]
+    styles = ["uniform", "finite", "cancel", "dwarf", "mixed", "signed_zeros"]
     tiles = _tie_tiles(b) if KIND == "fp8" else []
     for i in range(count):
         style = styles[i % len(styles)]
@@ -184,7 +192,10 @@ def _tiles(b: _Beats, count: int) -> list[list[tuple]]:
         if style == "dwarf":     # a large first beat, then tiny products that (mostly) round away
             beats = [b.large()] + [b.tiny() for _ in range(n)]
         elif style == "mixed":
-            beats = [getattr(b, b.rng.choice(["uniform", "finite", "cancel", "tiny", "large", "zeros"]))() for _ in range(n)]
+            beats = [getattr(b, b.rng.choice(["uniform", "finite", "cancel", "tiny", "large", "zeros", "signed_zeros"]))()
+                     for _ in range(n)]
+        elif style == "signed_zeros":
+            beats = [b.signed_zeros() for _ in range(b.rng.randrange(1, 3))]
         else:
             beats = [getattr(b, style)() for _ in range(n)]
         tiles.append(beats)
@@ -344,7 +355,7 @@ def _wide_add_vectors(rng: random.Random, sum_bits: int, lsb: int, n: int) -> li
         if rng.random() < 0.05:
             acc = rng.getrandbits(32)
         total = rng.randint(lo_sum, hi_sum) >> rng.randrange(sum_bits)
-        style = i % 6
+        style = i % 7
         if style == 1:
             total = 0
         elif style == 2 and 0 < e < 255:      # the sum cancels acc exactly or but for a few LSBs
@@ -352,6 +363,10 @@ def _wide_add_vectors(rng: random.Random, sum_bits: int, lsb: int, n: int) -> li
             if 0 <= q and (sig << q) <= hi_sum:
                 total = -(sig << q) if not sign else sig << q
                 total += rng.choice([0, 0, -1, 1, rng.randint(-99, 99)])
+        elif style == 4:                      # both sides of the shortcut, large sums, acc 2^k or 2^k - ulp
+            e = min(254, max(1, lsb + 150 + sum_bits + rng.randrange(-3, 4)))
+            acc = sign << 31 | e << 23 | rng.choice([0, 0, 1, 0x7FFFFF, rng.getrandbits(23)])
+            total = rng.choice([hi_sum, lo_sum, hi_sum >> 1, lo_sum >> 1]) + rng.randint(-3, 3)
         elif style == 3 and 0 < e < 255:      # a tie: half an ulp of acc, with or without sticky
             q = e - 150 - lsb                 # acc LSB position in sum LSBs
             if q >= 1 and (1 << (q - 1)) <= hi_sum:

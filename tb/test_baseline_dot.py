@@ -91,7 +91,10 @@ def test_int8_dot_pe_every_lane_slow(lanes):
 
 
 def test_int8_dot_pe_wraps():
-    _run_int8(16, "int8_wraps")
+    # a register after every tree level (latency 6): the tile control keeps up with the tree
+    pe = INT8DotPE(16, tree_levels_per_stage=1)
+    run_cocotb(pe, "int8_dot_pe", "baseline_dot_cocotb", testcase=["int8_wraps", "chunk_tiles"],
+               params={"kind": "int8", "lanes": 16, "latency": pe.latency, "tiles": 100, "seed": 5})
 
 
 # -- parameters, widths, ports (no simulator) -------------------------------------------------
