@@ -39,8 +39,9 @@ def _elem_offset(fmt, exp):
 
 
 def _group_offset(fmt, g):
-    unit = fmt.int_value(0, fmt.max_exp_field, 0, fmt.max_group_exp) if fmt.exp_bits else fmt.int_value(0, 0, 1, fmt.max_group_exp)
-    return (fmt.int_value(0, fmt.max_exp_field, 0, g) if fmt.exp_bits else fmt.int_value(0, 0, 1, g)).bit_length() - unit.bit_length()
+    """``2^G - 1 - g`` as the model's integer shows it: log2 of int(.., g) / int(.., 2^G - 1)."""
+    exp, man = (1, 0) if fmt.exp_bits else (0, 1)  # a nonzero significand either way
+    return (fmt.int_value(0, exp, man, g) // fmt.int_value(0, exp, man, fmt.max_group_exp)).bit_length() - 1
 
 
 @cocotb.test()
@@ -125,7 +126,8 @@ async def adder_trees(dut):
     for t in trees:
         key = (t["lanes"], t["lps"])
         bad = [(i, sum(v), got) for i, (v, got) in enumerate(zip(vectors[key], seen[key])) if sum(v) != got]
-        assert len(seen[key]) == count and not bad, f"tree L={key[0]} levels/stage={key[1]}: (index, sum, rtl) {bad[:3]}"
+        assert len(seen[key]) == count and not bad, \
+            f"tree L={key[0]} levels/stage={key[1]}: (index, sum, rtl) {bad[:3]}"
 
 
 @cocotb.test()

@@ -63,7 +63,8 @@ def test_dot_pe_widths_and_latency():
         for lanes in (1, 2, 3, 4, 9, 16, 17):
             pe = MLSDotPE(fa, fw, lanes, 40)
             assert pe.beat_bits == fa.acc_bits_exact(lanes, fw)
-            assert pe.tree_bits == fa.beat_sum_bits(lanes, fw) == 1 + (lanes * (fa.max_sig * fw.max_sig << pe.elem_shift_max)).bit_length()
+            lane_max = (fa.max_sig * fw.max_sig) << pe.elem_shift_max
+            assert pe.tree_bits == fa.beat_sum_bits(lanes, fw) == 1 + (lanes * lane_max).bit_length()
             assert pe.latency == 2 + -(-(lanes - 1).bit_length() // 2)
     assert MLSDotPE("e2m1g3", "e2m1g3", 16, 30, tree_levels_per_stage=1).latency == 2 + 4
     assert MLSDotPE("e2m1g3", "e2m1g3", 1, 30).latency == MLSPE.LATENCY
