@@ -505,3 +505,38 @@ def test_int8_dot_matches_exact_sum():
         ba.int8_dot_mac(0, [1, 2], [0, 128])
     with pytest.raises(ValueError, match=r"^a and w must have the same shape with the lanes last"):
         ba.int8_dot_mac(0, [1, 2], [1])
+
+
+def test_fp32_add_exact_matches_fraction_reference():
+    """The wide add alone (hw.baseline.FP32WideAdder's golden model): any acc, any exact sum."""
+    rng = np.random.default_rng(17)
+    corners = _acc_corners()
+    for i in range(4000):
+        acc = int(corners[rng.integers(len(corners))]) if i % 2 else int(_random_bits(1)[0])
+        lsb = int(rng.integers(-60, 40))
+        total = int(rng.integers(-(1 << 62), 1 << 62)) >> int(rng.integers(0, 63))
+        if i % 5 == 0 and (acc >> 23) & 0xFF not in (0, 255):   # cancel acc exactly, or nearly
+            x = _frac(acc) / Fraction(2) ** lsb
+            if x.denominator == 1:
+                total = -int(x) + int(rng.integers(-2, 3))
+        x = _frac(acc)
+        if x is None:
+            want = ba.CANONICAL_NAN
+        elif isinstance(x, float):
+            want = ba.FP32_POS_INF if x > 0 else ba.FP32_NEG_INF
+        else:
+            exact = x + total * Fraction(2) ** lsb
+            want = _round_fp32(exact, 0)    # neg_zero=False: some lane is +0 or nonzero, so 0 is +0
+        assert ba.fp32_add_exact(acc, total, lsb) == want, (hex(acc), total, lsb)
+    # neg_zero only matters for an all-zero sum: -0 + (all -0 lanes) = -0, +0 + (...) = +0
+    assert ba.fp32_add_exact(ba.FP32_NEG_ZERO, 0, -18, neg_zero=True) == ba.FP32_NEG_ZERO
+    assert ba.fp32_add_exact(ba.FP32_NEG_ZERO, 0, -18) == 0
+    assert ba.fp32_add_exact(0, 0, -18, neg_zero=True) == 0
+    assert ba.fp32_add_exact(_bits(2.0), 0, -18, neg_zero=True) == _bits(2.0)
+    assert ba.fp32_add_exact(_bits(2.0), 5, 0, pos_inf=True, neg_inf=True) == ba.CANONICAL_NAN
+    assert ba.fp32_add_exact(ba.FP32_NEG_INF, 5, 0, pos_inf=True) == ba.CANONICAL_NAN
+    assert ba.fp32_add_exact(_bits(2.0), 5, 0, nan=True) == ba.CANONICAL_NAN
+    with pytest.raises(ValueError, match=r"^neg_zero says every lane is -0, but total is 3$"):
+        ba.fp32_add_exact(0, 3, 0, neg_zero=True)
+    with pytest.raises(TypeError, match=r"^total and total_lsb must be ints, not 1\.0 and 0$"):
+        ba.fp32_add_exact(0, 1.0, 0)
