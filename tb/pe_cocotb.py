@@ -3,7 +3,12 @@
 - products: K = 1 tiles (first = last = 1) back to back; ``result`` of pair n is checked
   ``latency`` cycles later against ``int(a) * int(b)`` from ``MLSTensor.to_int()``;
 - accumulate: random tiles (K from 1 to ~60, random bubbles) against ``model.arith.accumulate``
-  with the PE's accumulator width (saturation and the sticky overflow flag when narrow).
+  with the PE's accumulator width (saturation and the sticky overflow flag when narrow);
+  ``result``/``overflow`` hold between ``done`` pulses;
+- saturation_boundaries: tiles whose exact sum is the accumulator's limit, one off it, and
+  2**j inside it (for an exact accumulator: the largest sums 63 products reach);
+- every cycle, ``a_out``/``b_out``/``ctl_out`` are the previous cycle's inputs, and every output
+  is 0 after reset.
 """
 
 import random
@@ -27,7 +32,14 @@ def _params():
 
 
 async def _reset(dut):
+    """Reset after a cycle of activity (so every register holds something), then check that
+    every output is 0."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 0
+    dut.ctl_in.value = VALID | FIRST | LAST
+    dut.a_in.value = (1 << len(dut.a_in)) - 1
+    dut.b_in.value = (1 << len(dut.b_in)) - 1
+    await FallingEdge(dut.clk)
     dut.rst.value = 1
     dut.ctl_in.value = 0
     dut.a_in.value = 0
@@ -35,6 +47,8 @@ async def _reset(dut):
     for _ in range(2):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
+    outputs = {name: int(getattr(dut, name).value) for name in ("result", "overflow", "done", "a_out", "b_out", "ctl_out")}
+    assert not any(outputs.values()), f"after reset every output must be 0: {outputs}"
 
 
 async def _stream(dut, a_ops, b_ops, ctls, latency):
@@ -151,6 +165,70 @@ async def accumulate_tiles(dut):
         r, o, _ = seen[t]
         assert (to_signed(r, acc_bits), o) == (acc, ovf), f"tile of K={k}: rtl ({to_signed(r, acc_bits)}, {o}) != model ({acc}, {ovf})"
         n_ovf += ovf
+    # result and overflow are a double buffer: they hold the last tile's values until the next done
+    for (t, *_), (t_next, *_) in zip(tiles, tiles[1:] + [(len(seen),)]):
+        held = {seen[u][:2] for u in range(t, t_next)}
+        assert held == {seen[t][:2]}, f"cycles {t}..{t_next - 1}: result/overflow changed between done pulses: {held}"
     if p["expect_overflow"]:
         assert n_ovf > 0, "a narrow accumulator run saw no overflow: the test does not exercise saturation"
     dut._log.info(f"{len(tiles)} tiles of {fmt} bit-exact, {n_ovf} overflowed (acc_bits {acc_bits})")
+
+
+def _boundary_tiles(fmt, acc_bits, rng):
+    """Tiles of one sign whose exact sum lands on the accumulator's limits and next to them
+    (hi - 3 .. hi + 3, lo - 3 .. lo + 3) and a few values 2**j below hi and above lo, built
+    greedily from the largest products that still fit (the element integers include 1)."""
+    codes = torch.arange(fmt.code_count // 2)  # sign 0
+    ng = fmt.max_group_exp + 1
+    c, g = (x.reshape(-1) for x in torch.meshgrid(codes, torch.arange(ng), indexing="ij"))
+    ints = element_ints(fmt, c[None, :], g[None, :]).to_int()[0].tolist()
+    elem = {}
+    for value, code, gexp in zip(ints, c.tolist(), g.tolist()):
+        elem.setdefault(value, (code, gexp))
+    products = sorted({(x * y, x, y) for x in elem for y in elem if x and y}, reverse=True)
+    # an exact accumulator is out of reach: then the largest sums a tile of 63 products reaches
+    hi = min((1 << (acc_bits - 1)) - 1, 63 * products[0][0])
+    targets = [hi + d for d in range(-3, 4)] + [hi - rng.randrange(1 << j, 2 << j) for j in range(2, acc_bits - 2)]
+    tiles = []
+    for target in targets:
+        for negative in (False, True):
+            magnitude = target + 1 if negative else target  # lo = -(hi + 1)
+            terms, rest = [], magnitude
+            for p, x, y in products:
+                while p <= rest and len(terms) < 63:
+                    terms.append((x, y))
+                    rest -= p
+            if rest or not terms:
+                continue  # out of reach in 63 products (an exact accumulator)
+            rng.shuffle(terms)
+            sign = 1 << (fmt.exp_bits + fmt.man_bits) if negative else 0
+            tiles.append(([elem[x][0] | sign for x, _ in terms], [elem[x][1] for x, _ in terms],
+                          [elem[y][0] for _, y in terms], [elem[y][1] for _, y in terms]))
+    return tiles
+
+
+@cocotb.test()
+async def saturation_boundaries(dut):
+    """Sums exactly at, just inside and just outside the accumulator's range: the clamp and the
+    overflow comparisons are exact to the last bit (random tiles almost never land there)."""
+    fmt, acc_bits, latency, p = _params()
+    await _reset(dut)
+    rng = random.Random(p["seed"] + 9)
+    pack = OperandPacker(fmt)
+    a_ops, b_ops, ctls, tiles = [], [], [], []
+    for ca, ga, cb, gb in _boundary_tiles(fmt, acc_bits, rng):
+        a = element_ints(fmt, torch.tensor([ca]), torch.tensor([ga]))
+        b = element_ints(fmt, torch.tensor([cb]), torch.tensor([gb]))
+        acc, ovf = accumulate(a.to_int() * b.to_int(), acc_bits)
+        k = len(ca)
+        a_ops += pack.pack(a)[0].tolist()
+        b_ops += pack.pack(b)[0].tolist()
+        ctls += [VALID | (FIRST if i == 0 else 0) | (LAST if i == k - 1 else 0) for i in range(k)]
+        tiles.append((len(ctls) - 1, int(acc[0]), int(ovf[0]), int((a.to_int() * b.to_int()).sum())))
+    assert len(tiles) >= 8, f"only {len(tiles)} boundary sums reachable: the test checks too little"
+    seen = await _stream(dut, a_ops, b_ops, ctls, latency)
+    for t, acc, ovf, total in tiles:
+        r, o, d = seen[t]
+        assert d == 1 and (to_signed(r, acc_bits), o) == (acc, ovf), (
+            f"sum {total}: rtl ({to_signed(r, acc_bits)}, {o}) != model ({acc}, {ovf}) (acc_bits {acc_bits})")
+    dut._log.info(f"{len(tiles)} boundary sums of {fmt} bit-exact (acc_bits {acc_bits})")

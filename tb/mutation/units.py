@@ -105,7 +105,8 @@ def _int8_mac(work_dir):
 
 UNITS = {
     "mls_pe": Unit("mls_pe", "mls_pe", "MLS PE (hw/pe/pe.py MLSPE), e2m1g3, narrow accumulator",
-                   "tb/test_pe.py", _mls_pe, ("pe_cocotb:accumulate_tiles", "pe_cocotb:products")),
+                   "tb/test_pe.py", _mls_pe, ("pe_cocotb:saturation_boundaries", "pe_cocotb:accumulate_tiles",
+                                               "pe_cocotb:products")),
     "dot_pe": Unit("dot_pe", "mls_dot_pe", "dot-product PE (hw/pe/dot_pe.py MLSDotPE), e2m1g3, L = 4, narrow accumulator",
                    "tb/test_dot_pe.py", _dot_pe, ("dot_pe_cocotb:chunk_tiles", "dot_pe_cocotb:code_pairs")),
     "array": Unit("array", "mls_array", "systolic array (hw/array/array.py SystolicArray), e2m1g3, 2x2, narrow accumulator",
