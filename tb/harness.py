@@ -96,8 +96,9 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
     for path in (str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parent.parent)):
         if path not in sys.path:
             sys.path.insert(0, path)
-    results = runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
-                          build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
+    # hdl_toplevel_lang: a skipped build leaves the runner without the sources it would infer it from
+    results = runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", test_module=test_module,
+                          testcase=testcase, build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
                           timescale=("1ns", "1ps"))
     total, failed = get_results(results)
     assert total > 0, f"cocotb ran no test from {test_module} (testcase={testcase!r})"
