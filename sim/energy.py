@@ -43,6 +43,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from hw.baseline.fp32_wide_add import FP32WideAdder
 from hw.pe.adder_tree import AdderTree
 from model.baseline_arith import fp8_dot_max_product, fp8_max_fixed
 from model.floats import BF16, FP16, FP32, FloatFormat, float_format
@@ -67,6 +68,7 @@ __all__ = [
     "fp_add_energy",
     "fp_mul_energy",
     "adder_tree_bits",
+    "fp32_wide_add_counts",
     "pe_area",
     "pe_area_per_mac",
     "pe_beat_energy",
@@ -348,8 +350,10 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
             "accumulator": C_ADD * 32,
             "registers": C_REG * (lanes * (8 + 8 + 16) + tree_regs + 32),
         }
-    # FP8 dot PE: exact products aligned to the beat's largest product exponent in a window that
-    # holds every product exactly, an exact tree, then one single-rounding FP32 add per beat.
+    # FP8 dot PE (hw.baseline.fp8_dot_pe.FP8DotPE): every exact product on one common LSB, an exact
+    # tree, then one single-rounding FP32 add per beat (hw.baseline.fp32_wide_add.FP32WideAdder).
+    # Aligning to the beat's largest exponent inside a window that keeps every product exactly is
+    # the same shift as to the common LSB, so no max-exponent tree is charged.
     f = d.fmt
     s, exp_bits = f.sig_bits, f.exp_bits + 1  # product exponent: sum of two E-bit exponents
     max_product = fp8_dot_max_product(f, f)  # largest lane product in units of its LSB
@@ -358,19 +362,31 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     lane_bits = window + 1
     tree_bits = 1 + (lanes * max_product).bit_length()
     tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * max_product).bit_length())
-    wide = max(tree_bits, FP32.sig_bits)  # the FP32 add aligns and normalizes at the beat sum's width
-    adds, muxes = _fp_add_counts(FP32.exp_bits, wide)
+    adds, muxes = fp32_wide_add_counts(tree_bits)
     return {
         "multiplier": lanes * C_IMUL * s * s,
-        # per lane: product exponent and its distance to the beat maximum; the max tree
-        "exponent": C_ADD * exp_bits * (2 * lanes + (lanes - 1)),
+        "exponent": C_ADD * exp_bits * lanes,  # per lane: the product exponent (the shift amount)
         "aligner": lanes * C_MUX * (shifter_mux_bits(2 * s, elem_shift.bit_length(), window) + lane_bits),
         "tree": C_ADD * tree_adds,
         "group_shift": 0.0,
-        "accumulator": C_ADD * (adds + tree_bits) + C_MUX * muxes,  # sign-magnitude of T, FP32 add
-        "registers": C_REG * (lanes * (2 * f.bits + lane_bits) + (exp_bits + 1) * (1 + latency) + tree_regs
-                              + FP32.bits),
+        "accumulator": C_ADD * adds + C_MUX * muxes,  # the single-rounding FP32 add of the beat sum
+        # per lane operands and the lane product; four special-case flags (NaN, +-Inf, all -0)
+        # through the stages; the tree registers; the FP32 accumulator
+        "registers": C_REG * (lanes * (2 * f.bits + lane_bits) + 4 * (1 + latency) + tree_regs + FP32.bits),
     }
+
+
+def fp32_wide_add_counts(sum_bits: int) -> tuple[int, int]:
+    """(adder bits, mux bits) of ``FP32WideAdder(sum_bits, ...)``: the accumulator's 24-bit
+    significand shifted into a window of ``window_bits = sum_bits + GUARD + 24 + 3`` bits (a log
+    shifter over the window), one two's-complement add and its sign-magnitude, a leading-zero
+    count and normalize shift over the window, the 24-bit rounding increment, and the exponent
+    compare and result exponent (9 bits each)."""
+    window = sum_bits + FP32WideAdder.GUARD + FP32.sig_bits + 3
+    stages = math.ceil(math.log2(window))
+    muxes = shifter_mux_bits(FP32.sig_bits, stages, window) + window * stages
+    adds = 3 * window + (FP32.sig_bits + 1) + 2 * (FP32.exp_bits + 1)
+    return adds, muxes
 
 
 def pe_energy(design: Design | str, k_max: int = 1, lane_utilization: float = 1.0) -> dict[str, float]:

@@ -244,6 +244,22 @@ def test_same_lane_baselines():
     assert fp8["aligner"] == c_mux * (shifter_mux_bits(8, 5, 36) + 37)
     e5 = pe_beat_energy("fp8e5m2-dot1")
     assert e5["aligner"] == c_mux * (shifter_mux_bits(6, 6, 64) + 65)
+    # the single-rounding add is FP32WideAdder's: its window, a log shifter of the 24-bit
+    # accumulator into it, an add, sign-magnitude and leading-zero count over it, a normalize
+    # shift, the rounding increment and two 9-bit exponent adders
+    from hw.baseline.fp32_wide_add import FP32WideAdder
+    from model.baseline_arith import fp8_dot_max_product, fp8_dot_product_lsb
+    from sim.energy import fp32_wide_add_counts
+    c_add = HOROWITZ["C_ADD"]
+    sum_bits = 1 + (9 * fp8_dot_max_product("e4m3", "e4m3")).bit_length()
+    window = FP32WideAdder(sum_bits, fp8_dot_product_lsb("e4m3", "e4m3")).window_bits
+    stages = (window - 1).bit_length()
+    assert fp32_wide_add_counts(sum_bits) == (3 * window + 25 + 18,
+                                              shifter_mux_bits(24, stages, window) + window * stages)
+    dot9 = pe_beat_energy("fp8e4m3-dot9")
+    adds, muxes = fp32_wide_add_counts(sum_bits)
+    assert dot9["accumulator"] == c_add * adds + c_mux * muxes
+    assert dot9["exponent"] == c_add * 5 * 9
     for name in ("mls-e2m1g3-l{}", "int8-dot{}", "fp8e4m3-dot{}"):
         one, many = (sum(pe_energy(name.format(n), 4096).values()) for n in (1, 16))
         assert many < one, name
