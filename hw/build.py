@@ -23,6 +23,9 @@ from typing import Callable
 from model.baseline_arith import int8_acc_bits_exact
 from model.formats import DEFAULT_MAX_K
 
+#: Largest --lanes (``hw.pe.MLSDotPE.MAX_LANES``, restated here so --help needs no Amaranth import).
+MAX_LANES = 1024
+
 __all__ = ["TARGETS", "Target", "ports_of", "array_manifest", "pe_manifest", "build_array", "build_pe", "main"]
 
 
@@ -73,6 +76,42 @@ def _fmt_args(args):
     return (preset, fmt) + _size_args(args, preset)
 
 
+def _lanes(args, preset) -> int:
+    """--lanes, else the preset's (1: the scalar PE)."""
+    lanes = preset.lanes if getattr(args, "lanes", None) is None else args.lanes
+    if not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"--lanes must be in [1, {MAX_LANES}], got {lanes}")
+    return lanes
+
+
+def _fmt_w(args, fmt):
+    """W's format: --format-w, else A's (``fmt``)."""
+    from model.formats import MLSFormat
+
+    return fmt if getattr(args, "format_w", None) is None else MLSFormat.parse(args.format_w)
+
+
+#: What --name may be: a Verilog simple identifier, which is also a plain file name (no path).
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def _check_name(name: str) -> str:
+    import re
+
+    if re.fullmatch(NAME_PATTERN, name) is None:
+        raise ValueError(f"--name must match {NAME_PATTERN} (a Verilog module name, also the file name in --out), "
+                         f"got {name!r}")
+    return name
+
+
+def _check_out(out: str) -> pathlib.Path:
+    path = pathlib.Path(out)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"--out must be a directory, but {str(p)!r} is a file")
+    return path
+
+
 def _size_args(args, preset) -> tuple[int, int]:
     """(rows, cols) of ``preset``, overridden by --rows/--cols where the target has them."""
     rows = preset.rows if getattr(args, "rows", None) is None else args.rows
@@ -101,11 +140,29 @@ def _mls_arguments(parser, with_size: bool):
                         help="largest reduction length the accumulator must hold exactly (default 2**20)")
     parser.add_argument("--acc-bits", type=int,
                         help="accumulator width (default: MLSFormat.acc_bits_exact(max_k); narrower saturates)")
+    parser.add_argument("--lanes", type=int, metavar="L",
+                        help="element pairs per beat (default: the preset's, 1 = the scalar MLSPE); L > 1 builds "
+                             "L-lane dot-product PEs (hw.pe.MLSDotPE)")
+    parser.add_argument("--format-w", metavar="FORMAT",
+                        help="W's element format when it differs from --format (A's): a dot-product PE")
 
 
 # -- array -----------------------------------------------------------------------------------
 def _pe_info(arr) -> dict:
     """What the PEs of ``arr`` compute (``pe``: "mls" or a baseline kind of ``hw.array``)."""
+    if not arr.is_baseline and arr.is_dot:
+        f = arr.pe_factory
+        return {"kind": "mls", "component": "hw.pe.MLSDotPE", "lanes": arr.lanes,
+                "operands": f"a beat: {arr.lanes} {arr.fmt_a} (A) / {arr.fmt_w} (W) elements of one chunk + the "
+                            f"chunk's one group exponent g per operand",
+                "tree_bits": f.tree_bits, "tree_latency": f.tree_latency,
+                "tree_levels_per_stage": f.tree_levels_per_stage,
+                "beat_bits": arr.fmt_a.acc_bits_exact(arr.lanes, arr.fmt_w),
+                "accumulator": f"signed({arr.acc_bits}), exact beat sums, saturating after each beat's add with a "
+                               f"sticky overflow flag",
+                "beats": "model.beats.pack_beats: chunks in ascending k, lanes 0..L-1 by ascending k, the last "
+                         "beat of a chunk zero-padded; a beat never mixes two chunks",
+                "golden_model": "model.arith (beat_accumulate / chunked_matmul)"}
     if not arr.is_baseline:
         return {"kind": "mls", "component": "hw.pe.MLSPE", "operands": f"{arr.fmt} element + group exponent g",
                 "accumulator": f"signed({arr.acc_bits}), exact sum, saturating with a sticky overflow flag",
@@ -130,18 +187,24 @@ def array_manifest(arr, name: str, grouping: str | None) -> dict:
         if arr.pe == "int8":
             exact_bits = int8_acc_bits_exact(arr.max_k)
     else:
-        fmt_info, exact_bits = _format_info(arr.fmt), arr.fmt.acc_bits_exact(arr.max_k)
+        fmt_info, exact_bits = _format_info(arr.fmt_a), arr.fmt_a.acc_bits_exact(arr.max_k, arr.fmt_w)
+    fmt_w_info = None if arr.is_baseline else _format_info(arr.fmt_w)
+    tree_bits = arr.pe_factory.tree_bits if arr.is_dot and not arr.is_baseline else None
     return {
-        "target": "array", "toplevel": name, "pe": _pe_info(arr), "format": fmt_info, "grouping": grouping,
-        "dataflow": "output-stationary", "rows": arr.rows, "cols": arr.cols,
+        "target": "array", "toplevel": name, "pe": _pe_info(arr), "format": fmt_info, "format_w": fmt_w_info,
+        "grouping": grouping, "dataflow": "output-stationary", "rows": arr.rows, "cols": arr.cols,
+        "lanes": arr.lanes, "tree_bits": tree_bits,
         "max_k": arr.max_k, "acc_bits": arr.acc_bits, "acc_bits_exact_for_max_k": exact_bits,
         "acc_exact": arr.exact, "pe_latency": arr.pe_latency,
         "latency_last_input_to_first_output": arr.latency, "macs_per_cycle": t.macs_per_cycle,
         "cycles": {
             "source": "hw/array/timing.py (ArrayTiming)",
-            "parameters": {"rows": t.rows, "cols": t.cols, "pe_latency": t.pe_latency, "drain_cycles": t.drain_cycles},
-            "tile_cycles": "K + drain_cycles, drain_cycles = rows + cols + pe_latency - 1",
-            "back_to_back": "last input beats max(K_next, drain_cycles) apart; total = K_0 - 1 + sum max(K_n, drain) + drain + 1",
+            "parameters": {"rows": t.rows, "cols": t.cols, "pe_latency": t.pe_latency, "lanes": t.lanes,
+                           "drain_cycles": t.drain_cycles},
+            "tile_cycles": "beats + drain_cycles, drain_cycles = rows + cols + pe_latency - 1; beats = sum over the "
+                           "tile's chunks of ceil(chunk / lanes) (model.beats.count_beats; beats = K for lanes = 1)",
+            "back_to_back": "last input beats max(beats_next, drain_cycles) apart; total = beats_0 - 1 + "
+                            "sum max(beats_n, drain) + drain + 1",
             "counted": "first input transfer .. last output transfer, inclusive; inputs always valid, output always ready",
         },
         "payloads": {"a": layout_fields(arr.a_layout), "w": layout_fields(arr.w_layout), "c": layout_fields(arr.c_layout)},
@@ -150,12 +213,14 @@ def array_manifest(arr, name: str, grouping: str | None) -> dict:
 
 
 def build_array(fmt, rows: int, cols: int, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None,
-                name: str = "mls_array", grouping: str | None = "channel", pe: str = "mls"):
+                name: str = "mls_array", grouping: str | None = "channel", pe: str = "mls", lanes: int = 1,
+                fmt_w=None):
     """Write ``<name>.v`` and ``<name>.json``; return both paths. ``pe`` != "mls": the array of
-    baseline PEs (``fmt`` and ``acc_bits`` must be None, no grouping)."""
+    baseline PEs (``fmt`` and ``acc_bits`` must be None, no grouping). ``lanes`` > 1 or a
+    different ``fmt_w``: MLS dot-product PEs (``SystolicArray(..., lanes=, fmt_w=)``)."""
     from .array.array import SystolicArray
 
-    arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k, pe=pe)
+    arr = SystolicArray(fmt, rows, cols, acc_bits=acc_bits, max_k=max_k, pe=pe, lanes=lanes, fmt_w=fmt_w)
     manifest = array_manifest(arr, name, grouping if pe == "mls" else None)
     return _write(arr, manifest, pathlib.Path(out_dir), name)
 
@@ -181,10 +246,17 @@ def _array_build(args, out_dir):
         raise ValueError(f"--pe must be one of {', '.join(PE_KINDS)}, got {pe!r}")
     if pe == "mls":
         preset, fmt, rows, cols = _fmt_args(args)
-        return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt),
-                           name=args.name or "mls_array", grouping=preset.grouping)
-    if args.format is not None:
-        raise ValueError(f"--format is for MLS PEs; pe={pe!r} has fixed operand formats")
+        fmt_w = _fmt_w(args, fmt)
+        acc_bits = fmt.acc_bits_exact(_max_k(args), fmt_w) if args.acc_bits is None else args.acc_bits
+        return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=acc_bits,
+                           name=args.name or "mls_array", grouping=preset.grouping, lanes=_lanes(args, preset),
+                           fmt_w=fmt_w)
+    for flag, value in (("--format", args.format), ("--format-w", args.format_w)):
+        if value is not None:
+            raise ValueError(f"{flag} is for MLS PEs; pe={pe!r} has fixed operand formats")
+    lanes = _lanes(args, preset)
+    if lanes != 1:
+        raise ValueError(f"--lanes must be 1 for pe={pe!r} (no {lanes}-lane dot-product PE of that kind), got {lanes}")
     if args.acc_bits is not None:
         raise ValueError(f"--acc-bits is for MLS PEs; pe={pe!r} has a fixed 32-bit accumulator")
     rows, cols = _size_args(args, preset)
@@ -194,6 +266,15 @@ def _array_build(args, out_dir):
 
 # -- pe --------------------------------------------------------------------------------------
 def pe_manifest(pe, name: str, max_k: int) -> dict:
+    if hasattr(pe, "lanes"):   # hw.pe.MLSDotPE
+        return {
+            "target": "pe", "toplevel": name, "component": "hw.pe.MLSDotPE", "format": _format_info(pe.fmt_a),
+            "format_w": _format_info(pe.fmt_w), "lanes": pe.lanes, "max_k": max_k, "acc_bits": pe.acc_bits,
+            "acc_bits_exact_for_max_k": pe.fmt_a.acc_bits_exact(max_k, pe.fmt_w),
+            "product_bits": pe.product_bits, "tree_bits": pe.tree_bits, "tree_latency": pe.tree_latency,
+            "beat_bits": pe.beat_bits, "latency": pe.latency,
+            "ports": ports_of(pe),
+        }
     return {
         "target": "pe", "toplevel": name, "format": _format_info(pe.fmt), "max_k": max_k,
         "acc_bits": pe.acc_bits, "acc_bits_exact_for_max_k": pe.fmt.acc_bits_exact(max_k),
@@ -202,13 +283,20 @@ def pe_manifest(pe, name: str, max_k: int) -> dict:
     }
 
 
-def build_pe(fmt, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None, name: str = "mls_pe"):
+def build_pe(fmt, out_dir, *, max_k: int = DEFAULT_MAX_K, acc_bits: int | None = None, name: str = "mls_pe",
+             lanes: int = 1, fmt_w=None):
+    """One MLS PE: the scalar ``MLSPE``, or ``MLSDotPE(fmt, fmt_w, lanes, acc_bits)`` for
+    ``lanes`` > 1 or a W format that differs."""
     from model.formats import MLSFormat
 
-    from .pe import MLSPE
+    from .pe import MLSPE, MLSDotPE
 
     fmt = MLSFormat.parse(fmt)
-    pe = MLSPE(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+    fmt_w = fmt if fmt_w is None else MLSFormat.parse(fmt_w)
+    if lanes == 1 and fmt_w == fmt:
+        pe = MLSPE(fmt, fmt.acc_bits_exact(max_k) if acc_bits is None else acc_bits)
+    else:
+        pe = MLSDotPE(fmt, fmt_w, lanes, fmt.acc_bits_exact(max_k, fmt_w) if acc_bits is None else acc_bits)
     return _write(pe, pe_manifest(pe, name, max_k), pathlib.Path(out_dir), name)
 
 
@@ -218,8 +306,11 @@ def _pe_args(parser):
 
 
 def _pe_build(args, out_dir):
-    _, fmt, _, _ = _fmt_args(args)
-    return build_pe(fmt, out_dir, max_k=args.max_k, acc_bits=_acc_bits(args, fmt), name=args.name)
+    preset, fmt, _, _ = _fmt_args(args)
+    fmt_w = _fmt_w(args, fmt)
+    acc_bits = fmt.acc_bits_exact(_max_k(args), fmt_w) if args.acc_bits is None else args.acc_bits
+    return build_pe(fmt, out_dir, max_k=args.max_k, acc_bits=acc_bits, name=args.name,
+                    lanes=_lanes(args, preset), fmt_w=fmt_w)
 
 
 # -- quant_unit (hw/quant_unit/build.py) ------------------------------------------------------
@@ -247,7 +338,8 @@ def _list() -> str:
     for p in PRESETS.values():
         mark = " (default)" if p.name == DEFAULT_PRESET else ""
         grouping = f" grouping={p.grouping}" if p.grouping else ""
-        lines.append(f"  {p.name:<14} {p.what} {p.rows}x{p.cols}{grouping}{mark}: {p.description}")
+        lanes = f" lanes={p.lanes}" if p.lanes != 1 else ""
+        lines.append(f"  {p.name:<14} {p.what} {p.rows}x{p.cols}{lanes}{grouping}{mark}: {p.description}")
     lines.append("targets (--target NAME): " + ", ".join(f"{k} ({v.help})" for k, v in TARGETS.items()))
     return "\n".join(lines)
 
@@ -277,12 +369,23 @@ def main(argv=None) -> int:
         print(_list())
         return 0
     try:
-        v_path, j_path = target.build(args, pathlib.Path(args.out))
+        if getattr(args, "name", None) is not None:
+            _check_name(args.name)
+        out_dir = _check_out(args.out)
+        v_path, j_path = target.build(args, out_dir)
     except (TypeError, ValueError) as error:
         print(f"python -m hw.build: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:   # --out not writable, a path component not a directory, ...
+        print(f"python -m hw.build: error: cannot write to --out {args.out!r}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"wrote {v_path} and {j_path}")
     if args.board is not None:   # FPGA board build: hw/fpga, see docs/fpga.md
+        manifest = json.loads(j_path.read_text())
+        if manifest.get("lanes", 1) != 1 or manifest.get("format_w") not in (None, manifest.get("format")):
+            print("python -m hw.build: error: --board builds scalar-PE arrays only (one format, lanes 1: the board "
+                  "bridge streams one element per operand)", file=sys.stderr)
+            return 2
         from .fpga.build import board_build_for_target
         return board_build_for_target(args, known.target, j_path, pathlib.Path(args.out))
     return 0

@@ -12,11 +12,14 @@ __all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset"]
 
 @dataclass(frozen=True)
 class Preset:
-    """A format with the grouping its operands are quantized with, and an array size.
+    """A format with the grouping its operands are quantized with, an array size and the lanes
+    per beat.
 
     The grouping does not change the gateware (every operand carries its own g); it is recorded
     in the manifest so a host knows how to feed the array. ``pe`` other than ``"mls"`` is an
     array of baseline PEs (``hw.array.SystolicArray(pe=...)``): no MLS format, no grouping.
+    ``lanes`` > 1 is an array of L-lane dot-product PEs (``SystolicArray(..., lanes=L)``); 1 is
+    the scalar PE.
     """
 
     name: str
@@ -26,8 +29,11 @@ class Preset:
     cols: int = 8
     description: str = ""
     pe: str = "mls"
+    lanes: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
+            raise ValueError(f"preset {self.name!r}: lanes must be an int >= 1, got {self.lanes!r}")
         if self.pe == "mls":
             MLSFormat.parse(self.fmt)
             Grouping.parse(self.grouping)
@@ -44,6 +50,11 @@ PRESETS = {p.name: p for p in (
     Preset("e2m1g3", "e2m1g3", "channel", description="MLS paper default: FP4 (E2M1) elements, 3-bit channel-group exponent"),
     Preset("e3m3g3", "e3m3g3", "channel", description="7-bit elements with more range and precision"),
     Preset("e2m1g3-16x16", "e2m1g3", "channel", 16, 16, description="the default format on a 16x16 array"),
+    *(Preset(f"e2m1g3-l{lanes}", "e2m1g3", "channel", lanes=lanes,
+             description=(f"the default format with {lanes}-lane dot-product PEs (a beat: {lanes} elements of one "
+                          f"chunk + one g)" if lanes > 1 else "the default format, one lane: the scalar MLSPE "
+                          "array (the same as e2m1g3)"))
+      for lanes in (1, 4, 9, 16)),
     Preset("mx-e2m1", "e2m1g3", "block:32",
            description="MX-style: E2M1 elements, one group exponent per 32 consecutive elements along K"),
     Preset("fp32-8x8", None, None, pe="fp32",

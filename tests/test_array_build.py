@@ -55,8 +55,97 @@ def test_list_and_help(capsys):
     (["--preset", "int8-8x8", "--acc-bits", "24"], "--acc-bits is for MLS PEs; pe='int8' has a fixed 32-bit accumulator"),
     (["--preset", "fp32-8x8", "--pe", "mls"], "preset 'fp32-8x8' has no MLS format (pe='fp32'); give --format"),
     (["--preset", "fp32-8x8", "--cols", "65"], "cols must be in [1, 64], got 65"),
+    (["--lanes", "0"], "--lanes must be in [1, 1024], got 0"),
+    (["--lanes", "1025"], "--lanes must be in [1, 1024], got 1025"),
+    (["--target", "pe", "--lanes", "0"], "--lanes must be in [1, 1024], got 0"),
+    (["--pe", "int8", "--lanes", "4"], "--lanes must be 1 for pe='int8' (no 4-lane dot-product PE of that kind), got 4"),
+    (["--pe", "fp32", "--format-w", "e2m1g3"], "--format-w is for MLS PEs; pe='fp32' has fixed operand formats"),
+    (["--format-w", "e2m1"], "format name 'e2m1' does not match"),
+    (["--preset", "e2m1g3-l16", "--acc-bits", "1"], "acc_bits must be in [2, 256], got 1"),
 ])
 def test_bad_parameters_one_line_error(args, message, tmp_path):
     res = _cli(*args, "--out", str(tmp_path))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1 and message in res.stderr, res.stderr
+
+
+# -- lanes: the array of L-lane dot-product PEs ------------------------------------------------
+def test_lanes_manifest(tmp_path):
+    """--lanes L (and the e2m1g3-l<L> presets): lanes, tree width, latency and the beat-based
+    cycle text in the manifest; the array's widths from the PE's."""
+    from hw.array import ArrayTiming
+    from hw.pe import MLSDotPE
+
+    from hw.build import MAX_LANES
+
+    assert MAX_LANES == MLSDotPE.MAX_LANES
+    fmt = MLSFormat.parse("e2m1g3")
+    for args in (["--lanes", "16"], ["--preset", "e2m1g3-l16"]):
+        assert main([*args, "--rows", "2", "--cols", "3", "--max-k", "300", "--out", str(tmp_path), "--name", "d16"]) == 0
+        m = json.loads((tmp_path / "d16.json").read_text())
+        pe = MLSDotPE(fmt, fmt, 16, fmt.acc_bits_exact(300))
+        assert (m["lanes"], m["pe"]["lanes"], m["pe"]["component"]) == (16, 16, "hw.pe.MLSDotPE")
+        assert m["tree_bits"] == m["pe"]["tree_bits"] == pe.tree_bits and m["pe"]["tree_latency"] == pe.tree_latency
+        assert m["pe"]["beat_bits"] == pe.beat_bits
+        assert m["pe_latency"] == pe.latency == 2 + 2 and m["acc_bits"] == fmt.acc_bits_exact(300) == pe.acc_bits
+        t = ArrayTiming(2, 3, pe.latency, 16)
+        assert m["cycles"]["parameters"] == {"rows": 2, "cols": 3, "pe_latency": 4, "lanes": 16,
+                                             "drain_cycles": t.drain_cycles}
+        assert m["latency_last_input_to_first_output"] == t.drain_cycles - 1 and m["macs_per_cycle"] == 2 * 3 * 16
+        assert m["cycles"]["tile_cycles"].startswith("beats + drain_cycles") and "ceil(chunk / lanes)" in m["cycles"]["tile_cycles"]
+        ports = {p["name"]: p["width"] for p in m["ports"]}
+        # one beat per row: 16 elements of 4 bits and one 3-bit g; plus last
+        assert ports["a__payload"] == 2 * (16 * 4 + 3) + 1 and ports["w__payload"] == 3 * (16 * 4 + 3)
+        assert m["payloads"]["a"]["data.1.elems.15.sign"] == [(16 * 4 + 3) + 15 * 4 + 3, 1]
+        assert m["payloads"]["a"]["data.1.g"] == [(16 * 4 + 3) + 16 * 4, 3]
+    # lanes = 1 is the scalar PE, recorded as such
+    assert main(["--preset", "e2m1g3-l1", "--rows", "2", "--cols", "2", "--out", str(tmp_path), "--name", "d1"]) == 0
+    m = json.loads((tmp_path / "d1.json").read_text())
+    assert (m["lanes"], m["tree_bits"], m["pe"]["component"], m["pe_latency"]) == (1, None, "hw.pe.MLSPE", 2)
+
+
+def test_lanes_presets_and_mixed_formats(tmp_path, capsys):
+    from hw.presets import PRESETS
+
+    assert [PRESETS[f"e2m1g3-l{lanes}"].lanes for lanes in (1, 4, 9, 16)] == [1, 4, 9, 16]
+    assert main(["--list"]) == 0
+    assert "e2m1g3-l9      e2m1g3 8x8 lanes=9 grouping=channel" in capsys.readouterr().out
+    a, w = MLSFormat.parse("e2m1g3"), MLSFormat.parse("e3m2g4")
+    assert main(["--format", "e2m1g3", "--format-w", "e3m2g4", "--lanes", "4", "--rows", "2", "--cols", "2",
+                 "--max-k", "100", "--out", str(tmp_path), "--name", "mixed"]) == 0
+    m = json.loads((tmp_path / "mixed.json").read_text())
+    assert (m["format"]["name"], m["format_w"]["name"], m["lanes"]) == ("e2m1g3", "e3m2g4", 4)
+    assert m["acc_bits"] == a.acc_bits_exact(100, w) == m["acc_bits_exact_for_max_k"] and m["acc_exact"]
+    assert m["tree_bits"] == a.beat_sum_bits(4, w)
+    ports = {p["name"]: p["width"] for p in m["ports"]}
+    assert ports["w__payload"] == 2 * (4 * 6 + 4)
+    # the dot PE alone
+    assert main(["--target", "pe", "--lanes", "9", "--acc-bits", "30", "--out", str(tmp_path), "--name", "p9"]) == 0
+    m = json.loads((tmp_path / "p9.json").read_text())
+    assert (m["component"], m["lanes"], m["tree_bits"], m["beat_bits"], m["latency"]) == ("hw.pe.MLSDotPE", 9, 12, 26, 4)
+
+
+# -- issue 15: --name and --out ---------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../x", "a b", "x/y", "", "9lives", "mls-array"])
+def test_bad_name_one_line_error_writes_nothing(name, tmp_path):
+    """--name is a Verilog module name and a file name inside --out: a path ('../x' used to write
+    outside --out) or a space (used to give a traceback) is refused with the allowed pattern."""
+    out = tmp_path / "out"
+    res = _cli("--name", name, "--rows", "1", "--cols", "1", "--out", str(out))
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"got {name!r}" in res.stderr and "[A-Za-z_][A-Za-z0-9_]*" in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [], "nothing is written"
+    res = _cli("--target", "quant_unit", "--name", name, "--out", str(out))
+    assert res.returncode == 2 and f"got {name!r}" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_out_is_a_file_one_line_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me\n")
+    for out in (afile, afile / "sub"):
+        res = _cli("--rows", "1", "--cols", "1", "--out", str(out))
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert f"--out must be a directory, but {str(afile)!r} is a file" in res.stderr, res.stderr
+    assert afile.read_text() == "keep me\n"
