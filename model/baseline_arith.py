@@ -27,6 +27,10 @@ Rules (also in ``docs/synthesis.md``):
 
 A MAC with ``clear`` set starts a new accumulation: ``acc' = product`` (the product is not added
 to a zero, so a -0 product stays -0).
+
+The same-lane dot-product baselines (``fp8_dot_mac``: one FP32 rounding of acc plus the exact
+sum of L FP8 products per beat; ``int8_dot_mac``: wrapping INT32) are specified in their own
+section below and in ``docs/numerics.md``.
 """
 
 from __future__ import annotations
