@@ -15,8 +15,13 @@ __all__ = ["Mutant", "Prepared", "UNITS", "Unit", "classify", "get_unit", "prepa
 
 
 def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equivalence: bool = True,
-             progress=None, reuse_sim: bool = False) -> dict:
-    """The whole flow for one unit; returns a JSON-able result (also saved as ``results.json``)."""
+             progress=None, reuse_sim: bool = False, rerun_survivors: bool = False) -> dict:
+    """The whole flow for one unit; returns a JSON-able result (also saved as ``results.json``).
+
+    ``rerun_survivors``: simulate only the mutants that the saved ``results.json`` (same ``n`` and
+    ``seed``) does not list as killed, e.g. after checks were added; the earlier kills are kept
+    and marked ``killed_in_earlier_run``.
+    """
     import dataclasses
     import json
     import pathlib
@@ -32,9 +37,22 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
         progress(f"{name}: {n} mutants drawn (seed {seed}); simulating with {sim}")
     from .flow import read_results
 
+    earlier = {}
+    if rerun_survivors:
+        old = json.loads((work_dir / "results.json").read_text())
+        if (old["n"], old["seed"]) != (n, seed):
+            raise ValueError(f"{name}: the saved results are for -n {old['n']} --seed {old['seed']}, not {n} {seed}")
+        earlier = {m["id"]: m for m in old["mutants"] if m["outcome"] == "killed"}
     saved = read_results(work_dir / "results.jsonl") if reuse_sim else []
-    entries = saved or simulate(prep, sim=sim, progress=progress)
+    entries = saved or simulate(prep, sim=sim, progress=progress,
+                                ids=[m.id for m in prep.mutants if m.id not in earlier] if earlier else None)
+    if earlier:  # classify sees the earlier kills as results
+        entries = entries + [{"mutant": i, "check": m["check"], "outcome": "killed", "message": m["message"]}
+                             for i, m in earlier.items()]
     classify(prep, entries)
+    for m in prep.mutants:
+        if m.id in earlier:
+            m.extra["killed_in_earlier_run"] = True
     wall = time.monotonic() - start
     survivors = [m for m in prep.mutants if m.outcome == "survived"]
     if progress:

@@ -30,6 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-equivalence", action="store_true", help="skip the formal checks of survivors")
     parser.add_argument("--reuse-sim", action="store_true",
                         help="keep the simulation results saved in --work (same -n and --seed) and redo the rest")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="simulate only the mutants the saved results (same -n and --seed) do not list as "
+                             "killed, keeping the earlier kills (after checks were added)")
     parser.add_argument("--report-only", action="store_true",
                         help="only rewrite the reports from the units' saved results.json in --work")
     args = parser.parse_args(argv)
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
         if not args.report_only:
             result = run_unit(name, args.n, args.seed, args.work, sim=args.sim,
                               equivalence=not args.no_equivalence, progress=progress,
-                              reuse_sim=args.reuse_sim)
+                              reuse_sim=args.reuse_sim, rerun_survivors=args.rerun_survivors)
             s = summary(result)
             progress(f"{name}: {s['mutants']} mutants, {s['killed']} killed, {s['equivalent']} equivalent, "
                      f"{s['survived']} survived, {s['errors']} errors: {s['kill_pct']:.1f}% of non-equivalent killed")

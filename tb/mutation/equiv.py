@@ -32,7 +32,7 @@ def _pair_script(mutant: Mutant, top: str) -> str:
     # equivalent: for those, clk2fflogic makes the clock an ordinary input that must toggle.
     clocked = "clk2fflogic\n" if re.search(r"-port \S*CLK\b", mutant.command) else ""
     return (f"read_rtlil prepared.il\n{mutant.command}\nrename {top} gate\n"
-            f"read_rtlil prepared.il\nrename {top} gold\n{clocked}")
+            f"read_rtlil prepared.il\nrename {top} gold\nmemory_map\n{clocked}")
 
 
 def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: int = 10,
@@ -40,7 +40,7 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
     """``(verdict, detail)`` with verdict ``equivalent``, ``not equivalent`` or ``unknown``."""
     name = f"equiv_{mutant.id}"
     script = _pair_script(mutant, top) + (
-        "memory_map\nopt_clean\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
+        "opt_clean\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
         "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout)
@@ -52,7 +52,7 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
     # outputs of an array's edge PEs, has matched names but no effect)
     name = f"equiv_{mutant.id}_live"
     script = _pair_script(mutant, top) + (
-        "memory_map\nopt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
+        "opt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
         "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout)
@@ -62,7 +62,7 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
         pass
     name = f"equiv_{mutant.id}_bmc"
     script = _pair_script(mutant, top) + (
-        "memory_map\nopt_clean\nmiter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
+        "opt_clean\nmiter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
         "hierarchy -top miter\n"
         f"sat -tempinduct -prove trigger 0 -maxsteps {depth} -set-init-undef -set-def-inputs "
         f"-timeout {int(timeout)} miter\n")

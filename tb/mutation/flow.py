@@ -236,8 +236,10 @@ def read_results(results: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
 
-def simulate(prep: Prepared, sim: str = "icarus", timeout_factor: float = 20.0, progress=None) -> list[dict]:
-    """Run every mutant (and the original) through the unit's checks; return the result entries."""
+def simulate(prep: Prepared, sim: str = "icarus", timeout_factor: float = 20.0, progress=None,
+             ids: list[int] | None = None) -> list[dict]:
+    """Run every mutant (or those in ``ids``) and the original through the unit's checks; return
+    the result entries."""
     from tb.harness import _require_simulator  # noqa: PLC2701
 
     os.environ["SIM"] = sim
@@ -246,7 +248,7 @@ def simulate(prep: Prepared, sim: str = "icarus", timeout_factor: float = 20.0, 
     for old in [results, *prep.work_dir.glob("launch_*_error.txt"), *prep.work_dir.glob("sim_*.log"),
                 *prep.work_dir.glob("results_*.xml")]:
         old.unlink(missing_ok=True)
-    all_ids = [m.id for m in prep.mutants]
+    all_ids = [m.id for m in prep.mutants] if ids is None else list(ids)
     launches, tried, stuck = 0, {}, 0
     while True:
         entries = read_results(results)

@@ -59,8 +59,11 @@ def write_reports(results: list[dict], out_dir: pathlib.Path, target: float = 95
     lines.append("")
     for r in results:
         rest = [m for m in r["mutants"] if m["outcome"] != "killed"]
+        carried = sum(1 for m in r["mutants"] if m.get("extra", {}).get("killed_in_earlier_run"))
+        note = (f" {carried} of the kills are from an earlier run of the same mutants; only the others were "
+                f"simulated again after checks were added (`--rerun-survivors`)." if carried else "")
         lines += [f"## {r['unit']}", "", f"{r['description']}; testbench `{r['testbench']}`; "
-                  f"{r['sim']} run of {r['wall_s']:.0f} s.", ""]
+                  f"{r['sim']} run of {r['wall_s']:.0f} s.{note}", ""]
         if not rest:
             lines += ["Every mutant killed.", ""]
             continue
