@@ -21,15 +21,23 @@ SEED = int(P.get("seed", 2026))
 
 
 async def _start(dut):
+    """One accumulating cycle (so acc holds something), then reset: acc must read 0."""
+    dut.valid.value = 1
+    dut.clear.value = 1
+    dut.a.value = 0x7F
+    dut.b.value = 0x7F
+    dut.rst.value = 0
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    await FallingEdge(dut.clk)
     dut.valid.value = 0
     dut.clear.value = 0
     dut.a.value = 0
     dut.b.value = 0
     dut.rst.value = 1
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     await FallingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
+    assert int(dut.acc.value) == 0, f"acc after reset: {int(dut.acc.value):#x}"
 
 
 async def _stream(dut, a, b, clear, valid=None, signed=False):
