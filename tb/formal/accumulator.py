@@ -71,6 +71,6 @@ class AccumulatorWrapper(wiring.Component):
             # Reachability (checked in cover mode): both rails and a cleared flag occur.
             Cover(acc.overflow & (acc.result == (1 << (n - 1)) - 1)),
             Cover(acc.overflow & (acc.result == -(1 << (n - 1)))),
-            Cover(spec_done & ~acc.overflow & spec_sticky == 0),
+            Cover(acc.done & ~acc.overflow & (acc.result != 0)),
         ]
         return m

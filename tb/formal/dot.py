@@ -22,7 +22,7 @@ shifter and the accumulator against an exact pairwise sum shifted once by the gr
 from __future__ import annotations
 
 from amaranth import Module, Signal, signed
-from amaranth.hdl import Assert, Assume, Cover, ResetSignal
+from amaranth.hdl import Assert, Assume, ResetSignal
 from amaranth.hdl._ir import Fragment
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
