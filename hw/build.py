@@ -173,6 +173,15 @@ def _pe_info(arr) -> dict:
            "float32 word (man 23, exp 8, sign 1): acc' = fp32(acc + product), RNE, DAZ/FTZ, canonical NaN")
     golden = {"fp32": "model.baseline_arith.fp32_mac", "int8": "model.baseline_arith.int8_mac"}.get(
         kind, "model.baseline_arith.fp8_mac")
+    if arr.is_dot:   # the same-lane FP8 / INT8 dot-product baselines (DESIGN §3.1)
+        f = arr.pe_factory
+        acc = ("signed(32), acc' = wrap32(acc + sum of the beat's lane products), no overflow flag" if kind == "int8"
+               else "float32 word: acc' = fp32_rne(acc + exact sum of the beat's lane products), one rounding per "
+                    "beat, DAZ/FTZ, canonical NaN")
+        return {"kind": arr.pe, "component": "hw.baseline." + ("INT8DotPE" if kind == "int8" else "FP8DotPE"),
+                "lanes": arr.lanes, "a_format": ops[0], "w_format": ops[1], "tree_latency": f.tree_latency,
+                "accumulator": acc, "order": "beats in order; the first beat of a tile adds to -0 / 0 (clear)",
+                "golden_model": "model.baseline_arith." + ("int8_dot_mac" if kind == "int8" else "fp8_dot_mac")}
     return {"kind": arr.pe, "component": f"hw.baseline.BaselinePE({kind!r})", "a_format": ops[0], "w_format": ops[1],
             "accumulator": acc, "order": "k ascending; the first beat of a tile loads the product (clear)",
             "golden_model": golden}
@@ -255,13 +264,15 @@ def _array_build(args, out_dir):
         if value is not None:
             raise ValueError(f"{flag} is for MLS PEs; pe={pe!r} has fixed operand formats")
     lanes = _lanes(args, preset)
-    if lanes != 1:
+    from .baseline.dot_pe_factory import DOT_KINDS
+
+    if lanes != 1 and PE_KINDS[pe].kind not in DOT_KINDS:
         raise ValueError(f"--lanes must be 1 for pe={pe!r} (no {lanes}-lane dot-product PE of that kind), got {lanes}")
     if args.acc_bits is not None:
         raise ValueError(f"--acc-bits is for MLS PEs; pe={pe!r} has a fixed 32-bit accumulator")
     rows, cols = _size_args(args, preset)
     return build_array(None, rows, cols, out_dir, max_k=_max_k(args), name=args.name or f"{pe.replace('-', '_')}_array",
-                       grouping=None, pe=pe)
+                       grouping=None, pe=pe, lanes=lanes)
 
 
 # -- pe --------------------------------------------------------------------------------------

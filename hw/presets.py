@@ -65,6 +65,10 @@ PRESETS = {p.name: p for p in (
            description="baseline: FP8 E5M2 x E5M2 PEs, exact product, FP32 accumulate"),
     Preset("int8-8x8", None, None, pe="int8",
            description="baseline: INT8 x INT8 PEs, INT32 accumulate (wraps)"),
+    Preset("fp8-e4m3-l16", None, None, pe="fp8-e4m3", lanes=16,
+           description="baseline: 16-lane FP8 E4M3 dot-product PEs, exact beat sum, one FP32 rounding per beat"),
+    Preset("int8-l16", None, None, pe="int8", lanes=16,
+           description="baseline: 16-lane INT8 dot-product PEs, wrapping INT32 accumulate"),
 )}
 
 DEFAULT_PRESET = "e2m1g3"

@@ -67,3 +67,19 @@ def test_baseline_pe_array_builds_and_lints(tmp_path):
     assert main(["--pe", "fp8-e4m3-e5m2", "--rows", "2", "--cols", "2", "--name", "f8", "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "f8.json").read_text())
     assert (m["pe"]["a_format"], m["pe"]["w_format"]) == ("e4m3", "e5m2") and m["payloads"]["w"]["data.1.sign"] == [15, 1]
+
+
+def test_lanes_16_build_lints(tmp_path):
+    """Issue 12's acceptance: ``python -m hw.build --lanes 16 --out D`` (the 8x8 e2m1g3 array of
+    16-lane dot-product PEs) lints with width suppressions only; its manifest says ``"lanes": 16``.
+    The same-lane FP8/INT8 baseline arrays lint too."""
+    res = _cli("--lanes", "16", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / "mls_array.json").read_text())
+    assert (m["lanes"], m["rows"], m["cols"], m["pe"]["component"]) == (16, 8, 8, "hw.pe.MLSDotPE")
+    assert m["cycles"]["parameters"]["drain_cycles"] == ArrayTiming(8, 8, m["pe_latency"], 16).drain_cycles
+    _lint_clean(tmp_path / "mls_array.v", "mls_array")
+    for preset, top in (("int8-l16", "int8_array"), ("fp8-e4m3-l16", "fp8_e4m3_array")):
+        assert main(["--preset", preset, "--rows", "2", "--cols", "2", "--out", str(tmp_path)]) == 0
+        assert json.loads((tmp_path / f"{top}.json").read_text())["lanes"] == 16
+        _lint_clean(tmp_path / f"{top}.v", top)

@@ -58,7 +58,7 @@ def test_list_and_help(capsys):
     (["--lanes", "0"], "--lanes must be in [1, 1024], got 0"),
     (["--lanes", "1025"], "--lanes must be in [1, 1024], got 1025"),
     (["--target", "pe", "--lanes", "0"], "--lanes must be in [1, 1024], got 0"),
-    (["--pe", "int8", "--lanes", "4"], "--lanes must be 1 for pe='int8' (no 4-lane dot-product PE of that kind), got 4"),
+    (["--pe", "fp32", "--lanes", "4"], "--lanes must be 1 for pe='fp32' (no 4-lane dot-product PE of that kind), got 4"),
     (["--pe", "fp32", "--format-w", "e2m1g3"], "--format-w is for MLS PEs; pe='fp32' has fixed operand formats"),
     (["--format-w", "e2m1"], "format name 'e2m1' does not match"),
     (["--preset", "e2m1g3-l16", "--acc-bits", "1"], "acc_bits must be in [2, 256], got 1"),
@@ -149,3 +149,21 @@ def test_out_is_a_file_one_line_error(tmp_path):
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert f"--out must be a directory, but {str(afile)!r} is a file" in res.stderr, res.stderr
     assert afile.read_text() == "keep me\n"
+
+
+def test_baseline_dot_arrays(tmp_path, capsys):
+    """--pe fp8-.../int8 with --lanes L (and the fp8-e4m3-l16 / int8-l16 presets): the same-lane
+    dot-product baselines; FP32 has one lane."""
+    assert main(["--preset", "int8-l16", "--rows", "2", "--cols", "2", "--max-k", "1000", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "int8_array.json").read_text())
+    assert (m["pe"]["kind"], m["pe"]["component"], m["lanes"], m["pe_latency"], m["acc_exact"]) == \
+        ("int8", "hw.baseline.INT8DotPE", 16, 4, True)
+    ports = {p["name"]: p["width"] for p in m["ports"]}
+    assert (ports["a__payload"], ports["w__payload"], ports["c__payload"]) == (2 * 16 * 8 + 1, 2 * 16 * 8, 2 * 32 + 2 + 1)
+    assert main(["--pe", "fp8-e4m3-e5m2", "--lanes", "4", "--rows", "2", "--cols", "2", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "fp8_e4m3_e5m2_array.json").read_text())
+    assert (m["pe"]["component"], m["pe"]["a_format"], m["pe"]["w_format"], m["lanes"]) == \
+        ("hw.baseline.FP8DotPE", "e4m3", "e5m2", 4)
+    assert m["pe"]["golden_model"] == "model.baseline_arith.fp8_dot_mac" and m["format"] is None
+    assert main(["--list"]) == 0
+    assert "fp8-e4m3-l16   pe=fp8-e4m3 8x8 lanes=16" in capsys.readouterr().out

@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from model.baseline_arith import INT8_MAX_K_EXACT
 from model.formats import DEFAULT_MAX_K, MLSFormat
 
+from ..baseline.dot_pe_factory import DOT_KINDS, BaselineDotPEFactory
 from ..baseline.systolic_pe import BaselinePEFactory
 from ..pe.dot_pe import MLSDotPE, MLSDotPEFactory
 from ..pe.pe import MLSPEFactory
@@ -118,7 +119,8 @@ class SystolicArray(wiring.Component):
         ``fmt`` and ``acc_bits`` must be None: the factory has them).
     lanes : int, keyword-only
         Element pairs per beat, in [1, ``MAX_LANES``] (default 1, the scalar PE). ``lanes > 1``
-        needs an MLS PE (the FP8/INT8 dot-product baselines join through their factories).
+        with an MLS format: ``MLSDotPE``; with ``pe="fp8-..."`` or ``"int8"``: the same-lane
+        ``FP8DotPE`` / ``INT8DotPE`` (``hw.baseline.dot_pe_factory``); the FP32 baseline has one lane.
     fmt_w : MLSFormat or str or None, keyword-only
         W's element format when it differs from A's (``fmt``); an MLS dot-product PE.
 
@@ -163,7 +165,10 @@ class SystolicArray(wiring.Component):
                 raise ValueError(f"fmt must be None for pe={pe!r} (a baseline PE's operand formats are fixed), "
                                  f"got {fmt if fmt is not None else fmt_w!r}")
             elif lanes != 1:
-                raise ValueError(f"lanes must be 1 for pe={pe!r} (no {lanes}-lane dot-product PE of that kind), got {lanes}")
+                if factory.kind not in DOT_KINDS:
+                    raise ValueError(f"lanes must be 1 for pe={pe!r} (no {lanes}-lane dot-product PE of that kind), "
+                                     f"got {lanes}")
+                factory = BaselineDotPEFactory(factory.kind, factory.fmt_a, factory.fmt_b, lanes)
         _check_int("rows", rows, 1, MAX_DIM)
         _check_int("cols", cols, 1, MAX_DIM)
         _check_int("max_k", max_k, 1, 1 << 40)
