@@ -362,6 +362,53 @@ def recommend(rows: list[dict], array: str, network: str, same_format: bool = Fa
     return min(ok, key=lambda r: r[key]), floor
 
 
+TRAIN_SEEDS = (0, 1)
+
+
+def gc_training(formats, gcs, seeds=TRAIN_SEEDS, epochs: int = 3, train_subset: int | None = None) -> list[dict]:
+    """A short digits training (``model.train``, CPU, one thread) per (format, Gc, seed): every
+    conv's A, W and E in ``format`` with ``Grouping.channel(gc)``. Returns one row per run with the
+    final test accuracy (%); seeded, so a rerun gives the same rows."""
+    from model.train import TrainConfig, train
+
+    threads = torch.get_num_threads()
+    rows = []
+    try:
+        for fmt in formats:
+            for gc in gcs:
+                quant = f"a={fmt},w={fmt},e={fmt}" + "".join(f",{r}.grouping=channel:{gc}" for r in "awe")
+                for seed in seeds:
+                    cfg = TrainConfig(quant=quant, epochs=epochs, seed=seed, progress=False, threads=1,
+                                      train_subset=train_subset)
+                    result = train(cfg, log=lambda *_: None)
+                    rows.append({"format": str(fmt), "gc": gc, "seed": seed, "epochs": epochs,
+                                 "final_test_acc": result["final_test_acc"]})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _training_section(training: list[dict]) -> list[str]:
+    if not training:
+        return []
+    gcs = sorted({r["gc"] for r in training})
+    seeds = sorted({r["seed"] for r in training})
+    epochs = training[0]["epochs"]
+    out = [f"Digits training per channel block (`model.train`, digits CNN, {epochs} epochs, seeds "
+           f"{', '.join(map(str, seeds))}; final test accuracy in %, mean and per seed; every conv's A, W and E "
+           "in the format with channel grouping of block Gc):", ""]
+    table = []
+    for fmt in dict.fromkeys(r["format"] for r in training):
+        cells = []
+        for gc in gcs:
+            accs = [r["final_test_acc"] for r in training if r["format"] == fmt and r["gc"] == gc]
+            cells.append(f"{sum(accs) / len(accs):.2f} ({' / '.join(f'{a:.2f}' for a in accs)})")
+        table.append([f"`{fmt}`"] + cells)
+    out += markdown_table(["format"] + [f"Gc={g}" for g in gcs], table, tight_rule=True)
+    return out + ["", "Digits saturates near 99% and its test set is small: a difference of one or two test "
+                  "images between Gc values is seed noise, not a measured cost of the channel block.", ""]
+
+
 def _step_plot(rows, front, network, baselines, path) -> None:
     """Energy per training step (compute + SRAM) against worst-pass GEMM SNR over every swept
     (E, M, G, Gc, L, accumulator width): colour = lanes, marker = Gc."""
@@ -402,7 +449,8 @@ BASELINE_MARKS = ("fp8e4m3-fp16acc", "fp8e4m3-fp32acc", "int8-int32acc", "bf16-f
 
 
 def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | None = None,
-                  network: str = "resnet20", step_baselines: dict | None = None) -> None:
+                  network: str = "resnet20", step_baselines: dict | None = None,
+                  training: list[dict] | None = None) -> None:
     """CSV of every point, three Pareto plots and ``dse.md``; ``baselines`` maps design name to
     ResNet-20 pJ/MAC (compute + SRAM) on the plotted array, ``step_baselines`` design name to
     energy per training step (mJ, compute + SRAM), both drawn as reference lines.
@@ -432,6 +480,7 @@ def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | N
              "Run times are printed by `python -m sim.dse`, not written here, so this report is reproducible.", "",]
     lines += _recommendation_section(rows, array_for_plots)
     lines += _gc_quality_section(rows, array_for_plots)
+    lines += _training_section(training or [])
     lines += [f"Pareto front of energy per training step ({network}, compute + SRAM) against worst-pass GEMM "
               f"SNR over (E, M, G, Gc, L, accumulator width), {array_for_plots} array (`dse_pareto_step.png`; "
               "points above 0 dB):", ""]
@@ -569,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=_int_list, default=default.lanes,
                         help="lanes L per PE (1 = the scalar MLS PE), e.g. 1,9,16")
     parser.add_argument("--gc", type=_int_list, default=default.gcs, help="channel blocks Gc, e.g. 1,4")
+    parser.add_argument("--train-epochs", type=int, default=3,
+                        help="epochs of the digits training per (paper format, Gc, seed) reported in dse.md "
+                             "(0 = none; default 3, about 4 s a run on one core)")
     parser.add_argument("--networks", default=",".join(default.networks),
                         help="comma-separated networks; the first one is plotted (default resnet20,resnet18)")
     parser.add_argument("--plot-array", default="16x16", help="array size of the Pareto plots")
@@ -598,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"accumulator deficits must be >= 0, got {spec.acc_deficits}")
         if args.plot_array not in spec.arrays:
             raise ValueError(f"--plot-array {args.plot_array!r} is not one of the swept arrays {spec.arrays}")
+        if args.train_epochs < 0:
+            raise ValueError(f"--train-epochs must be >= 0, got {args.train_epochs}")
         if args.jobs < 0:
             raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
     except (ValueError, TypeError) as error:
@@ -613,7 +667,13 @@ def main(argv: list[str] | None = None) -> int:
         flat = workload_stats(ungrouped_gemms(network_gemms(net)), ArrayConfig(plot.rows, plot.cols, lanes=n))
         for name in (f"fp8e4m3-dot{n}", f"int8-dot{n}"):
             steps[name] = workload_energy(flat, name)["total"] * 1e-9
-    write_outputs(rows, args.out, args.plot_array, baselines, net, steps)
+    training, t0 = [], time.perf_counter()
+    if args.train_epochs and len(spec.gcs) > 1:
+        paper = [PAPER_FORMATS[n] for n in spec.networks if PAPER_FORMATS[n] in {str(f) for f in spec.formats()}]
+        training = gc_training(list(dict.fromkeys(paper)), spec.gcs, epochs=args.train_epochs)
+    write_outputs(rows, args.out, args.plot_array, baselines, net, steps, training)
+    if training:
+        print(f"{len(training)} digits training runs (paper formats x Gc x seeds) in {time.perf_counter() - t0:.1f} s")
     print(f"{timings['points']} points in {timings['sweep_s']:.1f} s on {timings['jobs']} processes "
           f"(+{timings['workload_setup_s']:.2f} s tracing and per-array workload sums); one whole-network "
           f"cost evaluation ({' + '.join(spec.networks)}: GEMM folds, cycles, traffic, energy) "

@@ -111,7 +111,7 @@ def test_pareto_front():
 def test_small_sweep(tmp_path):
     args = ["--exp-bits", "2", "--man-bits", "1,2", "--group-bits", "0,3", "--acc-deficits", "0,30",
             "--arrays", "8x8,16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path),
-            "--lanes", "1", "--gc", "1"]
+            "--lanes", "1", "--gc", "1", "--train-epochs", "0"]
     assert main(args) == 0
     with open(tmp_path / "dse.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -129,7 +129,7 @@ def test_sweep_outputs_are_deterministic(tmp_path, capsys):
     """Reruns write the same bytes (no wall time in dse.md); timings go to the console."""
     args = ["--exp-bits", "2", "--man-bits", "1", "--group-bits", "0,3", "--acc-deficits", "0",
             "--arrays", "8x8", "--plot-array", "8x8", "--networks", "resnet20", "--jobs", "1", "--no-progress",
-            "--lanes", "1,9", "--gc", "1,4"]
+            "--lanes", "1,9", "--gc", "1,4", "--train-epochs", "0"]
     for run in ("a", "b"):
         assert main(args + ["--out", str(tmp_path / run)]) == 0
     console = capsys.readouterr().out
@@ -151,6 +151,7 @@ def test_sweep_outputs_are_deterministic(tmp_path, capsys):
     (["--plot-array", "4x4"], "is not one of the swept arrays"),
     (["--networks", "vgg16"], "choose from resnet20, resnet18"),
     (["--lanes", "0"], "--lanes values must be in [1, 1024]"),
+    (["--train-epochs", "-1"], "--train-epochs must be >= 0"),
     (["--gc", "0,4"], "--gc values must be at least 1"),
     (["--lanes", "9,9"], "a value is listed twice"),
     (["--lanes", "1,9", "--arrays", "16x16-ws", "--plot-array", "16x16-ws"], "lanes > 1 need output-stationary"),
@@ -169,7 +170,7 @@ def test_lanes_and_gc_sweep(tmp_path):
     lane utilization is the beat count's; quality depends on Gc only."""
     args = ["--exp-bits", "2", "--man-bits", "1", "--group-bits", "3", "--acc-deficits", "0,8",
             "--arrays", "16x16", "--networks", "resnet20", "--jobs", "1", "--no-progress", "--out", str(tmp_path),
-            "--lanes", "1,9,16", "--gc", "1,4"]
+            "--lanes", "1,9,16", "--gc", "1,4", "--train-epochs", "0"]
     assert main(args) == 0
     with open(tmp_path / "dse.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -196,6 +197,22 @@ def test_lanes_and_gc_sweep(tmp_path):
     assert gc1["snr_gemm"] != gc4["snr_gemm"]
     md = (tmp_path / "dse.md").read_text()
     assert "## Recommended configurations" in md and "| resnet20 | **recommended** | `e2m1g3` |" in md
+
+
+def test_gc_training_is_seeded_and_uses_the_grouping():
+    """One short digits run per (format, Gc, seed): reruns give the same accuracy, Gc = 1 is the
+    default channel grouping, and the dse.md table reports each seed."""
+    from model.train import TrainConfig, train
+    from sim.dse import _training_section, gc_training
+
+    kw = dict(seeds=(0,), epochs=1, train_subset=256)
+    first = gc_training(["e2m1g3"], (1, 4), **kw)
+    assert first == gc_training(["e2m1g3"], (1, 4), **kw)
+    direct = train(TrainConfig(quant="a=e2m1g3,w=e2m1g3,e=e2m1g3", epochs=1, seed=0, progress=False, threads=1,
+                               train_subset=256), log=lambda *_: None)
+    assert first[0]["gc"] == 1 and first[0]["final_test_acc"] == direct["final_test_acc"]
+    lines = _training_section(first)
+    assert any(line.startswith("| `e2m1g3` |") and f"{first[1]['final_test_acc']:.2f}" in line for line in lines)
 
 
 def test_recommend_rule():
