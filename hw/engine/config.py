@@ -1,0 +1,142 @@
+"""Configuration of the engine (``hw.engine.Engine``): a frozen dataclass validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.formats import MLSFormat
+from model.random_bits import DEFAULT_SR_BITS, MAX_SR_BITS
+
+__all__ = ["EngineConfig", "MAX_DEPTH", "MAX_DIM"]
+
+#: Most beat rows one operand buffer bank holds.
+MAX_DEPTH = 1 << 16
+#: Largest array side (``hw.array.MAX_DIM``).
+MAX_DIM = 64
+_MAX_LANES = 64
+_MAX_GROUP_LEN = 1 << 12
+
+
+def _int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine's gateware depends on.
+
+    fmt_a, fmt_w : the MLS element formats of A and W (G >= 1: the quantization unit needs a
+        group exponent).
+    rows, cols : the array, R x C, each in [1, 64].
+    lanes : element pairs per beat L (1: the scalar PE when the formats agree).
+    group_len : elements of a group along K (the chunk); K must be a multiple of it.
+    quant_lanes : FP32 elements per cycle into each quantization unit, q; divides ``lanes``
+        and ``group_len``.
+    a_depth, w_depth : beat rows per bank of the A and W buffers (bank i of A holds rows
+        m = i (mod R), bank j of W columns n = j (mod C)).
+    acc_bits : accumulator width; None: exact for K up to ``max_k``.
+    sr_bits : random bits per element for stochastic rounding.
+    """
+
+    fmt_a: MLSFormat
+    fmt_w: MLSFormat
+    rows: int = 4
+    cols: int = 4
+    lanes: int = 1
+    group_len: int = 8
+    quant_lanes: int = 1
+    a_depth: int = 256
+    w_depth: int = 256
+    acc_bits: int | None = None
+    sr_bits: int = DEFAULT_SR_BITS
+
+    def __post_init__(self) -> None:
+        for name in ("fmt_a", "fmt_w"):
+            fmt = MLSFormat.parse(getattr(self, name))
+            if fmt.group_bits < 1:
+                raise ValueError(f"{name} needs group_bits >= 1 (the quantization unit), got {fmt}")
+            object.__setattr__(self, name, fmt)
+        _int("rows", self.rows, 1, MAX_DIM)
+        _int("cols", self.cols, 1, MAX_DIM)
+        _int("lanes", self.lanes, 1, _MAX_LANES)
+        _int("group_len", self.group_len, 1, _MAX_GROUP_LEN)
+        _int("quant_lanes", self.quant_lanes, 1, _MAX_LANES)
+        _int("a_depth", self.a_depth, 1, MAX_DEPTH)
+        _int("w_depth", self.w_depth, 1, MAX_DEPTH)
+        _int("sr_bits", self.sr_bits, 1, MAX_SR_BITS)
+        if self.lanes % self.quant_lanes or self.group_len % self.quant_lanes:
+            raise ValueError(f"quant_lanes {self.quant_lanes} must divide lanes {self.lanes} and "
+                             f"group_len {self.group_len}")
+        if self.a_depth < self.beats_per_chunk or self.w_depth < self.beats_per_chunk:
+            raise ValueError(f"a_depth {self.a_depth} and w_depth {self.w_depth} must hold one chunk "
+                             f"({self.beats_per_chunk} beats)")
+        if self.acc_bits is not None:
+            _int("acc_bits", self.acc_bits, 2, 63)
+        elif self.fmt_a.acc_bits_exact(self.max_k, self.fmt_w) > 63:
+            raise ValueError(f"the exact accumulator for K = {self.max_k} needs "
+                             f"{self.fmt_a.acc_bits_exact(self.max_k, self.fmt_w)} bits, more than 63; "
+                             f"give acc_bits or smaller buffers")
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def beats_per_chunk(self) -> int:
+        """Beats of one chunk: ceil(group_len / lanes) (the last one zero-padded, DESIGN §3.1)."""
+        return -(-self.group_len // self.lanes)
+
+    @property
+    def max_chunks(self) -> int:
+        """Most chunks along K: one line of A and of W must fit one bank."""
+        return min(self.a_depth, self.w_depth) // self.beats_per_chunk
+
+    @property
+    def max_k(self) -> int:
+        return self.max_chunks * self.group_len
+
+    @property
+    def a_gdepth(self) -> int:
+        return self.a_depth // self.beats_per_chunk
+
+    @property
+    def w_gdepth(self) -> int:
+        return self.w_depth // self.beats_per_chunk
+
+    @property
+    def max_m(self) -> int:
+        return self.rows * self.a_gdepth
+
+    @property
+    def max_n(self) -> int:
+        return self.cols * self.w_gdepth
+
+    @property
+    def accumulator_bits(self) -> int:
+        return self.fmt_a.acc_bits_exact(self.max_k, self.fmt_w) if self.acc_bits is None else self.acc_bits
+
+    @property
+    def lsb_exponent(self) -> int:
+        return self.fmt_a.lsb_exponent + self.fmt_w.lsb_exponent
+
+    def beats_per_line(self, k: int) -> int:
+        return (k // self.group_len) * self.beats_per_chunk
+
+    def check_gemm(self, m: int, n: int, k: int) -> None:
+        """ValueError naming the value and the limit when a GEMM does not fit the engine."""
+        _int("m", m, 1, self.max_m)
+        _int("n", n, 1, self.max_n)
+        _int("k", k, 1, self.max_k)
+        if k % self.group_len:
+            raise ValueError(f"k {k} must be a multiple of group_len {self.group_len}")
+        bpl = self.beats_per_line(k)
+        for name, lines, banks, depth in (("A", m, self.rows, self.a_depth), ("W", n, self.cols, self.w_depth)):
+            need = -(-lines // banks) * bpl
+            if need > depth:
+                raise ValueError(f"{name} of {lines} lines x K={k} needs {need} beat rows per bank, "
+                                 f"more than the {depth} of the {name} buffer")
+
+    def __str__(self) -> str:
+        return (f"{self.fmt_a}x{self.fmt_w}_{self.rows}x{self.cols}_l{self.lanes}_g{self.group_len}"
+                f"_q{self.quant_lanes}_d{self.a_depth}x{self.w_depth}")

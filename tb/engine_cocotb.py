@@ -1,0 +1,179 @@
+"""cocotb tests for the engine (see test_engine.py): whole GEMMs FP32 -> FP32, flags, stalls, cycles."""
+
+import random
+
+import cocotb
+import numpy as np
+import torch
+from amaranth import Shape
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from hw.engine import EngineConfig, Op, command_layout
+from hw.engine.host import host_scale, operand_words, output_order
+from model.fp32 import fp32_bits
+from model.quant_stream import reference_amax
+from sim.engine import EngineCycles
+from tb.harness import tb_params
+
+P = tb_params()
+CFG = EngineConfig(**P["config"])
+CMD = command_layout(CFG)
+DATA = np.load(P["data"])
+CYCLES = EngineCycles.of(CFG)
+C = CFG.cols
+
+
+def _cmd(op, m=0, n=0, chunks=0, stochastic=0):
+    word = 0
+    for name, value in (("op", int(op)), ("m", m), ("n", n), ("chunks", chunks), ("stochastic", stochastic)):
+        field = CMD[name]
+        assert 0 <= value < (1 << Shape.cast(field.shape).width), f"{name}={value} does not fit the command"
+        word |= value << field.offset
+    return word
+
+
+async def _reset(dut):
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for sig in (dut.a__valid, dut.w__valid, dut.c__ready, dut.start, dut.cmd):
+        sig.value = 0
+    for sig in (dut.inv, dut.seed, dut.scale_a, dut.scale_w):
+        sig.value = 0
+    dut.rst.value = 1
+    await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+async def run_op(dut, op, *, m=0, n=0, chunks=0, stochastic=0, words=None, port=None, inv=0, seed=0,
+                 scales=(0, 0), rng=None, p_in=1.0, p_out=1.0, limit=200000):
+    """One command: returns (cycles from the start edge to done, C rows received)."""
+    dut.cmd.value = _cmd(op, m, n, chunks, stochastic)
+    dut.inv.value, dut.seed.value = inv, seed
+    dut.scale_a.value, dut.scale_w.value = scales
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    words = words or []
+    idx, holding, rows, cycle = 0, False, [], 0
+    valid = getattr(dut, f"{port}__valid") if port else None
+    payload = getattr(dut, f"{port}__payload") if port else None
+    ready = getattr(dut, f"{port}__ready") if port else None
+    while True:
+        cycle += 1
+        if port and idx < len(words) and not holding:
+            holding = rng.random() < p_in
+        if port:
+            valid.value = int(holding)
+            if holding:
+                payload.value = words[idx]
+        c_ready = int(rng.random() < p_out)
+        dut.c__ready.value = c_ready
+        await ReadOnly()
+        if int(dut.done.value):
+            assert idx == len(words), f"{op.name} done after {idx} of {len(words)} words"
+            break
+        if port and holding and int(ready.value):
+            idx, holding = idx + 1, False
+        if int(dut.c__valid.value) and c_ready:
+            raw = int(dut.c__payload.value)
+            rows.append(([(raw >> (32 * j)) & 0xFFFFFFFF for j in range(C)], (raw >> (32 * C)) & 1))
+        await RisingEdge(dut.clk)
+        assert cycle < limit, f"{op.name} did not finish in {limit} cycles"
+    await RisingEdge(dut.clk)
+    if port:
+        valid.value = 0
+    return cycle - 1, rows
+
+
+def _flags(dut):
+    f = int(dut.flags.value)
+    return {"overflow": f & 1, "infinite": (f >> 1) & 1, "invalid": (f >> 2) & 1, "refused": (f >> 3) & 1}
+
+
+async def run_gemm(dut, name, rng, p_in=1.0, p_out=1.0, check_cycles=True):
+    a = torch.from_numpy(DATA[f"{name}_a"])
+    w = torch.from_numpy(DATA[f"{name}_w"])
+    meta = DATA[f"{name}_meta"].tolist()   # stochastic_a, stochastic_w, seed_a, seed_w
+    M, K = a.shape
+    N = w.shape[1]
+    chunks = K // CFG.group_len
+    words_a, words_w = operand_words(a, CFG, "A"), operand_words(w, CFG, "W")
+    cycles = {}
+    await run_op(dut, Op.CLEAR, rng=rng)
+    assert _flags(dut) == {"overflow": 0, "infinite": 0, "invalid": 0, "refused": 0}
+    cycles["amax_a"], _ = await run_op(dut, Op.AMAX_A, m=M, n=N, chunks=chunks, words=words_a, port="a", rng=rng, p_in=p_in)
+    amax_a = int(dut.amax.value)
+    cycles["amax_w"], _ = await run_op(dut, Op.AMAX_W, m=M, n=N, chunks=chunks, words=words_w, port="w", rng=rng, p_in=p_in)
+    amax_w = int(dut.amax.value)
+    assert amax_a == reference_amax(a) and amax_w == reference_amax(w), "amax differs from the golden model"
+    scale_a, _, inv_a = host_scale(amax_a, CFG.fmt_a)
+    scale_w, _, inv_w = host_scale(amax_w, CFG.fmt_w)
+    cycles["load_a"], _ = await run_op(dut, Op.LOAD_A, m=M, n=N, chunks=chunks, stochastic=int(meta[0]), words=words_a,
+                                       port="a", inv=inv_a, seed=int(meta[2]), rng=rng, p_in=p_in)
+    cycles["load_w"], _ = await run_op(dut, Op.LOAD_W, m=M, n=N, chunks=chunks, stochastic=int(meta[1]), words=words_w,
+                                       port="w", inv=inv_w, seed=int(meta[3]), rng=rng, p_in=p_in)
+    sa, sw = (int(fp32_bits(torch.tensor([s], dtype=torch.float32))[0]) for s in (scale_a, scale_w))
+    cycles["gemm"], rows = await run_op(dut, Op.GEMM, m=M, n=N, chunks=chunks, scales=(sa, sw), rng=rng, p_out=p_out)
+    order = output_order(CFG, M, N)
+    assert len(rows) == len(order), f"{len(rows)} rows of C for {len(order)} expected"
+    expected = DATA[f"{name}_c"]
+    for index, ((row, col0), (words, last)) in enumerate(zip(order, rows)):
+        assert last == int(index == len(order) - 1), f"row {index}: last={last}"
+        for j in range(C):
+            want = int(expected[row, col0 + j]) if col0 + j < N else 0
+            assert words[j] == want, f"C[{row}, {col0 + j}] = {words[j]:#010x}, expected {want:#010x}"
+    flags = _flags(dut)
+    assert flags["overflow"] == int(DATA[f"{name}_overflow"]), f"overflow flag {flags}"
+    assert flags["invalid"] == 0 and flags["refused"] == 0, f"flags {flags}"
+    assert flags["infinite"] == int(DATA[f"{name}_infinite"]), f"infinite flag {flags}"
+    if check_cycles:
+        model = {"amax_a": CYCLES.amax(M, K), "amax_w": CYCLES.amax(N, K), "load_a": CYCLES.load(M, K),
+                 "load_w": CYCLES.load(N, K), "gemm": CYCLES.gemm(M, N, K)}
+        dut._log.info(f"{name}: measured cycles {cycles}, model {model}")
+        assert cycles == model, f"{name}: measured cycles {cycles}, model {model}"
+    return cycles
+
+
+@cocotb.test()
+async def engine_gemms(dut):
+    """Every GEMM of the run, back to back, no stalls: bit-exact C, flags, cycles = sim.engine."""
+    await _reset(dut)
+    rng = random.Random(P["seed"])
+    for name in P["gemms"]:
+        await run_gemm(dut, name, rng)
+
+
+@cocotb.test()
+async def engine_back_pressure(dut):
+    """The same GEMMs with input bubbles and random back-pressure on C."""
+    await _reset(dut)
+    rng = random.Random(P["seed"] + 1)
+    for name in P["stall_gemms"]:
+        await run_gemm(dut, name, rng, p_in=0.6, p_out=0.4, check_cycles=False)
+
+
+@cocotb.test()
+async def engine_invalid_and_refused(dut):
+    """A NaN/Inf input raises invalid; a zero dimension, a busy start and an oversized operand raise
+    refused; CLEAR clears them."""
+    await _reset(dut)
+    rng = random.Random(P["seed"] + 2)
+    K = CFG.group_len
+    bad = torch.ones(2, K)
+    bad[1, 3] = float("nan")
+    await run_op(dut, Op.AMAX_A, m=2, n=1, chunks=1, words=operand_words(bad, CFG, "A"), port="a", rng=rng)
+    assert _flags(dut)["invalid"] == 1
+    await run_op(dut, Op.CLEAR, rng=rng)
+    assert _flags(dut)["invalid"] == 0
+    await run_op(dut, Op.GEMM, m=0, n=1, chunks=1, rng=rng)
+    assert _flags(dut) == {"overflow": 0, "infinite": 0, "invalid": 0, "refused": 1}
+    await run_op(dut, Op.CLEAR, rng=rng)
+    # an A that does not fit: one line more than the buffer's rows hold at this K
+    chunks = CFG.max_chunks
+    lines = CFG.rows * (CFG.a_depth // (chunks * CFG.beats_per_chunk)) + 1
+    big = torch.ones(lines, chunks * CFG.group_len)
+    await run_op(dut, Op.LOAD_A, m=lines, n=1, chunks=chunks, words=operand_words(big, CFG, "A"), port="a",
+                 inv=0x3F800000, rng=rng)
+    assert _flags(dut)["refused"] == 1

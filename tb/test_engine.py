@@ -1,0 +1,142 @@
+# amaranth: UnusedElaboratable=no
+"""Testbenches of the engine (``hw.engine.Engine``), cocotb side in engine_cocotb.py.
+
+FP32 A [M, K] and W [K, N] go in through the engine's quantization units; the FP32 C coming
+out must equal ``model.arith.mls_matmul(quantize(A), quantize(W))`` bit for bit (groups of
+``group_len`` along K, the LFSR's random bits for stochastic rounding, the engine's accumulator
+and lanes; ``hw.engine.host.gemm_reference``). GEMMs: one real conv layer's forward GEMM (the
+captured ``model.capture`` tensors, im2col on the host), a small seeded conv layer, shapes that
+do not divide the array, stochastic rounding, a narrow accumulator that saturates (overflow
+flag), outputs past FP32 (infinite flag); all back to back without reset (stale buffer
+contents must not leak into a smaller GEMM), again under random input bubbles and output
+back-pressure; NaN input (invalid), refused commands. Every command's cycles equal
+``sim.engine.EngineCycles``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hw.engine import Engine, EngineConfig
+from hw.engine.host import gemm_reference
+from model.capture import load_tensors
+from model.fp32 import fp32_bits
+from tb.harness import run_cocotb
+
+
+def im2col_gemm(act: torch.Tensor, weight: torch.Tensor, padding: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward conv as a GEMM: A [N*Ho*Wo, Cin*kh*kw] (a row per output position, K ordered
+    (cin, kh, kw)), W [Cin*kh*kw, Cout]."""
+    cols = F.unfold(act, weight.shape[2:], padding=padding)          # [N, K, L]
+    a = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    return a.contiguous(), weight.reshape(weight.shape[0], -1).T.contiguous()
+
+
+def small_conv(seed: int, cin: int, cout: int, hw: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+    act = torch.relu(torch.randn(1, cin, hw, hw, generator=gen))
+    return im2col_gemm(act, conv.weight.detach())
+
+
+def _case(store: dict, name: str, cfg: EngineConfig, a, w, *, stochastic=(False, False), seeds=(0, 0)):
+    c, overflow = gemm_reference(cfg, a, w, stochastic_a=stochastic[0], stochastic_w=stochastic[1],
+                                 seed_a=seeds[0], seed_w=seeds[1])
+    cfg.check_gemm(a.shape[0], w.shape[1], a.shape[1])
+    store[f"{name}_a"] = a.numpy().astype(np.float32)
+    store[f"{name}_w"] = w.numpy().astype(np.float32)
+    store[f"{name}_c"] = np.asarray(fp32_bits(c)).astype(np.int64).reshape(tuple(c.shape))
+    store[f"{name}_overflow"] = np.array(int(overflow.any()))
+    store[f"{name}_infinite"] = np.array(int(torch.isinf(c).any()))
+    store[f"{name}_meta"] = np.array([int(stochastic[0]), int(stochastic[1]), seeds[0], seeds[1]])
+    return overflow
+
+
+def _run(cfg: EngineConfig, store: dict, gemms, stall_gemms, tmp_path, testcase=None):
+    path = tmp_path / "engine.npz"
+    np.savez(path, **store)
+    config = {"fmt_a": str(cfg.fmt_a), "fmt_w": str(cfg.fmt_w), "rows": cfg.rows, "cols": cfg.cols,
+              "lanes": cfg.lanes, "group_len": cfg.group_len, "quant_lanes": cfg.quant_lanes,
+              "a_depth": cfg.a_depth, "w_depth": cfg.w_depth, "acc_bits": cfg.acc_bits, "sr_bits": cfg.sr_bits}
+    run_cocotb(Engine(cfg), "mls_engine", "engine_cocotb", testcase=testcase,
+               params={"config": config, "data": str(path), "gemms": gemms, "stall_gemms": stall_gemms, "seed": 3})
+
+
+def _ragged(seed: int, m: int, n: int, k: int, spread: float = 4.0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=gen) * torch.exp2(torch.randint(-8, 8, (m, 1), generator=gen).float() / spread)
+    w = torch.randn(k, n, generator=gen) * torch.exp2(torch.randint(-8, 8, (1, n), generator=gen).float() / spread)
+    return a, w
+
+
+def test_engine_scalar(tmp_path, testcase=None):
+    """Scalar PEs (L = 1), 4 x 4 array, groups of 9 (one input channel's 3 x 3 taps)."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, lanes=1, group_len=9, quant_lanes=1,
+                       a_depth=160, w_depth=160)
+    store = {}
+    _case(store, "conv", cfg, *small_conv(1, 4, 6, 4))                  # M=16, K=36, N=6: N ragged
+    _case(store, "ragged", cfg, *_ragged(2, 5, 7, 18), stochastic=(True, True), seeds=(11, 12))
+    _case(store, "tiny", cfg, *_ragged(3, 1, 1, 9))
+    _run(cfg, store, ["conv", "ragged", "tiny"], ["ragged"], tmp_path)
+
+
+def test_engine_dot_padded(tmp_path):
+    """4-lane dot PEs with chunks of 9 (every chunk's last beat zero-padded), 3 x 2 array."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=3, cols=2, lanes=4, group_len=9, quant_lanes=1,
+                       a_depth=64, w_depth=64)
+    store = {}
+    _case(store, "conv", cfg, *small_conv(4, 3, 5, 3))                  # M=9, K=27, N=5
+    _case(store, "ragged", cfg, *_ragged(5, 4, 3, 36), stochastic=(False, True), seeds=(0, 77))
+    _run(cfg, store, ["conv", "ragged"], ["conv"], tmp_path)
+
+
+def test_engine_overflow(tmp_path):
+    """A narrow accumulator saturates per beat: the flag and the saturated results match the model;
+    a huge scale product makes outputs past FP32 (infinite)."""
+    cfg = EngineConfig("e2m3g2", "e2m1g3", rows=2, cols=2, lanes=2, group_len=4, quant_lanes=2,
+                       a_depth=32, w_depth=32, acc_bits=12)
+    store = {}
+    a, w = _ragged(6, 3, 3, 16, spread=16.0)
+    overflow = _case(store, "sat", cfg, a.abs(), w.abs())
+    assert overflow.any() and not overflow.all()
+    big_a, big_w = _ragged(7, 2, 3, 8)
+    _case(store, "inf", cfg, big_a * 2.0 ** 100, big_w * 2.0 ** 60)
+    _run(cfg, store, ["sat", "inf"], ["sat"], tmp_path)
+
+
+def test_engine_flags(tmp_path):
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=2, lanes=1, group_len=4, quant_lanes=1, a_depth=16, w_depth=16)
+    _run(cfg, {"x": np.zeros(1)}, [], [], tmp_path, testcase="engine_invalid_and_refused")
+
+
+def test_engine_captured_conv_layer(tmp_path):
+    """Acceptance: the forward GEMM of the captured conv layer (model.capture: 32 -> 32 channels,
+    3 x 3, 8 x 8 maps), one sample: A [64, 288], W [288, 32], through 9-lane dot PEs whose beat
+    is one chunk (one input channel's taps), FP32 in, FP32 out, bit for bit."""
+    tensors = load_tensors()
+    a, w = im2col_gemm(tensors["activation"][:1], tensors["weight"])
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, lanes=9, group_len=9, quant_lanes=9,
+                       a_depth=512, w_depth=256)
+    store = {}
+    _case(store, "layer", cfg, a, w)
+    _run(cfg, store, ["layer"], [], tmp_path, testcase="engine_gemms")
+
+
+def test_engine_config_errors():
+    with pytest.raises(ValueError, match=r"^quant_lanes 3 must divide lanes 4 and group_len 9$"):
+        EngineConfig("e2m1g3", "e2m1g3", lanes=4, group_len=9, quant_lanes=3)
+    with pytest.raises(ValueError, match=r"^rows must be in \[1, 64\], got 65$"):
+        EngineConfig("e2m1g3", "e2m1g3", rows=65)
+    with pytest.raises(ValueError, match=r"^fmt_w needs group_bits >= 1 \(the quantization unit\), got e2m1g0$"):
+        EngineConfig("e2m1g3", "e2m1g0")
+    with pytest.raises(TypeError, match=r"^config must be an EngineConfig, not 3$"):
+        Engine(3)
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, group_len=9, a_depth=160, w_depth=160)
+    with pytest.raises(ValueError, match=r"^k 10 must be a multiple of group_len 9$"):
+        cfg.check_gemm(4, 4, 10)
+    with pytest.raises(ValueError, match=r"^A of 40 lines x K=36 needs 360 beat rows per bank, more than the 160 of the A buffer$"):
+        cfg.check_gemm(40, 4, 36)
