@@ -1,10 +1,13 @@
-"""Throughput of the RTL simulation: verified MACs per second of the 8x8 e2m1g3 array under
-Icarus (the baseline) and Verilator, measured in the same run. Not a test.
+"""Throughput of the RTL simulation: verified MACs per second of the 8x8 e2m1g3 array with the
+scalar PE (L = 1) and with 16-lane dot-product PEs (L = 16), under Icarus (the baseline) and
+Verilator, all measured in the same run. Not a test.
 
-Every tile is checked bit-exactly against model/ and its cycle count against hw.array.timing;
-the time counted is the streaming phase only (build and start-up are reported separately).
+Every tile is checked bit-exactly against model/ and its cycle count (in beats) against
+hw.array.timing; the time counted is the streaming phase only (build and start-up are reported
+separately in "total s"). A verified MAC is one useful element pair of one output (padding
+lanes are not counted).
 
-    python bench/bench_rtl.py [--tiles 8] [--k 256] [--sims icarus,verilator]
+    python bench/bench_rtl.py [--tiles 8] [--k 1024] [--k-chunk 64] [--lanes 1,16] [--sims icarus,verilator]
 """
 
 from __future__ import annotations
@@ -20,17 +23,29 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return values
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--cols", type=int, default=8)
     parser.add_argument("--format", default="e2m1g3")
-    parser.add_argument("--tiles", type=int, default=8, help="back-to-back tiles per simulator (default 8)")
-    parser.add_argument("--k", type=int, default=256, help="reduction length of each tile (default 256)")
+    parser.add_argument("--tiles", type=int, default=8, help="back-to-back tiles per run (default 8)")
+    parser.add_argument("--k", type=int, default=1024, help="reduction length of each tile (default 1024)")
+    parser.add_argument("--k-chunk", type=int, default=64,
+                        help="group exponents change every K_CHUNK elements along k (default 64)")
+    parser.add_argument("--lanes", type=_int_list, default=[1, 16], help="comma-separated lane counts (default 1,16)")
     parser.add_argument("--sims", default="icarus,verilator", help="comma-separated simulators, baseline first")
     args = parser.parse_args(argv)
-    if args.tiles < 1 or args.k < 1:
-        parser.exit(2, f"error: --tiles and --k must be at least 1, got {args.tiles} and {args.k}\n")
+    if args.tiles < 1 or args.k < 1 or args.k_chunk < 1 or min(args.lanes) < 1:
+        parser.exit(2, f"error: --tiles, --k, --k-chunk and --lanes must be at least 1, got {args.tiles}, "
+                       f"{args.k}, {args.k_chunk} and {args.lanes}\n")
 
     import tb.harness as harness
     from hw.array import SystolicArray
@@ -40,27 +55,34 @@ def main(argv=None) -> int:
     results = {}
     for sim in args.sims.split(","):
         harness.SIM = sim
-        arr = SystolicArray(args.format, args.rows, args.cols, max_k=args.k)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = pathlib.Path(tmp) / "bench.json"
-            t0 = time.perf_counter()
-            harness.run_cocotb(arr, "mls_array", "array_bench_cocotb",
-                                   params={"fmt": str(arr.fmt), "rows": args.rows, "cols": args.cols, "acc_bits": arr.acc_bits,
+        for lanes in args.lanes:
+            arr = SystolicArray(args.format, args.rows, args.cols, max_k=args.k, lanes=lanes)
+            with tempfile.TemporaryDirectory() as tmp:
+                out = pathlib.Path(tmp) / "bench.json"
+                t0 = time.perf_counter()
+                harness.run_cocotb(arr, "mls_array", "array_bench_cocotb",
+                                   params={"fmt_a": str(arr.fmt_a), "fmt_w": str(arr.fmt_w), "lanes": lanes,
+                                           "rows": args.rows, "cols": args.cols, "acc_bits": arr.acc_bits,
                                            "max_k": args.k, "pe_latency": arr.pe_latency, "seed": 1, "k": args.k,
-                                           "tiles": args.tiles, "out": str(out)},
-                                   build_tag=f"bench_{args.format}_{args.rows}x{args.cols}_k{args.k}")
-            total = time.perf_counter() - t0
-            r = json.loads(out.read_text())
-        r["total_s"] = total
-        r["macs_per_s"] = r["macs"] / r["wall_s"]
-        r["cycles_per_s"] = r["cycles"] / r["wall_s"]
-        results[sim] = r
-    base = next(iter(results.values()))
-    print(f"{args.rows}x{args.cols} {args.format} array, {args.tiles} tiles of K={args.k} back to back, every output verified")
-    print(f"{'simulator':<10} {'MACs':>9} {'cycles':>7} {'stream s':>9} {'total s':>8} {'MACs/s':>10} {'cycles/s':>9} {'vs ' + next(iter(results)):>12}")
-    for sim, r in results.items():
-        print(f"{sim:<10} {r['macs']:>9} {r['cycles']:>7} {r['wall_s']:>9.2f} {r['total_s']:>8.1f} {r['macs_per_s']:>10.0f} "
-              f"{r['cycles_per_s']:>9.0f} {r['macs_per_s'] / base['macs_per_s']:>11.2f}x")
+                                           "k_chunk": args.k_chunk, "tiles": args.tiles,
+                                           "a_data_bits": arr.a_layout["last"].offset, "out": str(out)},
+                                   build_tag=f"bench_{args.format}_{args.rows}x{args.cols}_l{lanes}_k{args.k}")
+                total = time.perf_counter() - t0
+                r = json.loads(out.read_text())
+            r["total_s"] = total
+            r["macs_per_s"] = r["macs"] / r["wall_s"]
+            r["cycles_per_s"] = r["cycles"] / r["wall_s"]
+            results[(sim, lanes)] = r
+    base_key = next(iter(results))
+    base = results[base_key]
+    print(f"{args.rows}x{args.cols} {args.format} array, {args.tiles} tiles of K={args.k} (chunks of {args.k_chunk}) "
+          f"back to back, every output verified")
+    print(f"{'simulator':<10} {'lanes':>5} {'MACs':>9} {'beats':>6} {'cycles':>7} {'stream s':>9} {'total s':>8} "
+          f"{'MACs/s':>10} {'cycles/s':>9} {'vs ' + base_key[0] + ' L=' + str(base_key[1]):>16}")
+    for (sim, lanes), r in results.items():
+        print(f"{sim:<10} {lanes:>5} {r['macs']:>9} {r['beats']:>6} {r['cycles']:>7} {r['wall_s']:>9.2f} "
+              f"{r['total_s']:>8.1f} {r['macs_per_s']:>10.0f} {r['cycles_per_s']:>9.0f} "
+              f"{r['macs_per_s'] / base['macs_per_s']:>15.2f}x")
     return 0
 
 
