@@ -79,13 +79,17 @@ def conv_tile(fmt, R, C, acc_bits, arr, seed):
     return Tile(a_t, w_t, acc_bits, arr, expect=ref)
 
 
-async def run_tiles(dut, tiles, R, C, acc_bits, rng, stall_a, stall_w, stall_c, timeout=200000):
+async def run_tiles(dut, tiles, R, C, acc_bits, rng, stall_a, stall_w, stall_c, timeout=None):
     """Stream the tiles back to back; return (rows, in_cycles, out_cycles): every output beat
     (data, overflow, last), and the cycle of every input/output transfer. After the last
-    expected row, ``c`` must stay invalid for a whole drain (no spurious row)."""
+    expected row, ``c`` must stay invalid for a whole drain (no spurious row). Still short of
+    rows after ``timeout`` cycles (default: 50 per beat in and out, plus 1000; the heaviest
+    stalls need under 10), the run fails as a deadlock."""
     a_beats = [b for t in tiles for b in t.a_beats]
     w_beats = [b for t in tiles for b in t.w_beats]
     n_out = R * len(tiles)
+    if timeout is None:
+        timeout = 50 * (len(a_beats) + n_out) + 1000
     arr = array_of(tb_params())
     c_layout, result_shape = arr.c_layout, arr.result_shape
     # a float result (float_layout) is compared as its raw bit pattern

@@ -9,6 +9,7 @@ formal equivalence check of survivors. The full run (200 mutants of every unit) 
 
 import pytest
 
+from tb.harness import SIM
 from tb.mutation import classify, get_unit, prepare, run_unit
 from tb.mutation.equiv import check_equivalence
 from tb.mutation.flow import ROOT, Mutant, parse_mutant_line
@@ -16,7 +17,8 @@ from tb.mutation.units import UNITS
 
 
 def test_sample_flow(tmp_path):
-    result = run_unit("int8_mac", n=20, seed=3, work_root=tmp_path)  # raises if the original fails a check
+    # under the simulator of the run (SIM); raises if the original fails a check
+    result = run_unit("int8_mac", n=20, seed=3, work_root=tmp_path, sim=SIM)
     outcomes = [m["outcome"] for m in result["mutants"]]
     assert len(outcomes) == 20 and set(outcomes) <= {"killed", "survived"}, outcomes
     assert outcomes.count("killed") >= 10, outcomes
@@ -69,5 +71,5 @@ def test_mutation_full(unit, tmp_path):
     """200 mutants per unit; at least 95% of the non-equivalent ones killed."""
     from tb.mutation.report import summary
 
-    s = summary(run_unit(unit, n=200, seed=1, work_root=tmp_path))
+    s = summary(run_unit(unit, n=200, seed=1, work_root=tmp_path, sim=SIM))
     assert s["errors"] == 0 and s["kill_pct"] >= 95.0, s

