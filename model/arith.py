@@ -1,7 +1,7 @@
-"""The low-bit tensor arithmetic of DESIGN §3: exact integer GEMM/conv, finite accumulators,
+"""The low-bit tensor arithmetic of docs/numerics.md §3: exact integer GEMM/conv, finite accumulators,
 and the output converter to FP32. This is the golden model of the PE array.
 
-The dot-product PE of DESIGN §3.1 (``beat_accumulate``, ``chunked_matmul``) adds L lane
+The dot-product PE of docs/numerics.md §3.1 (``beat_accumulate``, ``chunked_matmul``) adds L lane
 products of one chunk exactly, shifts their sum once by the chunk's group offsets and adds it
 into the accumulator, saturating after each beat; ``model.beats`` packs the beats.
 
@@ -127,7 +127,7 @@ def accumulate(products: torch.Tensor, acc_bits: int, order: Sequence[int] | Non
     return acc, overflow
 
 
-# -- the dot-product PE (DESIGN §3.1) -----------------------------------------------------------
+# -- the dot-product PE (docs/numerics.md §3.1) -----------------------------------------------------------
 def lane_products(a_codes: torch.Tensor, w_codes: torch.Tensor, fmt_a: MLSFormat, fmt_w: MLSFormat) -> torch.Tensor:
     """Lane products ``p = ±sig_a * sig_w * 2**((max(e_a,1) - 1) + (max(e_w,1) - 1))`` of signed
     element codes (element exponents only; the group shift comes once per beat), int64,

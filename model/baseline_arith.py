@@ -229,7 +229,7 @@ def int8_accumulate(a, b) -> int:
     return int(_wrap32(np.asarray(np.sum(a * b))))
 
 
-# -- same-lane dot-product baselines (DESIGN §3.1, fair baselines) ---------------------------
+# -- same-lane dot-product baselines (docs/numerics.md §3.1, fair baselines) ---------------------------
 #
 # An L-lane dot-product PE takes one *beat* of L operand pairs per cycle, like the MLS dot PE.
 #

@@ -1,4 +1,4 @@
-"""Host-side beat packer for the L-lane dot-product PE (DESIGN §3.1, docs/numerics.md).
+"""Host-side beat packer for the L-lane dot-product PE (docs/numerics.md §3.1).
 
 The dot-product PE consumes *beats*: per A row and per W column of an array tile, L element
 codes of one *chunk* of the reduction plus that chunk's ONE group exponent. A chunk is a run of

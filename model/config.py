@@ -1,4 +1,4 @@
-"""Quantization configuration of the training framework (DESIGN §4): one frozen dataclass.
+"""Quantization configuration of the training framework (docs/training.md): one frozen dataclass.
 
 A conv or linear layer has three GEMMs and six GEMM operands. Each operand has a *role*:
 
@@ -15,7 +15,7 @@ role        operand                              default
 
 A role's setting is a ``RoleConfig``: MLS format (or ``None`` = FP32, not quantized), rounding
 (default ``nearest`` for A and W, ``stochastic`` for E), the conv grouping (default channel-wise,
-DESIGN §1), the block size used for linear layers and the number of stochastic-rounding bits.
+docs/numerics.md §1), the block size used for linear layers and the number of stochastic-rounding bits.
 When two operands resolve to the same setting the layer quantizes the tensor once and reuses it,
 as the hardware would.
 
@@ -32,7 +32,7 @@ String form (``--quant``), comma-separated ``key=value`` items::
 TOML form (``QuantConfig.from_toml``): top-level or ``[quant]`` keys ``first``/``last`` and one
 table per role, e.g. ``[quant.e]`` with ``format``, ``rounding``, ``grouping``, ``block``, ``sr_bits``.
 
-Defaults for first/last: every convolution is quantized, the first one included (DESIGN §4: the
+Defaults for first/last: every convolution is quantized, the first one included (docs/training.md: the
 hardware runs every conv in MLS, and channel grouping copes with the raw input); the final linear
 layer stays FP32 (``last=fp32``): it is <1 % of the MACs of our models, and its 10-way logits and
 their errors are where low-bit formats lose the most accuracy for the least energy.

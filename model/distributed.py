@@ -1,4 +1,4 @@
-"""Data-parallel training under PyTorch's own engine (DESIGN §8): ``torchrun`` + DDP.
+"""Data-parallel training under PyTorch's own engine (docs/training.md): ``torchrun`` + DDP.
 
 ``torchrun --nproc-per-node N -m model.train ...`` starts N processes with ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in their environment;
@@ -6,7 +6,7 @@
 CUDA). Without those variables (a plain ``python -m model.train``) nothing is initialized and the
 context is rank 0 of 1.
 
-Random streams (stochastic rounding, DESIGN §8):
+Random streams (stochastic rounding, docs/training.md):
 
 - **rank stream** -- torch's global generator, which activations and errors (tensors of this
   rank's batch shard) draw from. Rank 0 keeps the stream that ``torch.manual_seed(seed)`` started

@@ -1,6 +1,6 @@
 """The MLS element format: one frozen dataclass from which every derived quantity comes.
 
-A real tensor is held as ``S_t * 2**-g * elem(s, e, m)`` (DESIGN §1).  ``MLSFormat`` describes
+A real tensor is held as ``S_t * 2**-g * elem(s, e, m)`` (docs/numerics.md §1).  ``MLSFormat`` describes
 the element (E exponent bits, M mantissa bits) and the group exponent (G bits); `hw/` and `sim/`
 read every width, bias and limit from here instead of restating them.
 """
@@ -113,10 +113,10 @@ class MLSFormat:
         """Smallest nonzero element magnitude, one ulp of the uniform bottom of the grid."""
         return 2.0 ** (self.min_normal_exponent - self.man_bits)
 
-    # -- the exact integer view of DESIGN §3 -----------------------------------------------
+    # -- the exact integer view of docs/numerics.md §3 -----------------------------------------------
     @property
     def lsb_exponent(self) -> int:
-        """L of DESIGN §3: an element times ``2**-g`` equals ``int * 2**-L``.
+        """L of docs/numerics.md §3: an element times ``2**-g`` equals ``int * 2**-L``.
 
         A product of two elements of this format is in units of ``2**-(2 L)``.
         """
@@ -235,7 +235,7 @@ class MLSFormat:
 
     # -- scalar reference decode ------------------------------------------------------------
     def decode_fraction(self, sign: int, exp: int, man: int) -> Fraction:
-        """Readable scalar reference of DESIGN §1: the exact value of one element code."""
+        """Readable scalar reference of docs/numerics.md §1: the exact value of one element code."""
         _check_int("sign", sign, 0, 1)
         _check_int("exp", exp, 0, self.max_exp_field)
         _check_int("man", man, 0, (1 << self.man_bits) - 1)

@@ -1,4 +1,4 @@
-"""Which elements share one group exponent g (DESIGN §1). Grouping is configuration, never hard-coded.
+"""Which elements share one group exponent g (docs/numerics.md §1). Grouping is configuration, never hard-coded.
 
 A ``Grouping`` splits a tensor along one ``axis`` into contiguous blocks of ``block`` indices.
 Every index of the axes before ``axis`` is its own group. With ``span_trailing`` the axes after

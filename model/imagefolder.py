@@ -1,4 +1,4 @@
-"""ImageNet-style data from a local ImageFolder tree, streamed by a ``DataLoader`` (DESIGN §8).
+"""ImageNet-style data from a local ImageFolder tree, streamed by a ``DataLoader`` (docs/training.md).
 
 Layout (nothing is downloaded)::
 

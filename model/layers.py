@@ -1,4 +1,4 @@
-"""Drop-in MLS layers (DESIGN §4): every GEMM input of a conv/linear layer is quantized.
+"""Drop-in MLS layers (docs/training.md): every GEMM input of a conv/linear layer is quantized.
 
 A layer's three GEMMs and their operands:
 

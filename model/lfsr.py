@@ -1,4 +1,4 @@
-"""The golden LFSR that drives stochastic rounding in the quantization unit (DESIGN §2.5, §5).
+"""The golden LFSR of stochastic rounding in the quantization unit (docs/numerics.md §2 step 5).
 
 The hardware (`hw/quant_unit/lfsr.py`) and this model produce identical bits, so
 ``quantize(..., rounding="stochastic", random_bits=lfsr_random_bits(...))`` reproduces the RTL

@@ -1,4 +1,4 @@
-"""Readable scalar reference of DESIGN §2 and §3, in exact rationals (``fractions.Fraction``).
+"""Readable scalar reference of docs/numerics.md §2 and §3, in exact rationals (``fractions.Fraction``).
 
 Slow and obvious on purpose: the vectorized twins in ``quantize.py`` and ``arith.py`` are tested
 against it. IEEE FP32 operations use numpy float32 scalars, which round to nearest even.
@@ -94,7 +94,7 @@ def _flush(value: np.float32) -> np.float32:
 def quantize_reference(x: torch.Tensor, fmt: MLSFormat, grouping: Grouping, rounding: str = "nearest",
                        random_bits: torch.Tensor | None = None, sr_bits: int = 8
                        ) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """Element by element DESIGN §2: returns ``(S_t, group_exp, signed codes)``."""
+    """Element by element docs/numerics.md §2: returns ``(S_t, group_exp, signed codes)``."""
     flat = [_flush(np.float32(v)) for v in x.to(torch.float32).reshape(-1).tolist()]
     amax = max(abs(v) for v in flat)
     if amax == 0:
