@@ -208,21 +208,29 @@ def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k
     net = "resnet20" if "resnet20" in workloads else next(iter(workloads))
     md = [f"### The dot headline four ways (`{mls.name}`, {net})", "",
           "*Table* columns are this model (per training step, and the PE per MAC at full lanes).",
-          "*Synth area per MAC per cycle* and *activity per MAC* come from `reports/synth.csv` rows named",
-          "as the designs here (`python -m sim.synth_report`); *FPGA* from `reports/fpga.md`. Columns",
+          "*Synth area per MAC per cycle* (`transistors_per_mac`, or `transistors` over the lanes) and",
+          "*activity per MAC* (`gate_toggles_per_mac`) come from `reports/synth.csv` rows named as the",
+          "designs here (`python -m sim.synth_report`); *FPGA* from `reports/fpga.md`. Columns",
           "shown as `pending` have no synthesized dot PE yet (synthesis and FPGA runs of the dot PEs",
           "are separate work).", ""]
     rows = []
     e = energy[(net, mls.name)]
     pe = sum(pe_energy(mls, k_ref).values())
-    row_m = synth.get(mls.name, {})
+    def per_mac(name: str, col: str) -> float | None:
+        """A synth.csv figure per MAC per cycle: ``transistors_per_mac`` or ``transistors`` over
+        the design's lanes; ``gate_toggles_per_mac`` as written."""
+        row = synth.get(name, {})
+        if col == "transistors_per_mac" and _number(row.get(col)) is None:
+            total = _number(row.get("transistors"))
+            return total / Design.parse(name).lane_count if total else None
+        return _number(row.get(col))
+
     for ref in ("fp32", FP8_REF, fp8_dot, int8_dot):
         r = Design.parse(ref)
         ref_pe = sum(pe_energy(r, k_ref).values())
-        ref_row = synth.get(ref, {})
         cells = []
         for col in ("transistors_per_mac", "gate_toggles_per_mac"):
-            a, b = _number(row_m.get(col)), _number(ref_row.get(col))
+            a, b = per_mac(mls.name, col), per_mac(ref, col)
             cells.append(_f(b / a) if a and b else "pending")
         rows.append([f"`{ref}`", _f(energy[(net, ref)]["compute"] / e["compute"]), _f(ref_pe / pe),
                      _f(pe_area_per_mac(r, k_ref) / pe_area_per_mac(mls, k_ref))] + cells + ["pending"])

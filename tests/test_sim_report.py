@@ -117,6 +117,25 @@ def test_dot_headline_recomputed(generated, gc_workloads):
     assert (f">= {TARGETS['fp32']:g}x FP32: {ref['compute'] / e['compute']:.3g}x, " + ("met." if met else "**missed**.")) in md
 
 
+def test_dot_four_ways_reads_synth_rows(gc_workloads):
+    """Without dot rows in synth.csv the synthesized columns say pending; with them, the area per
+    MAC per cycle is transistors over the lanes, relative to each reference."""
+    lanes = DEFAULT_LANES
+    kw = dict(lanes=lanes, gc=DEFAULT_GC, dot_workloads=gc_workloads[DEFAULT_GC])
+    args = (ArrayConfig(16, 16), DESIGNS, gc_workloads[1], 8.0)
+    md, _, _ = build_report(*args, {}, **kw)
+    rows = [r for r in _table_rows(md, "### The dot headline four ways") if r[0] != "vs"]
+    assert [r[0] for r in rows] == ["fp32", FP8_REF, f"fp8e4m3-dot{lanes}", f"int8-dot{lanes}"]
+    assert all(r[4:] == ["pending"] * 3 for r in rows)
+    synth = {f"mls-e2m1g3-l{lanes}": {"transistors": str(900 * lanes), "gate_toggles_per_mac": "50"},
+             "fp32": {"transistors": "27000", "gate_toggles_per_mac": "1000"},
+             f"int8-dot{lanes}": {"transistors_per_mac": "1800"}}
+    md, _, _ = build_report(*args, synth, **kw)
+    rows = {r[0]: r for r in _table_rows(md, "### The dot headline four ways") if r[0] != "vs"}
+    assert rows["fp32"][4:6] == ["30", "20"] and rows[f"int8-dot{lanes}"][4:6] == ["2", "pending"]
+    assert rows[FP8_REF][4] == "pending"
+
+
 def test_csv_consistent(generated):
     _, text, _ = generated[0]
     rows = list(csv.DictReader(io.StringIO(text)))
