@@ -173,7 +173,7 @@ def _pe_info(arr) -> dict:
            "float32 word (man 23, exp 8, sign 1): acc' = fp32(acc + product), RNE, DAZ/FTZ, canonical NaN")
     golden = {"fp32": "model.baseline_arith.fp32_mac", "int8": "model.baseline_arith.int8_mac"}.get(
         kind, "model.baseline_arith.fp8_mac")
-    if arr.is_dot:   # the same-lane FP8 / INT8 dot-product baselines (DESIGN §3.1)
+    if arr.is_dot:   # the same-lane FP8 / INT8 dot-product baselines (docs/numerics.md §3.1)
         f = arr.pe_factory
         acc = ("signed(32), acc' = wrap32(acc + sum of the beat's lane products), no overflow flag" if kind == "int8"
                else "float32 word: acc' = fp32_rne(acc + exact sum of the beat's lane products), one rounding per "

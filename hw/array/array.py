@@ -75,14 +75,14 @@ def _result_bits(factory: PEFactory) -> int:
 class SystolicArray(wiring.Component):
     """Output-stationary ``rows x cols`` array: A streams from the left, W from the top, skewed.
 
-    PE(i, j) accumulates ``C[i, j] = sum_k int(A[i, k]) * int(W[k, j])`` (DESIGN §3), one beat per
+    PE(i, j) accumulates ``C[i, j] = sum_k int(A[i, k]) * int(W[k, j])`` (docs/numerics.md §3), one beat per
     PE per cycle at steady state. The tile protocol and the exact cycle counts are defined in
     ``hw/array/timing.py`` (``self.timing``).
 
     With ``lanes = L > 1`` (or A and W formats that differ) every PE is an ``hw.pe.MLSDotPE``
     (``MLSDotPEFactory``): one beat carries, per A row and per W column, L element codes of one
     chunk of the reduction and the chunk's one group exponent (``hw.pe.beat_layout``), as
-    ``model.beats.pack_beats`` packs them (DESIGN §3.1). A tile is then ``beats`` input beats,
+    ``model.beats.pack_beats`` packs them (docs/numerics.md §3.1). A tile is then ``beats`` input beats,
     not K; the skew, the double buffering and the drain are the same, only ``pe_latency`` grows
     with the dot PE's adder tree. ``lanes = 1`` with one format keeps the scalar ``MLSPE``
     (the default Verilog of ``python -m hw.build``); an A operand of that array is bit for bit a

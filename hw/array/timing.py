@@ -30,7 +30,7 @@ Beats and lanes
 An array of L-lane dot-product PEs (``hw.pe.dot_pe.MLSDotPE``) takes one *beat* per cycle as
 above, but a beat now carries L elements of one *chunk* of the reduction per A row and W column
 (plus the chunk's one group exponent per line), so every count above is in beats, not in
-elements. A beat never mixes two chunks and the last beat of a chunk is zero-padded (DESIGN
+elements. A beat never mixes two chunks and the last beat of a chunk is zero-padded (docs/numerics.md
 §3.1, ``model.beats``), so a tile of reduction length k whose groups change every ``k_chunk``
 elements takes ``model.beats.count_beats(k, k_chunk, L)`` = sum over chunks of ceil(chunk / L)
 beats (the one beat formula; ``model.beats.pack_beats`` builds exactly that many). The drain is

@@ -1,7 +1,7 @@
 """``PEFactory`` of the same-lane FP8 / INT8 dot-product baselines (``FP8DotPE``, ``INT8DotPE``),
 so ``hw.array.SystolicArray(pe="fp8-e4m3", lanes=L)`` builds their array exactly as it builds the
 L-lane MLS array: the same ports, control, skew and drain; only the operand shapes (L codes per
-beat, no group exponent) and the arithmetic differ (DESIGN §3.1)."""
+beat, no group exponent) and the arithmetic differ (docs/numerics.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The same-lane FP8 baseline (DESIGN §3.1): L exact FP8 products per beat, one exact adder tree,
+"""The same-lane FP8 baseline (docs/numerics.md §3.1): L exact FP8 products per beat, one exact adder tree,
 one FP32 accumulator add with a single rounding."""
 
 from __future__ import annotations

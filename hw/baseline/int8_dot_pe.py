@@ -1,4 +1,4 @@
-"""The same-lane INT8 baseline (DESIGN §3.1): L INT8 products per beat, one exact adder tree,
+"""The same-lane INT8 baseline (docs/numerics.md §3.1): L INT8 products per beat, one exact adder tree,
 one wrapping INT32 accumulator add."""
 
 from __future__ import annotations

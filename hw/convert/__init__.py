@@ -1,4 +1,4 @@
-"""The output converter (DESIGN §3): accumulators to FP32 (docs/engine.md)."""
+"""The output converter (docs/numerics.md §3): accumulators to FP32 (docs/engine.md)."""
 
 from .converter import MAX_LANES, OutputConverter
 from .fp32_multiply import FP32_QUIET_NAN, FP32Multiply

@@ -1,4 +1,4 @@
-"""The output converter of DESIGN §3: accumulators to FP32, a stream of rows in and out."""
+"""The output converter of docs/numerics.md §3: accumulators to FP32, a stream of rows in and out."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ class EngineConfig:
     # -- derived -------------------------------------------------------------------------------
     @property
     def beats_per_chunk(self) -> int:
-        """Beats of one chunk: ceil(group_len / lanes) (the last one zero-padded, DESIGN §3.1)."""
+        """Beats of one chunk: ceil(group_len / lanes) (the last one zero-padded, docs/numerics.md §3.1)."""
         return -(-self.group_len // self.lanes)
 
     @property

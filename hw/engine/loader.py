@@ -26,7 +26,7 @@ class OperandLoader(wiring.Component):
     ceil(group_len / lanes)``; its chunk c's group exponent to g row ``(l // banks) * chunks +
     c``. A beat row of a bank is exactly ``lanes`` codes as the quantization unit emits them
     (``s << (E+M) | e << M | m``, lane 0 at the LSB end); when ``group_len`` is not a multiple
-    of ``lanes`` the last beat of every chunk is zero-padded (DESIGN §3.1).
+    of ``lanes`` the last beat of every chunk is zero-padded (docs/numerics.md §3.1).
 
     ``start`` (one cycle) begins a pass over the operand: ``mode = 0`` the amax pass, ``mode =
     1`` the convert pass with ``inv``/``seed``/``stochastic``. ``done`` rises once every word was

@@ -1,4 +1,4 @@
-"""The MLS processing element (DESIGN §3, §5) and its parts, each a ``wiring.Component``."""
+"""The MLS PE (docs/numerics.md §3, docs/hardware.md) and its parts, each a ``wiring.Component``."""
 
 from .accumulator import Accumulator
 from .adder_tree import AdderTree

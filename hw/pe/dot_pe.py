@@ -1,4 +1,4 @@
-"""The MLS dot-product PE (DESIGN §3.1): L exact lane products, one adder tree, one group
+"""The MLS dot-product PE (docs/numerics.md §3.1): L exact lane products, one adder tree, one group
 shift and one wide saturating add per beat."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class MLSDotPE(wiring.Component):
     form ``p_l = ±sig_a·sig_w·2^((max(e_a,1)-1)+(max(e_w,1)-1))`` (element exponents only);
     an ``AdderTree`` sums them exactly into ``T``; a ``GroupShifter`` shifts ``T`` once by
     ``(2^G_a-1-g_a)+(2^G_w-1-g_w)``; the ``Accumulator`` adds that and saturates after the beat
-    (sticky overflow flag). With an exact accumulator the result is DESIGN §3's ``C_int`` for
+    (sticky overflow flag). With an exact accumulator the result is the ``C_int`` of docs/numerics.md §3, for
     any chunking; a padding lane must carry a zero element (the host's beat packer does that).
 
     Pipeline: the lane products register (1 cycle), the tree registers every

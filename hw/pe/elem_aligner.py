@@ -16,7 +16,7 @@ __all__ = ["ElementAligner"]
 class ElementAligner(wiring.Component):
     """Combinational ``p = (-1)**sign * (product << ((max(e_a,1) - 1) + (max(e_w,1) - 1)))``.
 
-    This is DESIGN §3.1's lane product: the group exponents are left out (one ``GroupShifter``
+    This is the lane product of docs/numerics.md §3.1: the group exponents are left out (one ``GroupShifter``
     applies them to the whole beat), so the shift range is only
     ``fmt_a.elem_product_shift_max(fmt_w) = (2**E_a - 2) + (2**E_w - 2)`` and ``p`` is
     ``fmt_a.elem_product_bits(fmt_w)`` wide (both from ``model.formats.MLSFormat``).

@@ -1,4 +1,4 @@
-"""Exponent/shift adder: element exponents plus the group offsets of DESIGN §3."""
+"""Exponent/shift adder: element exponents plus the group offsets of docs/numerics.md §3."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ __all__ = ["GroupShifter"]
 class GroupShifter(wiring.Component):
     """Combinational ``shifted = value << ((2**G_a - 1 - g_a) + (2**G_w - 1 - g_w))``.
 
-    DESIGN §3.1: the beat's exact lane sum ``T`` moves to the accumulator's fixed point once
+    docs/numerics.md §3.1: the beat's exact lane sum ``T`` moves to the accumulator's fixed point once
     per beat, by the group offsets of its chunk (``2**G - 1 - g`` is the bitwise NOT of the
     G-bit ``g``). The output is ``in_bits + fmt_a.group_shift_max(fmt_w)`` bits: exact.
 

@@ -30,6 +30,6 @@ def operand_layout(fmt: MLSFormat) -> data.StructLayout:
 
 
 def beat_layout(fmt: MLSFormat, lanes: int) -> data.StructLayout:
-    """One beat of a dot-product PE (DESIGN §3.1): ``lanes`` elements of one chunk (``elems``,
+    """One beat of a dot-product PE (docs/numerics.md §3.1): ``lanes`` elements of one chunk (``elems``,
     lane 0 at the LSB end) and the chunk's one group exponent ``g``."""
     return data.StructLayout({"elems": data.ArrayLayout(element_layout(fmt), lanes), "g": field_width(fmt.group_bits)})

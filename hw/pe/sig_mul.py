@@ -14,7 +14,7 @@ __all__ = ["SignificandMultiplier"]
 
 
 class SignificandMultiplier(wiring.Component):
-    """Combinational product of two element significands (DESIGN §3).
+    """Combinational product of two element significands (docs/numerics.md §3).
 
     ``sig = (e != 0) * 2**M + m`` (just ``m`` for a fixed-point E = 0 format). ``fmt_b`` is the
     second operand's format (default: ``fmt``; the dot-product PE multiplies mixed formats).

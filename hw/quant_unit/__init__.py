@@ -1,4 +1,4 @@
-"""Dynamic quantization unit, FP32 -> MLS (DESIGN §2); see docs/quant_unit.md."""
+"""Dynamic quantization unit, FP32 -> MLS (docs/numerics.md §2); see docs/quant_unit.md."""
 
 from .config import QuantUnitConfig
 from .top import QuantUnit

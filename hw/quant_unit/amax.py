@@ -16,7 +16,7 @@ _MAG_BITS = FP32.bits - 1   # exponent and mantissa fields: |x| of an FP32 word
 
 
 class AmaxPass(wiring.Component):
-    """Running max of the magnitudes of ``lanes`` FP32 values per transfer (DESIGN §2.1-2.2).
+    """Running max of the magnitudes of ``lanes`` FP32 values per transfer (docs/numerics.md §2 steps 1-2).
 
     Subnormal inputs count as zero (DAZ). NaN and Inf set the sticky ``invalid`` flag and are
     left out of the max. Non-negative FP32 numbers order like their bit patterns, so the max is

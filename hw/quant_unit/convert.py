@@ -18,7 +18,7 @@ __all__ = ["ConvertPass"]
 
 
 class ConvertPass(wiring.Component):
-    """DESIGN §2.3-2.5 over a stream whose groups are ``group_len`` consecutive elements.
+    """docs/numerics.md §2 steps 3-5 over a stream whose groups are ``group_len`` consecutive elements.
 
     Write side: each input word is multiplied by ``inv`` (``FP32ScaleMul`` per lane), written to
     one bank of a two-bank buffer, and folded into the group's running max|y|. After the group's

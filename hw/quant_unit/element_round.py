@@ -16,7 +16,8 @@ _FP32 = float_layout(FP32)
 
 
 class ElementRounder(wiring.Component):
-    """DESIGN §2.5 for one element, combinational; bit-exact with ``model.quantize.round_to_codes``.
+    """docs/numerics.md §2 step 5 for one element, combinational; bit-exact with
+    ``model.quantize.round_to_codes``.
 
     ``z = |y| * 2**g = sig * 2**(ez - 23)`` lies in binade ``b = max(ez, 1 - bias)`` whose ulp
     is ``2**(b - M)``, so ``z`` in ulps is ``sig >> s`` with ``s = 23 - M + (b - ez)``. The

@@ -17,7 +17,7 @@ _MIN_NORMAL = 1 << _M
 
 
 class FP32ScaleMul(wiring.Component):
-    """``y = ftz(fp32_rne(daz(x) * inv))`` (DESIGN §2.3), combinational.
+    """``y = ftz(fp32_rne(daz(x) * inv))`` (docs/numerics.md §2 step 3), combinational.
 
     Bit-exact with ``model.quantize.scale_input``: a result that IEEE gradual underflow would
     round up to exactly 2**-126 (possible only from ``0xFFFFFF * 2**-150 <= |x*inv| < 2**-126``)

@@ -23,7 +23,8 @@ def fp32_fields(value: float) -> tuple[int, int]:
 
 
 class GroupExponent(wiring.Component):
-    """DESIGN §2.4: the largest g in [0, 2**G - 1] with ``gmax * 2**g <= elem_max``, combinational.
+    """docs/numerics.md §2 step 4: the largest g in [0, 2**G - 1] with ``gmax * 2**g <= elem_max``
+    (combinational).
 
     With ``gmax = 1.mg * 2**eg`` and ``elem_max = 1.me * 2**ee`` (FP32 fields) the condition is
     ``(eg + g, mg) <= (ee, me)`` lexicographically, so ``g = ee - eg - (mg > me)`` clamped to

@@ -12,7 +12,7 @@ __all__ = ["QuantUnit"]
 
 
 class QuantUnit(wiring.Component):
-    """FP32 tensor -> MLS tensor (DESIGN §2) in two passes over the same input stream.
+    """FP32 tensor -> MLS tensor (docs/numerics.md §2) in two passes over the same input stream.
 
     1. ``mode = 0`` (amax pass): pulse ``start``, stream the tensor; read ``amax``/``invalid``.
     2. Host: ``S_t, inv = model.quantize.tensor_scale(amax, fmt)`` (two IEEE divisions; the unit
