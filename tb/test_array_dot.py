@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """Testbenches of the systolic array of L-lane MLS dot-product PEs (``SystolicArray(...,
-lanes=L)``, DESIGN §3.1), cocotb side in array_dot_cocotb.py.
+lanes=L)``, docs/numerics.md §3.1), cocotb side in array_dot_cocotb.py.
 
 Every run: random tiles with random chunk boundaries and ragged chunks (lengths not a multiple
 of L), alone (cycle-exact: every tile's beats and cycles against ``hw.array.timing``), back to

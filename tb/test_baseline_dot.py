@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """Same-lane dot-product baselines (hw/baseline FP8DotPE, INT8DotPE, FP32WideAdder) under cocotb,
-bit-exact against model.baseline_arith (DESIGN §3.1, fair baselines).
+bit-exact against model.baseline_arith (docs/numerics.md §3.1, fair baselines).
 
 ``pytest tb/ -k "dot and (fp8 or int8)"`` selects these. Default runs (Icarus):
 - FP8: E4M3 x E4M3 at L = 1, 4 (every code pair in every lane) and 9, 16 (every pair once),

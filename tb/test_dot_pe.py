@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""MLSDotPE testbenches (cocotb, bit-exact against model/), DESIGN §3.1.
+"""MLSDotPE testbenches (cocotb, bit-exact against model/), docs/numerics.md §3.1.
 
 Default runs (Icarus): e2m1g3 at L = 1, 4, 9 and 16 with an exact accumulator (every code pair
 in every lane, alone and side by side, random g pairs; random chunked tiles with bubbles);

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""cocotb: the quantization unit's datapath parts, bit-exact against model/ (DESIGN §2.3-2.5).
+"""cocotb: the quantization unit's datapath parts, bit-exact against model/ (docs/numerics.md §2 steps 3-5).
 
 One probe component per format holds an FP32ScaleMul, a GroupExponent, an ElementRounder and
 a LaneLFSR side by side, so one simulator build checks all of them.

@@ -1,4 +1,4 @@
-"""Exact low-bit arithmetic (DESIGN §3) against Python-integer and rational references."""
+"""Exact low-bit arithmetic (docs/numerics.md §3) against Python-integer and rational references."""
 
 import warnings
 from fractions import Fraction

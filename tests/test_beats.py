@@ -1,4 +1,4 @@
-"""The beat packer and the dot-product PE of DESIGN §3.1 against a plain-Python-integer reference.
+"""The beat packer and the dot-product PE of docs/numerics.md §3.1 against a plain-Python-integer reference.
 
 The reference below chunks, pads and accumulates beat by beat on Python ints, decoding every
 element code by hand; it shares no code with ``model.beats`` or ``model.arith``.

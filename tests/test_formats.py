@@ -1,4 +1,4 @@
-"""MLSFormat: naming, derived quantities and their edges (DESIGN §1, §3)."""
+"""MLSFormat: naming, derived quantities and their edges (docs/numerics.md §1, §3)."""
 
 from fractions import Fraction
 
@@ -78,7 +78,7 @@ def test_grid_is_every_positive_code_ascending(fmt):
 
 @pytest.mark.parametrize("fmt", SMALL_FORMATS, ids=str)
 def test_int_value_is_value_in_lsb_units(fmt):
-    """int(s, e, m, g) * 2**-L == elem * 2**-g for every code and every g (DESIGN §3)."""
+    """int(s, e, m, g) * 2**-L == elem * 2**-g for every code and every g (docs/numerics.md §3)."""
     for sign in (0, 1):
         for exp in range(fmt.max_exp_field + 1):
             for man in range(1 << fmt.man_bits):

@@ -1,4 +1,4 @@
-"""Grouping geometry (DESIGN §1) against brute-force loops."""
+"""Grouping geometry (docs/numerics.md §1) against brute-force loops."""
 
 import itertools
 

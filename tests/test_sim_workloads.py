@@ -70,7 +70,7 @@ def test_resnet20_gemms():
     assert by_pass["backward-weight"] == fwd
     # the stem needs no input gradient; every other layer's transposed conv has the forward's MACs
     assert by_pass["backward-data"] == fwd - 32 * 32 * 16 * 3 * 9 * 128
-    # DESIGN §3: ResNet-20's backward-weight reduction at batch 128 is K = 131072
+    # docs/numerics.md §3: ResNet-20's backward-weight reduction at batch 128 is K = 131072
     assert max(g.k for g in gemms) == 131072
     assert len([g for g in gemms if g.pass_ == "forward"]) == 22  # 19 convs + 2 shortcuts + fc
 

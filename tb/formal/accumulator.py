@@ -1,6 +1,6 @@
 """Proof that ``hw.pe.accumulator.Accumulator`` saturates and keeps its sticky flag as specified.
 
-The specification (DESIGN §3/§3.1, the accumulator's docstring): on a valid cycle the exact sum
+The specification (docs/numerics.md §3 and §3.1, the accumulator's docstring): on a valid cycle the exact sum
 ``(first ? 0 : acc) + value`` is kept if it fits in ``acc_bits`` signed bits and replaced by the
 rail of its sign otherwise; the sticky flag is set by a saturating add and cleared only by
 ``first``; on ``last`` the new sum and flag are copied to ``result``/``overflow``; ``done``

@@ -1,4 +1,4 @@
-"""Proofs of the dot-product PE's beat contribution (DESIGN §3.1), in two sound steps.
+"""Proofs of the dot-product PE's beat contribution (docs/numerics.md §3.1), in two sound steps.
 
 1. ``LaneProductWrapper`` (one lane, combinational): the lane circuit the PE instantiates per
    lane (``SignificandMultiplier`` then ``ElementAligner``) equals the plain wide product

@@ -1,4 +1,4 @@
-"""The specification side of the proofs, written from DESIGN §3 and the docs, not from the RTL.
+"""The specification side of the proofs, written from docs/numerics.md §3 and the docs, not from the RTL.
 
 Every helper builds an Amaranth expression over the *inputs* of a proof wrapper; none of them
 instantiates or imitates a datapath component. The §3 integer of an element is decoded directly
