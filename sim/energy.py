@@ -1,4 +1,4 @@
-"""Energy and area-proxy model of the MLS PE, its baselines and SRAM traffic (DESIGN §7).
+"""Energy and area-proxy model of the MLS PE, its baselines and SRAM traffic (docs/cost_model.md §3).
 
 Every number comes from :data:`CONSTANTS` (one table, each entry with its source) through a few
 primitive scaling laws, and every format-derived width from :class:`model.formats.MLSFormat`:
@@ -18,7 +18,7 @@ primitive scaling laws, and every format-derived width from :class:`model.format
 - FP adder: ``C_ADD*((E+1) + (s+3) + s) + C_MUX * 2*(s+3)*ceil(log2(s+3))`` (exponent compare,
   align and normalize shifters on s+3 bits with guard/round/sticky, adder, rounding increment).
 - SRAM: ``E_SRAM_64b / 64`` per bit, interpolated log-log between Horowitz's 8 KB / 32 KB / 1 MB
-  points; default 8 KB (DESIGN §7).
+  points; default 8 KB (docs/cost_model.md §3).
 
 A *design* is a PE datapath (``Design.parse``): ``mls-e2m1g3`` (exact accumulator for the
 largest K of the workload) or ``mls-e2m1g3-acc24``; ``fp32``; ``fp16-fp32acc``;
@@ -27,7 +27,7 @@ largest K of the workload) or ``mls-e2m1g3-acc24``; ``fp32``; ``fp16-fp32acc``;
 exact (an integer significand multiplier feeding the wider adder, as fused tensor-core MACs do)
 instead of a rounded FP multiply: the sensitivity case for the FP8 comparison.
 
-*Dot-product designs* (DESIGN §3.1) take one beat of L element pairs per cycle: ``mls-e2m1g3-l16``
+*Dot-product designs* (docs/numerics.md §3.1) take one beat of L element pairs per cycle: ``mls-e2m1g3-l16``
 (the MLS dot PE ``hw.pe.dot_pe.MLSDotPE`` with L = 16 lanes; ``-acc<BITS>`` may follow, e.g.
 ``mls-e2m1g3-l16-acc32``), ``fp8e4m3-dot16`` / ``fp8e5m2-dot16`` (the FP8 dot PE: L exact
 products, their exact sum added to an FP32 accumulator with ONE rounding per beat) and
@@ -88,7 +88,7 @@ class Constant:
 
 
 # -- the one table of constants (45 nm, 0.9 V) ---------------------------------------------------
-_H = "Horowitz, ISSCC 2014, 45 nm (DESIGN §7)"
+_H = "Horowitz, ISSCC 2014, 45 nm (docs/cost_model.md §3)"
 _RAW = [
     Constant("H_FP32_MUL", 3.7, "pJ", _H),
     Constant("H_FP32_ADD", 0.9, "pJ", _H),
@@ -175,7 +175,7 @@ class Design:
     acc: FloatFormat | None = None  # float accumulator
     acc_bits: int | None = None  # integer/MLS accumulator width; None = exact for the workload
     exact_product: bool = False
-    lanes: int | None = None  # None: the scalar PE; L: a dot-product PE of L lanes (DESIGN §3.1)
+    lanes: int | None = None  # None: the scalar PE; L: a dot-product PE of L lanes (docs/numerics.md §3.1)
 
     @classmethod
     def parse(cls, name: str | Design) -> Design:

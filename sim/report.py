@@ -143,7 +143,7 @@ def _dot_headline(designs, workloads, stats_of, energy, lanes, gc, fp8_dot, int8
     """The L-lane headline: the MLS dot PE against FP32, scalar FP8, and the same-lane FP8 and
     INT8 dot PEs, per training step (compute, and with SRAM) and per MAC, with the targets."""
     md = [f"## Headline: the {lanes}-lane dot-product PE (channel block Gc = {gc})", "",
-          f"Every PE takes one beat of L = {lanes} element pairs of one chunk per cycle (DESIGN §3.1);",
+          f"Every PE takes one beat of L = {lanes} element pairs of one chunk per cycle (docs/numerics.md §3.1);",
           "energies are charged per beat, so padded lanes (lane utilization < 1) cost energy. Gain =",
           f"baseline / design. `fp32` is the scalar FP32 PE, `{FP8_REF}` the scalar FP8 PE, `{fp8_dot}`",
           f"and `{int8_dot}` the same-lane FP8 dot PE (one FP32 rounding per beat) and INT8 dot PE (wrapping",
@@ -495,7 +495,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
           f"{windows['e5m2']} for")
         w(f"  E5M2), and the INT8 dot PE (`{int8_dot}`) pays an 8x8 multiplier (0.2 pJ) per lane. The MLS")
         w(f"  lane utilization ({_f(st0.lane_utilization)} on {net0} at L = {lanes}, Gc = {gc}) is charged in full.")
-        w("- **Same-lane fairness.** An MLS beat never mixes two chunks (DESIGN §3.1), so its lanes pad at")
+        w("- **Same-lane fairness.** An MLS beat never mixes two chunks (docs/numerics.md §3.1), so its lanes pad at")
         w("  every group change; the FP8/INT8 dot PEs have no group exponents and pack all of K (only an")
         w(f"  output's last beat pads: lane utilization {_f(stats_of(net0, Design.parse(int8_dot)).lane_utilization)}"
           f" on {net0}). The MLS gains over them are therefore net of its")

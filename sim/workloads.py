@@ -1,4 +1,4 @@
-"""Training workloads as GEMM lists, traced from real torch networks (DESIGN §7).
+"""Training workloads as GEMM lists, traced from real torch networks (docs/cost_model.md §1).
 
 Every ``nn.Conv2d`` / ``nn.Linear`` call of a network's forward pass (found with forward hooks,
 so quantized subclasses count too) becomes a :class:`Layer`, and every layer expands into the
@@ -19,7 +19,7 @@ the MAC count equals the forward pass (exactly, up to padding at the borders). G
 convolutions are split per group. Linear layers are the kh = kw = H = W = 1 case.
 
 ``k_chunk`` is the run length along K over which both operands' group exponents stay constant
-with channel-wise grouping of channel-block size ``gc`` (DESIGN §1, §3.1), from
+with channel-wise grouping of channel-block size ``gc`` (docs/numerics.md §1, §3.1), from
 ``model.beats.conv_k_chunk``: kh*kw*gc (taps of a block of gc input channels) for the forward
 pass, the taps of one output channel for backward-data (the weight's group changes with every
 output channel, whatever gc) and Ho*Wo positions of one image for backward-weight; for linear
