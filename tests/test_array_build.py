@@ -167,3 +167,13 @@ def test_baseline_dot_arrays(tmp_path, capsys):
     assert m["pe"]["golden_model"] == "model.baseline_arith.fp8_dot_mac" and m["format"] is None
     assert main(["--list"]) == 0
     assert "fp8-e4m3-l16   pe=fp8-e4m3 8x8 lanes=16" in capsys.readouterr().out
+
+
+def test_board_refuses_dot_arrays(tmp_path, capsys):
+    """--board streams one element per operand: an array with lanes (or mixed formats) is refused
+    with one line before any board step runs."""
+    for extra in (["--lanes", "4"], ["--preset", "e2m1g3-l4"], ["--format-w", "e3m2g4"]):
+        assert main([*extra, "--rows", "1", "--cols", "1", "--board", "ulx3s", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["python -m hw.build: error: --board builds scalar-PE arrays only (one format, lanes 1: the "
+                       "board bridge streams one element per operand)"], err
