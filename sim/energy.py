@@ -445,7 +445,7 @@ def _scalar_pe_energy(d: Design, k_max: int) -> dict[str, float]:
 
 
 def quantize_energy(design: Design | str, stochastic: bool = False, sr_bits: int = 8) -> float:
-    """Energy (pJ) to quantize one FP32 element into the design's operand format (§2)."""
+    """Energy (pJ) to quantize one FP32 element into the design's operand format (docs/numerics.md §2)."""
     d = Design.parse(design)
     if d.kind == "float" and d.fmt == FP32:
         return 0.0
@@ -469,7 +469,7 @@ def quantize_energy(design: Design | str, stochastic: bool = False, sr_bits: int
 
 
 def convert_energy(design: Design | str, k_max: int = 1) -> float:
-    """Energy (pJ) to turn one accumulator into an FP32 output (§3 output converter)."""
+    """Energy (pJ) to turn one accumulator into an FP32 output (docs/numerics.md §3, output converter)."""
     d = Design.parse(design)
     if d.kind == "float":
         if d.fmt in (FP32, FP16, BF16):

@@ -105,7 +105,8 @@ def test_fast_path_is_bit_identical_on_edge_cases(fmt_name, rounding):
 
 
 def test_fast_path_scalar_helpers_match_the_step_functions():
-    """The fast path's float64/numpy forms of §2.2 and §2.4 equal tensor_scale and group_exponent."""
+    """The fast path's float64/numpy forms of steps 2 and 4 (docs/numerics.md §2) equal tensor_scale and
+    group_exponent."""
     gen = torch.Generator().manual_seed(8)
     fp32 = torch.finfo(torch.float32)
     for fmt in (MLSFormat.parse(n) for n in ("e2m1g3", "e4m3g3", "e5m2g3", "e0m3g2", "e3m0g6", "e5m10g4")):

@@ -14,7 +14,8 @@ __all__ = ["Aligner"]
 
 
 class Aligner(wiring.Component):
-    """Combinational ``(-1)**sign * (product << shift)``, the exact §3 product of two elements.
+    """Combinational ``(-1)**sign * (product << shift)``, the exact product of two elements
+    (docs/numerics.md §3).
 
     Members
     -------
