@@ -7,8 +7,8 @@
   ``result``/``overflow`` hold between ``done`` pulses;
 - saturation_boundaries: tiles whose exact sum is the accumulator's limit, one off it, and
   2**j inside it (for an exact accumulator: the largest sums 63 products reach);
-- every cycle, ``a_out``/``b_out``/``ctl_out`` are the previous cycle's inputs, and every output
-  is 0 after reset.
+- every cycle, right after the new inputs settle, ``a_out``/``b_out``/``ctl_out`` still show the
+  previous cycle's inputs; every output is 0 after a reset that follows a cycle of activity.
 """
 
 import random
@@ -16,7 +16,7 @@ import random
 import cocotb
 import torch
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 
 from model.arith import accumulate
 from model.formats import MLSFormat
@@ -52,20 +52,22 @@ async def _reset(dut):
 
 
 async def _stream(dut, a_ops, b_ops, ctls, latency):
-    """Drive one (a, b, ctl) per cycle; return (result, overflow, done) seen ``latency`` cycles later."""
+    """Drive one (a, b, ctl) per cycle; return (result, overflow, done) seen ``latency`` cycles later.
+
+    Right after each new input settles, ``a_out``, ``b_out``, ``ctl_out`` must still show the
+    previous cycle's inputs (registered forwarding to the systolic neighbours, not a wire)."""
     n = len(a_ops)
     seen = []
+    # the inputs held since the last clock edge (0 after reset, or the last beat of a previous stream)
+    previous = (dut.a_in.value.to_unsigned(), dut.b_in.value.to_unsigned(), dut.ctl_in.value.to_unsigned())
     for t in range(n + latency):
-        if t < n:
-            dut.a_in.value = a_ops[t]
-            dut.b_in.value = b_ops[t]
-            dut.ctl_in.value = ctls[t]
-        else:
-            dut.ctl_in.value = 0
+        driven = (a_ops[t], b_ops[t], ctls[t]) if t < n else (previous[0], previous[1], 0)
+        dut.a_in.value, dut.b_in.value, dut.ctl_in.value = driven
+        await ReadOnly()
+        forwarded = (dut.a_out.value.to_unsigned(), dut.b_out.value.to_unsigned(), dut.ctl_out.value.to_unsigned())
+        assert forwarded == previous, f"cycle {t}: forwarded (a, b, ctl) {forwarded} != previous inputs {previous}"
+        previous = driven
         await FallingEdge(dut.clk)
-        if t < n:  # the systolic neighbours get every input one cycle later, valid or not
-            forwarded = (dut.a_out.value.to_unsigned(), dut.b_out.value.to_unsigned(), dut.ctl_out.value.to_unsigned())
-            assert forwarded == (a_ops[t], b_ops[t], ctls[t]), f"cycle {t}: (a, b, ctl)_out {forwarded} != inputs"
         if t + 1 >= latency:
             seen.append((dut.result.value.to_unsigned(), int(dut.overflow.value), int(dut.done.value)))
     return seen[:n]
