@@ -1,4 +1,7 @@
-"""Energy model (sim/energy.py): anchors, sums of parts, monotonicity, bad inputs."""
+"""Energy model (sim/energy.py, docs/cost_model.md §3): anchors, sums of parts, monotonicity, bad inputs.
+
+The widths the hand-computed cases start from (§3, §3.1) are those of docs/numerics.md.
+"""
 
 import itertools
 
