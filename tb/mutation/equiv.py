@@ -35,8 +35,8 @@ def _pair_script(mutant: Mutant, top: str) -> str:
             f"read_rtlil prepared.il\nrename {top} gold\nmemory_map\n{clocked}")
 
 
-def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: int = 10,
-                      timeout: float = 60) -> tuple[str, str]:
+def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: int = 8,
+                      timeout: float = 30) -> tuple[str, str]:
     """``(verdict, detail)`` with verdict ``equivalent``, ``not equivalent`` or ``unknown``."""
     name = f"equiv_{mutant.id}"
     script = _pair_script(mutant, top) + (
@@ -65,7 +65,7 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
         "opt_clean\nmiter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
         "hierarchy -top miter\n"
         f"sat -tempinduct -prove trigger 0 -maxsteps {depth} -set-init-undef -set-def-inputs "
-        f"-timeout {int(timeout)} miter\n")
+        f"-timeout {int(timeout) // 2} miter\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout * 2)
     except subprocess.TimeoutExpired:
