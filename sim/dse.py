@@ -11,7 +11,8 @@ run (``sim/data/digits_tensors.npz``, see ``model.capture``):
 - ``snr_gemm``: the worst of the three training GEMMs (forward, backward-data, backward-weight
   of the captured 3x3 conv) of the output SNR against the FP32 GEMM of the unquantized tensors,
   on 512 sampled outputs per pass, through an accumulator ``acc_deficit`` bits narrower than
-  exact for that GEMM's K. The §3 integers are formed in float64 from the exact group-scaled
+  exact for that GEMM's K, saturating after every product (L = 1) or after every beat of the
+  L-lane dot PE (``beat_ids``). The §3 integers are formed in float64 from the exact group-scaled
   elements, so they are exact for every format (also where they pass int64, e.g. G = 6). The
   exact sums are formed in float64, exact while partial sums stay below 2**53 and within 2**-53
   relative beyond, which an SNR cannot see. A narrow accumulator saturates and sticks through
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from model.arith import MAX_EXACT_BITS, accumulate
+from model.beats import chunk_lengths
 from model.formats import MLSFormat
 from model.grouping import Grouping
 from model.quantize import quantize
@@ -132,19 +134,34 @@ def _saturating_sum(products: torch.Tensor, acc_bits: int, product_bits: int) ->
     return acc
 
 
+def beat_ids(k: int, k_chunk: int, lanes: int) -> torch.Tensor:
+    """Beat index of every k of one output on an ``lanes``-lane PE (docs/numerics.md §3.1: chunks of
+    ``k_chunk`` in ascending k, ``lanes`` pairs per beat, a beat never spans two chunks)."""
+    ids, beat = [], 0
+    for length in chunk_lengths(k, k_chunk):
+        ids.extend(beat + j // lanes for j in range(length))
+        beat += -(-length // lanes)
+    return torch.tensor(ids, dtype=torch.int64)
+
+
 def gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits=(0,), seed: int = 0,
-                 gc: int = 1) -> dict:
+                 gc: int = 1, lanes=(1,)) -> dict:
     """Quantization SNRs per role and the worst-pass GEMM output SNR per accumulator deficit, with
-    channel grouping of channel block ``gc`` (``Grouping.channel(gc)``) for every tensor."""
+    channel grouping of channel block ``gc`` (``Grouping.channel(gc)``) for every tensor.
+
+    ``snr_gemm@<d>`` saturates after every product (the scalar PE); for each lane count L > 1 in
+    ``lanes``, ``snr_gemm@<d>@L<L>`` saturates after every beat of the MLS dot PE (chunks of the
+    captured conv: kh*kw*gc forward, kh*kw backward-data, Ho*Wo backward-weight)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: extra threads only add contention
     try:
-        return _gemm_quality(fmt, tensors, deficits, seed, Grouping.channel(gc))
+        return _gemm_quality(fmt, tensors, deficits, seed, Grouping.channel(gc), gc, tuple(lanes))
     finally:
         torch.set_num_threads(threads)
 
 
-def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, seed: int, grouping) -> dict:
+def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, seed: int, grouping, gc: int,
+                  lanes: tuple[int, ...]) -> dict:
     q = {
         "activation": quantize(tensors["activation"], fmt, grouping, rounding="nearest"),
         "weight": quantize(tensors["weight"], fmt, grouping, rounding="nearest"),
@@ -160,7 +177,11 @@ def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, se
     scales = {"forward": ("activation", "weight"), "backward-data": ("error", "weight"),
               "backward-weight": ("error", "activation")}
     unit = 2.0 ** -(2 * fmt.lsb_exponent)
-    worst = {d: SNR_CAP for d in deficits}
+    worst = {(d, 1): SNR_CAP for d in deficits}
+    worst.update({(d, n): SNR_CAP for d in deficits for n in lanes if n > 1})
+    kh, kw = tensors["weight"].shape[2:]
+    chunks = {"forward": kh * kw * gc, "backward-data": kh * kw,
+              "backward-weight": tensors["activation"].shape[2] * tensors["activation"].shape[3]}
     for i, (pass_, (a_ref, b_ref)) in enumerate(ref.items()):
         a_int, b_int = ints[pass_]
         rows, cols = _sample_index(a_ref.shape[0], b_ref.shape[1], seed + i)
@@ -170,15 +191,22 @@ def _gemm_quality(fmt: MLSFormat, tensors: dict[str, torch.Tensor], deficits, se
         exact = prefix[:, -1]
         scale = float(q[scales[pass_][0]].scale) * float(q[scales[pass_][1]].scale) * unit
         k = a_int.shape[1]
+        beats = {}
+        for n in (n for n in lanes if n > 1):
+            ids = beat_ids(k, chunks[pass_], n)
+            sums = torch.zeros(products.shape[0], int(ids[-1]) + 1, dtype=torch.float64).index_add_(1, ids, products)
+            beats[n] = (sums, sums.cumsum(1), fmt.acc_bits_exact(n))  # beat sums, prefix at beat ends
         for d in deficits:
             acc_bits = fmt.acc_bits_exact(k) - d
-            value = exact.clone()
-            over = ((prefix > 2.0 ** (acc_bits - 1) - 1) | (prefix < -(2.0 ** (acc_bits - 1)))).any(1)
-            if bool(over.any()):  # saturating, sticky: replay the flagged outputs add by add
-                value[over] = _saturating_sum(products[over], acc_bits, fmt.product_bits())
-            worst[d] = min(worst[d], _snr(c_ref, value * scale))
-    for d in deficits:
-        out[f"snr_gemm@{d}"] = worst[d]
+            hi, lo = 2.0 ** (acc_bits - 1) - 1, -(2.0 ** (acc_bits - 1))
+            for n, (terms, pre, term_bits) in [(1, (products, prefix, fmt.product_bits()))] + list(beats.items()):
+                value = exact.clone()
+                over = ((pre > hi) | (pre < lo)).any(1)
+                if bool(over.any()):  # saturating, sticky: replay the flagged outputs add by add
+                    value[over] = _saturating_sum(terms[over], acc_bits, term_bits)
+                worst[(d, n)] = min(worst[(d, n)], _snr(c_ref, value * scale))
+    for (d, n), snr in worst.items():
+        out[f"snr_gemm@{d}" + ("" if n == 1 else f"@L{n}")] = snr
     return out
 
 
@@ -222,14 +250,14 @@ def evaluate_point(fmt: MLSFormat, deficit: int, array: str, stats: dict, qualit
     row["array_area_fa"] = row["pe_area_fa"] * rows * cols
     for key in ("snr_activation", "snr_weight", "snr_error"):
         row[key] = quality[key]
-    row["snr_gemm"] = quality[f"snr_gemm@{deficit}"]
+    row["snr_gemm"] = quality[f"snr_gemm@{deficit}" + ("" if lanes == 1 else f"@L{lanes}")]
     return row
 
 
 def _format_task(task) -> list[dict]:
     fmt, gc = task
     spec, stats = _STATE["spec"], _STATE["stats"]
-    quality = gemm_quality(fmt, _STATE["tensors"], spec.acc_deficits, gc=gc)
+    quality = gemm_quality(fmt, _STATE["tensors"], spec.acc_deficits, gc=gc, lanes=spec.lanes)
     return [evaluate_point(fmt, d, a, stats, quality, n, gc) for d in spec.acc_deficits for a in spec.arrays
             for n in spec.lanes]
 
@@ -518,9 +546,8 @@ def _recommendation_section(rows, array) -> list[str]:
            "the paper format (whose training accuracy is known) and picks L, Gc and the accumulator; "
            "*proxy optimum* searches every format and is a candidate only: the SNR proxy comes from one "
            "digits conv, and a format the paper did not train needs a training run before it is built.",
-           "A narrow accumulator is judged with per-product saturation (the scalar PE's); the dot PE "
-           "saturates only at beat ends, a subset of those prefix sums, so where the SNR equals the exact "
-           "accumulator's (no saturation in the sample) it is the dot PE's too.", ""]
+           "A narrow accumulator saturates after every product on the scalar PE (L = 1) and after every "
+           "beat on the dot PE (L > 1), each replayed in that order on the captured GEMMs.", ""]
     table = []
     for net, same, label in ((n, s_, lab) for n in NETWORKS
                              for s_, lab in ((True, "**recommended**"), (False, "proxy optimum"))):

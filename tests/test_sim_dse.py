@@ -1,6 +1,7 @@
 """DSE quality proxy and CLI (sim/dse.py), captured tensors (model/capture.py)."""
 
 import csv
+import itertools
 
 import pytest
 import torch
@@ -213,6 +214,44 @@ def test_gc_training_is_seeded_and_uses_the_grouping():
     assert first[0]["gc"] == 1 and first[0]["final_test_acc"] == direct["final_test_acc"]
     lines = _training_section(first)
     assert any(line.startswith("| `e2m1g3` |") and f"{first[1]['final_test_acc']:.2f}" in line for line in lines)
+
+
+def test_beat_ids_follow_the_beat_packer():
+    """Beats of one output: ceil(chunk / L) per chunk, ascending, never spanning two chunks."""
+    from sim.dse import beat_ids
+
+    for k, chunk, lanes in itertools.product((1, 9, 20, 64, 288), (1, 4, 9, 36, 64), (1, 4, 9, 16)):
+        ids = beat_ids(k, chunk, lanes).tolist()
+        assert len(ids) == k and ids == sorted(ids) and ids[-1] + 1 == count_beats(k, chunk, lanes)
+        for b in set(ids):
+            ks = [i for i, v in enumerate(ids) if v == b]
+            assert len(ks) <= lanes and ks[0] // chunk == ks[-1] // chunk
+
+
+def test_dot_pe_saturates_per_beat(tensors, monkeypatch):
+    """With L lanes the replay adds beat sums (each the sum of its chunk's L products), so the
+    saturating result is model.arith.accumulate over the beats; an exact accumulator is the
+    same for every L."""
+    import sim.dse as dse
+
+    calls = []
+    real = dse._saturating_sum
+
+    def spy(terms, acc_bits, term_bits):
+        calls.append((terms.shape[1], term_bits))
+        return real(terms, acc_bits, term_bits)
+
+    monkeypatch.setattr(dse, "_saturating_sum", spy)
+    fmt = MLSFormat(2, 4, 3)
+    q = gemm_quality(fmt, tensors, (0, 8), lanes=(1, 9, 16))
+    for n in (9, 16):
+        assert q[f"snr_gemm@0@L{n}"] == q["snr_gemm@0"]
+        assert q[f"snr_gemm@8@L{n}"] != q["snr_gemm@8"]
+    widths = {w for _, w in calls}
+    assert fmt.product_bits() in widths and fmt.acc_bits_exact(9) in widths and fmt.acc_bits_exact(16) in widths
+    # forward / backward-data / backward-weight of the captured conv: K 288 (chunks 9), 288 (9), 1024 (64)
+    beats9 = {count_beats(k, c, 9) for k, c in ((288, 9), (288, 9), (1024, 64))}
+    assert {n for n, w in calls if w == fmt.acc_bits_exact(9)} <= beats9
 
 
 def test_recommend_rule():
