@@ -57,6 +57,8 @@ def random_tile(fmt, R, C, k, acc_bits, arr, gen, style):
             cw = torch.where(torch.rand(k, C, generator=gen) < 0.5, torch.zeros_like(cw), cw)
         ga = torch.randint(ng, (R, k), generator=gen)
         gw = torch.randint(ng, (k, C), generator=gen)
+        if style == "fine":  # the largest g: small products, exact down to the last bit of every PE
+            ga, gw = torch.full_like(ga, ng - 1), torch.full_like(gw, ng - 1)
     return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, arr)
 
 
@@ -199,8 +201,8 @@ async def reset(dut):
 def plan(p, fmt, arr, gen, rng):
     R, C, acc_bits, max_k = p["rows"], p["cols"], p["acc_bits"], p["max_k"]
     ks = [1, rng.randrange(2, 2 * (R + C)) | 1, 3 * (R + C) + 7, max_k, 2, R + C - 1, R + C, R + C + 1]
-    styles = ["random", "sparse", "extreme"]
-    return [random_tile(fmt, R, C, k, acc_bits, arr, gen, styles[n % 3]) for n, k in enumerate(ks)]
+    styles = ["random", "sparse", "extreme", "fine"]
+    return [random_tile(fmt, R, C, k, acc_bits, arr, gen, styles[n % len(styles)]) for n, k in enumerate(ks)]
 
 
 @cocotb.test()
