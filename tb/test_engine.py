@@ -98,13 +98,14 @@ def test_engine_overflow(tmp_path):
     """A narrow accumulator saturates per beat: the flag and the saturated results match the model;
     a huge scale product makes outputs past FP32 (infinite)."""
     cfg = EngineConfig("e2m3g2", "e2m1g3", rows=2, cols=2, lanes=2, group_len=4, quant_lanes=2,
-                       a_depth=32, w_depth=32, acc_bits=12)
+                       a_depth=32, w_depth=32, acc_bits=21)
     store = {}
     a, w = _ragged(6, 3, 3, 16, spread=16.0)
     overflow = _case(store, "sat", cfg, a.abs(), w.abs())
     assert overflow.any() and not overflow.all()
     big_a, big_w = _ragged(7, 2, 3, 8)
-    _case(store, "inf", cfg, big_a * 2.0 ** 100, big_w * 2.0 ** 60)
+    _case(store, "inf", cfg, big_a * 2.0 ** 67, big_w * 2.0 ** 60)
+    assert store["inf_infinite"] == 1 and not bool(np.isinf(store["inf_a"]).any())
     _run(cfg, store, ["sat", "inf"], ["sat"], tmp_path)
 
 
@@ -113,17 +114,31 @@ def test_engine_flags(tmp_path):
     _run(cfg, {"x": np.zeros(1)}, [], [], tmp_path, testcase="engine_invalid_and_refused")
 
 
-def test_engine_captured_conv_layer(tmp_path):
-    """Acceptance: the forward GEMM of the captured conv layer (model.capture: 32 -> 32 channels,
-    3 x 3, 8 x 8 maps), one sample: A [64, 288], W [288, 32], through 9-lane dot PEs whose beat
-    is one chunk (one input channel's taps), FP32 in, FP32 out, bit for bit."""
+def _captured_layer(tmp_path, cin: int, cout: int):
     tensors = load_tensors()
-    a, w = im2col_gemm(tensors["activation"][:1], tensors["weight"])
+    act, weight = tensors["activation"][:1, :cin], tensors["weight"][:cout, :cin]
+    a, w = im2col_gemm(act, weight)
+    m = a.shape[0]
     cfg = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, lanes=9, group_len=9, quant_lanes=9,
-                       a_depth=512, w_depth=256)
+                       a_depth=-(-m // 4) * cin, w_depth=-(-cout // 4) * cin)
     store = {}
     _case(store, "layer", cfg, a, w)
     _run(cfg, store, ["layer"], [], tmp_path, testcase="engine_gemms")
+
+
+def test_engine_captured_conv_layer(tmp_path):
+    """Acceptance: the forward GEMM of the captured conv layer (``model.capture``: 3 x 3, 8 x 8
+    maps, one sample), its first 8 input and 8 output channels: A [64, 72] (im2col), W [72, 8],
+    through 9-lane dot PEs whose beat is one chunk (one input channel's taps), FP32 in, FP32
+    out, bit for bit with ``mls_matmul``; cycles = ``sim.engine``."""
+    _captured_layer(tmp_path, 8, 8)
+
+
+@pytest.mark.slow
+def test_engine_captured_conv_layer_whole(tmp_path):
+    """The whole captured layer's forward GEMM, all 32 -> 32 channels: A [64, 288], W [288, 32]
+    (about 8 minutes under Icarus; MLS_SLOW=1)."""
+    _captured_layer(tmp_path, 32, 32)
 
 
 def test_engine_config_errors():
