@@ -184,7 +184,9 @@ def prepare(unit: Unit, n: int, seed: int, work_dir: pathlib.Path) -> Prepared:
     component, params = unit.build(work_dir)
     (work_dir / "design.il").write_text(rtlil.convert(component, name=unit.toplevel))
     width = max(1, n.bit_length())
-    script = (f"read_rtlil design.il\nhierarchy -top {unit.toplevel}\nflatten\nproc\nwrite_rtlil prepared.il\n"
+    # memory_map: memories become flip-flops and logic, so a mutant is never drawn on a memory
+    # cell's init data (write_verilog cannot emit that)
+    script = (f"read_rtlil design.il\nhierarchy -top {unit.toplevel}\nflatten\nproc\nmemory_map\nwrite_rtlil prepared.il\n"
               f"mutate -list {n} -seed {seed} -ctrl mutsel {width} 1 -o mutants.txt\n")
     result = yosys(script, work_dir, "prepare")
     if result.returncode != 0:
