@@ -1,4 +1,5 @@
-"""The R x C output-stationary systolic array of MLS PEs (or of baseline PEs, ``pe=``).
+"""The R x C output-stationary systolic array of MLS PEs (of L-lane dot-product PEs with ``lanes=L``,
+or of baseline PEs, ``pe=``).
 
 ``hw.array.timing`` is pure Python (the cycle model imports it without Amaranth); the Amaranth
 component ``SystolicArray`` is loaded lazily on first access.
