@@ -62,6 +62,25 @@ def random_tile(fmt, R, C, k, acc_bits, arr, gen, style):
     return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, arr)
 
 
+def saturate_return_tile(fmt, R, C, k, acc_bits, arr, gen, parity):
+    """Rows i with i % 2 == parity: K largest products, the first half positive and the rest
+    negative (a narrow accumulator saturates, then comes back into range: the sticky flag must
+    stay set); the other rows: small products that never overflow, so neighbouring rows' flags
+    and data differ."""
+    ng = fmt.max_group_exp + 1
+    mag = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
+    sign = 1 << (fmt.exp_bits + fmt.man_bits)
+    ca = torch.randint(fmt.code_count, (R, k), generator=gen)
+    ga = torch.full((R, k), ng - 1)
+    for i in range(R):
+        if i % 2 == parity:
+            ca[i] = torch.tensor([mag if n < (k + 1) // 2 else mag | sign for n in range(k)])
+            ga[i] = 0
+    cw = torch.full((k, C), mag)
+    gw = torch.zeros(k, C, dtype=torch.int64)
+    return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, arr)
+
+
 def conv_tile(fmt, R, C, acc_bits, arr, seed):
     """A tile of a real conv layer's forward GEMM: R output channels x C output positions,
     K = Cin * 3 * 3, from ``quantize`` of the input and weight with channel grouping."""
@@ -186,16 +205,28 @@ def setup(dut):
 
 
 async def reset(dut):
+    """Reset after a few cycles of activity (beats taken, a tile's last beat among them, the
+    output not drained), so every control register holds something; then ``c`` must be idle."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 0
+    dut.a__valid.value = 1
+    dut.w__valid.value = 1
+    dut.c__ready.value = 0
+    dut.a__payload.value = (1 << len(dut.a__payload)) - 1  # every field at its maximum, last = 1
+    dut.w__payload.value = (1 << len(dut.w__payload)) - 1
+    for _ in range(3):
+        await FallingEdge(dut.clk)
     dut.rst.value = 1
     dut.a__valid.value = 0
     dut.w__valid.value = 0
-    dut.c__ready.value = 0
     dut.a__payload.value = 0
     dut.w__payload.value = 0
     for _ in range(2):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
+    await ReadOnly()
+    assert not int(dut.c__valid.value), "c is valid right after reset"
+    await FallingEdge(dut.clk)
 
 
 def plan(p, fmt, arr, gen, rng):
@@ -242,6 +273,21 @@ async def stalls(dut):
         rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, stall_a, stall_w, stall_c)
         check_rows(tiles, rows, p["rows"])
         assert outs[-1] - ins[0] + 1 >= timing.tiles_cycles([t.k for t in tiles])
+
+
+@cocotb.test()
+async def saturation_rows(dut):
+    """Tiles where alternate rows saturate and come back while the others stay small (see
+    ``saturate_return_tile``), each parity and K = 2 and 5, back to back."""
+    p, fmt, timing, arr = setup(dut)
+    await reset(dut)
+    gen, rng = torch.Generator().manual_seed(p["seed"] + 3), random.Random(p["seed"] + 3)
+    tiles = [saturate_return_tile(fmt, p["rows"], p["cols"], k, p["acc_bits"], arr, gen, parity)
+             for parity in (0, 1) for k in (2, 5)]
+    rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
+    check_rows(tiles, rows, p["rows"])
+    if not arr.exact:
+        assert any(any(map(any, t.ovf)) for t in tiles), "no tile overflowed: saturation is not exercised"
 
 
 @cocotb.test()

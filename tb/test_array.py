@@ -34,7 +34,7 @@ def test_array(fmt, rows, cols, max_k):
 def test_array_narrow_accumulator():
     """An accumulator 6 bits short of exact for max_k: saturating sums and per-PE overflow flags."""
     f = MLSFormat.parse("e2m1g3")
-    _run("e2m1g3", 3, 2, 50, acc_bits=f.acc_bits_exact(50) - 6, seed=7, testcase=["single_tiles", "back_to_back"])
+    _run("e2m1g3", 3, 2, 50, acc_bits=f.acc_bits_exact(50) - 6, seed=7, testcase=["single_tiles", "back_to_back", "saturation_rows"])
 
 
 def test_array_constructor_errors():
