@@ -339,6 +339,13 @@ TARGETS: dict[str, Target] = {
     "array": Target("R x C output-stationary systolic array of MLS PEs, or of FP32/FP8/INT8 baseline PEs with --pe (default)", _array_args, _array_build),
     "pe": Target("one MLS processing element", _pe_args, _pe_build),
     "quant_unit": Target("dynamic quantization unit (hw/quant_unit)", _quant_args, _quant_build),
+    "engine": Target("the whole accelerator: quantization units, operand buffers, array, output converter (hw/engine)",
+                     lambda p: importlib.import_module("hw.engine.build").add_arguments(p),
+                     lambda a, o: importlib.import_module("hw.engine.build").build_engine(
+                         importlib.import_module("hw.engine.build").config_from_args(a), o, name=a.name)),
+    "convert": Target("output converter, accumulators to FP32 (hw/convert)",
+                      lambda p: importlib.import_module("hw.convert.build").add_arguments(p),
+                      lambda a, o: importlib.import_module("hw.convert.build").build_convert(a, o)),
 }
 
 

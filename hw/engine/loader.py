@@ -130,10 +130,10 @@ class OperandLoader(wiring.Component):
 
         # code side: assemble beats of L codes, write beat rows bank by bank
         beat = Signal(L * eb)
-        lane_word = Signal(range(words_per_beat))
-        chunk_word = Signal(range(words_per_chunk))
+        lane_word = Signal(range(words_per_beat + 1))   # + 1: never zero-width
+        chunk_word = Signal(range(words_per_chunk + 1))
         t = Signal(range(self._gdepth * self._bpc + 1))        # beat within the line
-        bank = Signal(range(B))
+        bank = Signal(range(B + 1))
         line_base = Signal(range(self._gdepth * self._gdepth * self._bpc + 1))   # never wraps
         c_lines = Signal.like(self.lines)                      # lines fully written
         bpl = Signal.like(t)
@@ -173,7 +173,7 @@ class OperandLoader(wiring.Component):
 
         # group side: one g per chunk
         gc = Signal.like(self.chunks)
-        gbank = Signal(range(B))
+        gbank = Signal(range(B + 1))
         gbase = Signal(range(self._gdepth * self._gdepth + 1))
         g_lines = Signal.like(self.lines)
         gaddr = gbase + gc
