@@ -16,8 +16,21 @@ internal clock power, wire capacitance beyond pin count, leakage, the unequal si
 and everything outside the PE (SRAM, operand forwarding, quantization). It is a relative measure
 between PEs run on the same data, not an absolute energy.
 
+Flip-flop clocking is counted beside it (``clock_gate_toggles_per_mac``), since leaving it out
+flatters the PEs whose logic is small next to their registers: every flip-flop's clock input
+switches twice per cycle whatever the data, and :data:`CLOCK_GATES_PER_FF` transistor gates of a
+flip-flop hang on the clock (assumption: a transmission-gate master-slave D flip-flop, yosys's
+16-transistor ``$_DFF_P_``, has 4 clocked transmission gates = 8 clocked transistor gates; no
+clock gating, no clock-tree wires). Per MAC that is ``flip-flops x 2 x 8 x busy cycles / MACs``,
+the busy cycles being one per beat (padding lanes of a partly filled beat included).
+
+The dot-product PEs (``hw.pe.MLSDotPE``, ``hw.baseline.FP8DotPE``, ``INT8DotPE``) run on the same
+conv operands packed into beats: the MLS beats by ``model.beats.pack_beats`` (chunks split where
+a group changes; padding lanes carry zeros), the FP8/INT8 beats as ``lanes`` consecutive k.
+
 The simulation is checked: every lane's final accumulator must equal the golden model
-(``model.baseline_arith`` or the caller's reference), or :func:`run_activity` raises.
+(``model.baseline_arith``, ``model.arith.beat_accumulate`` or the caller's reference), or
+:func:`run_activity` raises.
 """
 
 from __future__ import annotations
@@ -29,7 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["GateNetlist", "ActivityResult", "run_activity", "real_operands", "baseline_drive", "activity_for", "mls_drive",
-           "ACTIVITY_K", "ACTIVITY_LANES"]
+           "dot_drive", "ACTIVITY_K", "ACTIVITY_LANES", "CLOCK_GATES_PER_FF"]
+
+#: Transistor gates on a flip-flop's clock (both edges switch them): see the module docstring.
+CLOCK_GATES_PER_FF = 8
 
 _COMB = {
     "$_NOT_": ("A",), "$_BUF_": ("A",), "$_NAND_": ("A", "B"), "$_NOR_": ("A", "B"),
@@ -196,15 +212,30 @@ class ActivityResult:
     gate_toggles_per_mac: float      # transistor gates switched per MAC (2 x fan-out pins)
     net_toggles_per_mac: float
     cells: int
+    flip_flops: int = 0
+    beats: int = 0                   # busy cycles of one lane's accumulation (one per beat)
+
+    @property
+    def clock_gate_toggles_per_mac(self) -> float:
+        """Flip-flop clocking per MAC: flip-flops x 2 edges x ``CLOCK_GATES_PER_FF`` per busy cycle."""
+        return self.flip_flops * 2 * CLOCK_GATES_PER_FF * self.beats * self.lanes / self.macs
+
+    @property
+    def total_gate_toggles_per_mac(self) -> float:
+        """Data switching plus flip-flop clocking."""
+        return self.gate_toggles_per_mac + self.clock_gate_toggles_per_mac
 
 
 def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, expect, *,
-                 read_port: str = "result", latency: int = 2, top: str | None = None) -> ActivityResult:
-    """Run one PE netlist over ``lanes`` accumulations of length ``k`` and check the results.
+                 read_port: str = "result", latency: int = 2, top: str | None = None,
+                 macs_per_lane: int | None = None) -> ActivityResult:
+    """Run one PE netlist over ``lanes`` accumulations of ``k`` beats and check the results.
 
     ``drive`` maps input ports to int arrays [k, lanes] (or scalars); ``latency`` idle cycles
     follow, with the operands held and every other port 0 (``valid`` = 0). ``read_port`` is read
     after the edge ``latency - 1`` cycles past the last beat and must equal ``expect`` (mod 2^width).
+    ``macs_per_lane``: the useful MACs of one lane's accumulation (default ``k``, one per beat;
+    a dot-product PE's K, padding lanes excluded).
     """
     net = GateNetlist(netlist, top)
     cycles = k + latency
@@ -226,9 +257,9 @@ def run_activity(design: str, netlist: str, drive: dict, k: int, lanes: int, exp
         bad = int(np.nonzero(got != want)[0][0])
         raise AssertionError(f"{design}: gate-level netlist disagrees with the golden model in lane {bad}: "
                              f"{int(got[bad]):#x} != {int(want[bad]):#x}")
-    macs = k * lanes
+    macs = (k if macs_per_lane is None else macs_per_lane) * lanes
     return ActivityResult(design, macs, lanes, k, float((toggles * 2 * net.fanout).sum()) / macs,
-                          float(toggles.sum()) / macs, net.n_cells)
+                          float(toggles.sum()) / macs, net.n_cells, len(net.dff_q), k)
 
 
 # -- real training operands ------------------------------------------------------------------
@@ -371,6 +402,90 @@ def mls_drive(fmt, acc_bits: int, k: int, lanes: int, seed: int = 0, source: str
     return {"a_in": A, "b_in": W, "ctl_in": ctl}, expect
 
 
+def _pack_lanes(values: np.ndarray, width: int) -> np.ndarray:
+    """[beats, lanes, L] unsigned lane fields -> [beats, lanes] ints, lane 0 at the LSB end."""
+    out = np.zeros(values.shape[:2], dtype=object)
+    for lane in range(values.shape[2]):
+        out = out | (values[:, :, lane].astype(object) << (lane * width))
+    return out
+
+
+def _baseline_beats(x: np.ndarray, n: int) -> np.ndarray:
+    """[k, lanes] -> [beats, lanes, n]: n consecutive k per beat, the last beat zero-padded."""
+    k, lanes = x.shape
+    beats = -(-k // n)
+    padded = np.zeros((beats * n, lanes), dtype=np.int64)
+    padded[:k] = x
+    return padded.reshape(beats, n, lanes).transpose(0, 2, 1)
+
+
+def dot_drive(pe: str, fmt: str, n: int, k: int, lanes: int, seed: int = 0, source: str = "real"):
+    """(drive dict, expected results, useful MACs per lane) of an ``n``-lane dot-product PE
+    (``pe``: ``"mls-dot"``, ``"fp8-dot"``, ``"int8-dot"``) on the conv operands of
+    :func:`real_operands` / :func:`mls_drive` (same output elements for the same ``seed``)."""
+    from model import baseline_arith as ba
+
+    if pe in ("fp8-dot", "int8-dot"):
+        a, w = real_operands(k, lanes, seed, source)
+        if pe == "fp8-dot":
+            A, W = _baseline_beats(_fp8_codes(a, fmt), n), _baseline_beats(_fp8_codes(w, fmt), n)
+            exp = [ba.fp8_dot_accumulate(A[:, i], W[:, i], fmt, fmt) for i in range(lanes)]
+        else:
+            A, W = _baseline_beats(_int8(a), n), _baseline_beats(_int8(w), n)
+            exp = [ba.int8_dot_accumulate(A[:, i], W[:, i]) for i in range(lanes)]
+            A, W = A & 0xFF, W & 0xFF
+        beats = A.shape[0]
+        A, W = _pack_lanes(A, 8), _pack_lanes(W, 8)
+    elif pe == "mls-dot":
+        import torch
+
+        from hw.layout_pack import layout_fields
+        from hw.pe.layout import beat_layout
+        from model.arith import beat_accumulate
+        from model.beats import forward_gemm, pack_beats
+        from model.formats import MLSFormat
+        from model.quantize import quantize
+
+        f = MLSFormat.parse(fmt)
+        t = conv_tensors(source)
+        act = torch.as_tensor(t["activation"], dtype=torch.float32)
+        wt = torch.as_tensor(t["weight"], dtype=torch.float32)
+        gemm = forward_gemm(quantize(act, f), quantize(wt, f), padding=wt.shape[-1] // 2)
+        if not 1 <= k <= gemm.a.k:
+            raise ValueError(f"k must be in [1, {gemm.a.k}], got {k}")
+        rng = np.random.default_rng(seed)
+        rows = torch.as_tensor(rng.integers(0, gemm.a.lines, lanes))
+        chans = torch.as_tensor(rng.integers(0, gemm.w.lines, lanes))
+        op_a, op_w = gemm.a.select(rows), gemm.w.select(chans)
+        if k < gemm.a.k:
+            op_a, op_w = (type(op)(op.fmt, op.codes[:, :k], op.group_exp[:, :k], op.group_id[:, :k]) for op in (op_a, op_w))
+        stream = pack_beats(op_a, op_w, n)
+        acc, _ = beat_accumulate(stream)
+        exp = [int(acc[i, i]) for i in range(lanes)]        # lane i: A line i times W line i
+        fields = layout_fields(beat_layout(f, n))
+        emask, mmask = (1 << f.exp_bits) - 1, (1 << f.man_bits) - 1
+
+        def packed(codes, group):
+            codes = codes.numpy().astype(object)             # [beats, lanes, n]
+            out = group.numpy().astype(object) << fields["g"][0]
+            for lane in range(n):
+                c = codes[:, :, lane]
+                for name, part in (("man", c & mmask), ("exp", (c >> f.man_bits) & emask),
+                                   ("sign", c >> (f.exp_bits + f.man_bits))):
+                    if f"elems.{lane}.{name}" in fields:
+                        out = out | (part << fields[f"elems.{lane}.{name}"][0])
+            return out
+
+        A, W = packed(stream.a_codes, stream.a_group), packed(stream.w_codes, stream.w_group)
+        beats = stream.beats
+    else:
+        raise ValueError(f"unknown dot-product PE {pe!r}")
+    ctl = np.ones((beats, lanes), dtype=np.int64)          # valid | first << 1 | last << 2
+    ctl[0] |= 2
+    ctl[-1] |= 4
+    return {"a_in": A, "b_in": W, "ctl_in": ctl}, np.array(exp, dtype=object), k
+
+
 ACTIVITY_K = 288      # the captured conv's full reduction (Cin * 3 * 3)
 ACTIVITY_LANES = 64
 
@@ -387,6 +502,13 @@ def activity_for(cfg, synth_result, k: int = ACTIVITY_K, lanes: int = ACTIVITY_L
         drive, expect = baseline_drive(cfg.pe, a, w)
     elif cfg.pe == "mls":
         drive, expect = mls_drive(cfg.fmt, cfg.acc_bits, k, lanes, seed, source)
+    elif cfg.pe in ("mls-dot", "fp8-dot", "int8-dot"):
+        from hw.pe.adder_tree import AdderTree
+
+        drive, expect, macs = dot_drive(cfg.pe, cfg.fmt, cfg.lanes, k, lanes, seed, source)
+        latency = 2 + AdderTree.latency_for(cfg.lanes, 2)   # the dot PEs' latency, default tree staging
+        return run_activity(cfg.design, synth_result.netlist, drive, len(drive["ctl_in"]), lanes, expect,
+                            latency=latency, macs_per_lane=macs)
     else:
         return None
     return run_activity(cfg.design, synth_result.netlist, drive, k, lanes, expect)

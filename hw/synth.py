@@ -16,8 +16,10 @@ the WebAssembly module (~35 s); later calls take a second or two.
 
 The flow returns results and writes no report: :func:`pe_configs` lists the PEs of the report
 (every baseline PE and the MLS PE across formats) and :func:`synthesize_configs` synthesizes
-them; ``python -m sim.synth_report`` turns the results into ``reports/synth.*``.
-``python -m hw.synth --pe DESIGN`` synthesizes one of them and prints its counts.
+them; :func:`dot_pe_configs` adds the L-lane dot-product PEs (MLS, FP8 E4M3, INT8; L in
+:data:`DOT_LANES`). ``python -m sim.synth_report`` turns the results into ``reports/synth.*``.
+``python -m hw.synth --pe DESIGN`` synthesizes one of them and prints its counts;
+``python -m hw.synth --report`` prints the table of all of them (writing nothing).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from amaranth.back import rtlil
 from model.formats import DEFAULT_MAX_K
 
 __all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
-           "PEConfig", "pe_configs", "build_pe", "synthesize_configs", "main"]
+           "PEConfig", "pe_configs", "dot_pe_configs", "DOT_LANES", "build_pe", "synthesize_configs", "main"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 _FLOW_VERSION = 2
@@ -180,6 +182,16 @@ class PEConfig:
     fmt: str         # operand format(s)
     acc_bits: int    # accumulator width (FP32 = 32)
     top: str
+    lanes: int = 0   # element pairs per beat of a dot-product PE; 0 = the scalar PE
+
+    @property
+    def is_dot(self) -> bool:
+        return self.lanes > 0
+
+    @property
+    def macs_per_cycle(self) -> int:
+        """MACs the PE completes per cycle at full lane utilization (1 for a scalar PE)."""
+        return max(self.lanes, 1)
 
 
 DEFAULT_MLS_FORMATS = ("e1m1g3", "e2m1g3", "e3m3g3", "e4m3g3", "e2m4g3")
@@ -209,10 +221,46 @@ def pe_configs(mls_formats=DEFAULT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[
     return configs
 
 
+DOT_LANES = (1, 4, 9, 16, 32)
+DOT_MLS_FORMATS = ("e2m1g3", "e3m3g3")
+
+
+def dot_pe_configs(lanes=DOT_LANES, mls_formats=DOT_MLS_FORMATS, k: int = DEFAULT_MLS_K) -> list[PEConfig]:
+    """The L-lane dot-product PEs (``hw.pe.MLSDotPE``, ``hw.baseline.FP8DotPE`` E4M3,
+    ``hw.baseline.INT8DotPE``) for every L of ``lanes``, named as ``sim.energy.Design`` spells
+    them (``mls-e2m1g3-l9``, ``fp8e4m3-dot9``, ``int8-dot9``). The MLS accumulator is exact for
+    ``k`` (as the scalar MLS PE's); the FP8 one is FP32, the INT8 one INT32."""
+    from model.formats import MLSFormat
+
+    configs = []
+    for n in lanes:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"lanes must be ints >= 1, got {n!r}")
+        for name in mls_formats:
+            fmt = MLSFormat.parse(name)
+            configs.append(PEConfig(f"mls-{fmt}-l{n}", "mls-dot", str(fmt), fmt.acc_bits_exact(k),
+                                    f"mls_dot_pe_{fmt}_l{n}", n))
+        configs.append(PEConfig(f"fp8e4m3-dot{n}", "fp8-dot", "e4m3", 32, f"fp8_e4m3_dot_pe_l{n}", n))
+        configs.append(PEConfig(f"int8-dot{n}", "int8-dot", "int8", 32, f"int8_dot_pe_l{n}", n))
+    return configs
+
+
 def build_pe(cfg: PEConfig):
     """The Amaranth component of one configuration."""
     from hw.baseline.systolic_pe import BaselinePE
 
+    if cfg.pe == "mls-dot":
+        from hw.pe import MLSDotPE
+
+        return MLSDotPE(cfg.fmt, cfg.fmt, cfg.lanes, cfg.acc_bits)
+    if cfg.pe == "fp8-dot":
+        from hw.baseline.fp8_dot_pe import FP8DotPE
+
+        return FP8DotPE(cfg.fmt, cfg.fmt, cfg.lanes)
+    if cfg.pe == "int8-dot":
+        from hw.baseline.int8_dot_pe import INT8DotPE
+
+        return INT8DotPE(cfg.lanes)
     if cfg.pe in ("fp32", "int8"):
         return BaselinePE(cfg.pe)
     if cfg.pe == "fp8":
@@ -238,17 +286,39 @@ def synthesize_configs(configs, *, progress: bool = True) -> dict[str, SynthResu
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pe", required=True,
-                        help="the design to synthesize (e.g. fp32, int8-int32acc, mls-e2m1g3); the report of "
-                             "every PE is `python -m sim.synth_report`")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pe",
+                      help="the design to synthesize (e.g. fp32, int8-int32acc, mls-e2m1g3, mls-e2m1g3-l9, "
+                           "fp8e4m3-dot9, int8-dot9)")
+    what.add_argument("--report", action="store_true",
+                      help="synthesize every PE of the report (scalar and dot-product, cached) and print one table "
+                           "(counts and per MAC per cycle); writes nothing: reports/synth.* (with activity) is "
+                           "`python -m sim.synth_report`")
     parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
-                        help="comma-separated MLS formats --pe may name (default: %(default)s)")
+                        help="comma-separated MLS formats of the scalar MLS PEs (default: %(default)s)")
+    parser.add_argument("--lanes", default=",".join(map(str, DOT_LANES)),
+                        help="comma-separated lane counts of the dot-product PEs (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     try:
         from model.formats import MLSFormat
 
         formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
-        cfgs = {c.design: c for c in pe_configs(formats)}
+        lanes = []
+        for text in (t.strip() for t in args.lanes.split(",")):
+            if text:
+                if not text.isdigit() or int(text) < 1:
+                    raise ValueError(f"--lanes takes positive integers, got {text!r}")
+                lanes.append(int(text))
+        cfgs = {c.design: c for c in pe_configs(formats) + dot_pe_configs(tuple(lanes))}
+        if args.report:
+            print("| design | MACs/cycle | cells | transistors | flip-flops | transistors/MAC | cells/MAC |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for cfg in cfgs.values():
+                res = synthesize(build_pe(cfg), cfg.top)
+                n = cfg.macs_per_cycle
+                print(f"| {cfg.design} | {n} | {res.cells} | {res.transistors} | {res.flip_flops} | "
+                      f"{res.transistors / n:.0f} | {res.cells / n:.0f} |", flush=True)
+            return 0
         if args.pe not in cfgs:
             parser.error(f"unknown design {args.pe!r}; choose from {', '.join(cfgs)}")
         cfg = cfgs[args.pe]

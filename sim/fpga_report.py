@@ -2,8 +2,8 @@
 
 Builds (with ``nice -n 10`` on a shared machine), for the ULX3S (ECP5-85F): the array at one R×C
 in every format of ``--formats`` and the same array of FP32 baseline PEs
-(``SystolicArray(pe="fp32")``, the reference of the ratios), an e2m1g3 size sweep, and the
-largest e2m1g3 array that fits, then writes ``reports/fpga.{md,csv,png}``. The builds are
+(``SystolicArray(pe="fp32")``, the reference of the ratios), an e2m1g3 size sweep, the
+largest e2m1g3 array that fits, and one array of e2m1g3 dot-product PEs (``--dot R×C:L``), then writes ``reports/fpga.{md,csv,png}``. The builds are
 :class:`hw.fpga.configs.Config` s run by :func:`hw.fpga.configs.run_config`; each is cached in
 ``--work/<key>/board.json`` (``--cached-only`` builds nothing, ``--force`` rebuilds).
 """
@@ -125,6 +125,8 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
         if meta.get("fit_note"):
             md += ["", meta["fit_note"]]
         md.append("")
+    if "dot" in by_role:
+        md += _dot_section(by_role["dot"], by_role.get("formats", []) + by_role.get("sweep", []))
     if "board2" in by_role:
         rs = by_role["board2"]
         md += [f"## Second family: {BOARDS[rs[0]['board']].description}", ""]
@@ -137,6 +139,79 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
            "(iCE40 `ICESTORM_DSP`); BRAM = `DP16KD` (iCE40 `ICESTORM_RAM`); LUTRAM = `TRELLIS_RAMW` (distributed RAM, the small FIFOs).", ""]
     (out_dir / "fpga.md").write_text("\n".join(md))
     _plot(rows, configs, out_dir / "fpga.png")
+
+
+def _dot_section(dot_rows, scalar_rows) -> list[str]:
+    """The e2m1g3 dot-product array beside the scalar e2m1g3 and FP32 arrays of the same R×C, per
+    MAC per cycle, and the largest dot array that fits (an estimate from the measured row)."""
+    md = ["## e2m1g3 dot-product array on the ULX3S (ECP5-85F)", "",
+          "`SystolicArray(\"e2m1g3\", R, C, lanes=L)`: every PE an `MLSDotPE` taking one beat of L element pairs "
+          "a cycle, so the array does R×C×L MACs a cycle (every lane busy). The same board wrapper: the host bridge "
+          "carries one beat per FIFO word (the a/w stream words are L elements and the group exponent per row or "
+          "column). Per MAC per cycle = the whole board design's count / (R×C×L), bridge included.", ""]
+    header = ("array", "R×C", "L", "MACs/cycle", "LUTs", "FFs", "DSP", "BRAM", "Fmax MHz", "LUTs/MAC", "FFs/MAC",
+              "DSP/MAC", "MAC/s at Fmax (G)", "routed")
+    rows, seen = [], set()
+    for r in dot_rows + scalar_rows:
+        size = (r["rows"], r["cols"])
+        if r in scalar_rows and (size != (dot_rows[0]["rows"], dot_rows[0]["cols"])
+                                 or r["format"] not in ("e2m1g3", "FP32 PE") or (r["format"], size) in seen):
+            continue
+        seen.add((r["format"], size))
+        lanes = int(r.get("lanes") or 1)
+        macs = r["rows"] * r["cols"] * lanes
+        per = (lambda v: round(v / macs, 1) if v is not None else None)
+        rows.append((r["format"], f"{r['rows']}×{r['cols']}", lanes, macs, r["luts"], r["ffs"], r["dsps"], r["brams"],
+                     r["fmax_mhz"], per(r["luts"]), per(r["ffs"]), round(r["dsps"] / macs, 2) if r["dsps"] is not None else None,
+                     round(macs * r["fmax_mhz"] / 1000, 2) if r["fmax_mhz"] else None, r["routed"]))
+    md += _table(header, rows)
+    md.append("")
+    for r in dot_rows:
+        if not (r["fits"] and r["luts"]):
+            continue
+        pes, lanes = r["rows"] * r["cols"], int(r.get("lanes") or 1)
+        dsp_per_pe = r["dsps"] / pes if r["dsps"] else 0
+        by_dsp = int(r["dsps_avail"] // dsp_per_pe) if dsp_per_pe else None
+        # The bridge's fixed LUTs are not subtracted: a conservative (smaller) estimate.
+        by_lut = int(r["luts_avail"] // (r["luts"] / pes))
+        md.append(f"- **Largest {r['format']} array that fits (estimate, not built)**: from this "
+                  f"{r['rows']}×{r['cols']} build, {r['luts'] / pes:.0f} LUTs and {dsp_per_pe:g} DSPs per PE (bridge "
+                  "included in the LUTs). "
+                  + (f"With the multipliers in DSP blocks (Yosys's default) the {r['dsps_avail']} DSPs bound it at "
+                     f"{by_dsp} PEs ({by_dsp * lanes} MACs/cycle); " if by_dsp is not None else "")
+                  + f"the {r['luts_avail']} LUTs alone would allow about {by_lut} PEs ({by_lut * lanes} MACs/cycle). "
+                  f"The scalar e2m1g3 array's largest fit is DSP-bound too (one DSP per PE, table above).")
+    md.append("")
+    return md
+
+
+def _reused_rows(path: pathlib.Path) -> dict:
+    """Rows of a committed ``fpga.csv`` by configuration key (for ``--reuse-csv``)."""
+    import csv
+
+    out = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            lanes = int(row.get("lanes") or 1)
+            fmt = {"FP32 PE": "fp32"}.get(row["format"], row["format"].split(" ")[0])
+            steps = "pack" if "pack-only" in (row.get("note") or "") else "pnr"
+            cfg = Config(row["board"], row["design"], fmt, int(row["rows"]), int(row["cols"]), row["role"],
+                         dsp=row["dsp_map"] == "yes", steps=steps, lanes=lanes)
+            out[cfg.key] = {k: _typed(k, v) for k, v in row.items() if k != "role"}
+    return out
+
+
+def _typed(key, text):
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    if key in ("board", "design", "format", "dsp_map", "note"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _plot(rows, configs, path):
@@ -179,6 +254,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-nodsp", default="", help="the same with multipliers in LUTs (-nodsp)")
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
+    parser.add_argument("--dot", default="4x4:9",
+                        help="e2m1g3 dot-product array RxC:L to place and route ('' to skip; default 4x4:9)")
+    parser.add_argument("--reuse-csv", default="",
+                        help="an earlier fpga.csv: configurations found there are taken from it instead of built "
+                             "(for rows whose build cache is gone)")
     parser.add_argument("--formats-note", default="", help="sentence added under the formats table")
     parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
     parser.add_argument("--work", default="build/fpga_report", help="cache of the builds (default build/fpga_report)")
@@ -213,12 +293,24 @@ def main(argv=None) -> int:
         except (ValueError, argparse.ArgumentTypeError):
             parser.exit(2, f"error: --board2 must look like icebreaker:e1m1g3:2x2, not {args.board2!r}\n")
         configs.append(Config(board, "mls", fmt, rr, cc, "board2"))
+    if args.dot:
+        try:
+            size, lanes = args.dot.split(":")
+            rr, cc = _parse_size(size)
+            configs.append(Config("ulx3s", "mls", "e2m1g3", rr, cc, "dot", lanes=int(lanes)))
+        except (ValueError, argparse.ArgumentTypeError):
+            parser.exit(2, f"error: --dot must look like 4x4:9 (R×C and lanes >= 1), not {args.dot!r}\n")
     configs += fit_configs   # last: the largest builds
+    reused = _reused_rows(pathlib.Path(args.reuse_csv)) if args.reuse_csv else {}
 
     from tqdm import tqdm
     rows, kept = [], []
     work = pathlib.Path(args.work)
     for cfg in tqdm(configs, desc="place and route", unit="build"):
+        if cfg.key in reused and not (work / cfg.key / "board.json").exists():
+            rows.append({**reused[cfg.key], "lanes": cfg.lanes, "macs_per_cycle": cfg.macs_per_cycle})
+            kept.append(cfg)
+            continue
         if args.cached_only and not (work / cfg.key / "board.json").exists():
             missing.append(f"{cfg.key}: not built")
             continue
@@ -231,7 +323,13 @@ def main(argv=None) -> int:
                 return 2
             missing.append(f"{cfg.key}: {str(exc).splitlines()[0]}")
     # --cached-only only skips building; the same command without it reuses the cache too.
-    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--cached-only"]
+    # --reuse-csv too: it only stands in for build caches that are gone.
+    given = list(sys.argv[1:] if argv is None else argv)
+    shown = []
+    for i, a in enumerate(given):
+        if a == "--cached-only" or a.startswith("--reuse-csv") or (i and given[i - 1] == "--reuse-csv"):
+            continue
+        shown.append(a)
     command = shlex.join(["python", "-m", "sim.fpga_report", *shown])
     write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
                  meta={"tools": _tools(), "fit_note": args.fit_note, "formats_note": args.formats_note})

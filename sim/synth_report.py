@@ -14,10 +14,11 @@ import argparse
 import pathlib
 import sys
 
-from hw.activity import ACTIVITY_K, ACTIVITY_LANES, activity_for
-from hw.synth import DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, GATES, SynthError, pe_configs, synthesize_configs
+from hw.activity import ACTIVITY_K, ACTIVITY_LANES, CLOCK_GATES_PER_FF, activity_for
+from hw.synth import (DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, DOT_LANES, GATES, SynthError, dot_pe_configs, pe_configs,
+                      synthesize_configs)
 
-from .energy import pe_area, pe_energy
+from .energy import pe_area, pe_area_per_mac, pe_energy
 from .report_io import markdown_table, pyplot, save_figure, write_csv
 
 __all__ = ["write", "run_synth_report", "component_part", "calibration", "FP32_REF", "FP8_REF", "main"]
@@ -69,6 +70,8 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
     ``activity`` (design, and ("uniform", design), -> ``hw.activity`` result) of ``configs``
     into ``out_dir``; returns the rows of ``synth.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    dot_configs = [c for c in configs if getattr(c, "is_dot", False)]
+    configs = [c for c in configs if not getattr(c, "is_dot", False)]
     t32 = results[FP32_REF].transistors
     t8 = results[FP8_REF].transistors
     c32 = results[FP32_REF].cells
@@ -102,12 +105,114 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
         a = (activity or {}).get(r["design"])
         # Activity anchored at one point: the FP32 PE's activity = the model's FP32 PE energy.
         r["activity_pj_per_mac"] = round(a.gate_toggles_per_mac / a32.gate_toggles_per_mac * fp32_model, 4) if a and a32 and fp32_model else ""
+    for cfg, r in zip(configs, rows):
+        _per_mac_columns(r, cfg, results[cfg.design], (activity or {}).get(cfg.design))
+    dot_rows = _dot_rows(dot_configs, results, activity or {}, t32, t8, c32, a32, (activity or {}).get(FP8_REF))
 
-    write_csv(out_dir / "synth.csv", rows)
+    write_csv(out_dir / "synth.csv", rows + dot_rows)
     write_csv(out_dir / "synth_components.csv", comp_rows)
-    (out_dir / "synth.md").write_text(_markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES, activity or {}))
+    md = _markdown(configs, results, rows, comp_rows, DEFAULT_MLS_K, GATES, activity or {})
+    md += _dot_section(dot_rows, rows, DEFAULT_MLS_K) if dot_rows else ""
+    (out_dir / "synth.md").write_text(md)
     _plot(out_dir / "synth.png", configs, comp_rows)
+    return rows + dot_rows
+
+
+def _per_mac_columns(row: dict, cfg, res, act) -> None:
+    """The per-MAC-per-cycle columns every row carries (a scalar PE does one MAC a cycle)."""
+    n = cfg.macs_per_cycle
+    row["lanes"] = cfg.lanes
+    row["macs_per_cycle"] = n
+    row["transistors_per_mac"] = round(res.transistors / n, 2)
+    row["cells_per_mac"] = round(res.cells / n, 2)
+    row["flip_flops_per_mac"] = round(res.flip_flops / n, 2)
+    row["clock_gate_toggles_per_mac"] = round(act.clock_gate_toggles_per_mac, 2) if act else ""
+    row["total_gate_toggles_per_mac"] = round(act.total_gate_toggles_per_mac, 2) if act else ""
+
+
+def _dot_rows(dot_configs, results, activity, t32, t8, c32, a32, a8) -> list[dict]:
+    """synth.csv rows of the dot-product PEs: the scalar rows' columns, gains per MAC per cycle."""
+    rows = []
+    for cfg in dot_configs:
+        res, act = results[cfg.design], activity.get(cfg.design)
+        n = cfg.macs_per_cycle
+        row = {"design": cfg.design, "pe": cfg.pe, "format": cfg.fmt, "acc_bits": cfg.acc_bits,
+               "cells": res.cells, "transistors": res.transistors, "flip_flops": res.flip_flops,
+               "area": res.transistors,
+               "area_gain_vs_fp32": round(t32 * n / res.transistors, 4),
+               "area_gain_vs_fp8": round(t8 * n / res.transistors, 4),
+               "cells_vs_fp32": round(res.cells / n / c32, 4),
+               "gate_toggles_per_mac": round(act.gate_toggles_per_mac, 2) if act else "",
+               "activity_pj_per_mac": "",
+               "activity_gain_vs_fp32": round(a32.gate_toggles_per_mac / act.gate_toggles_per_mac, 4) if act and a32 else "",
+               "activity_gain_vs_fp8": round(a8.gate_toggles_per_mac / act.gate_toggles_per_mac, 4) if act and a8 else "",
+               "synth_pj_per_mac": ""}
+        _per_mac_columns(row, cfg, res, act)
+        rows.append(row)
     return rows
+
+
+DOT_HEADLINE = "mls-e2m1g3-l9"   # sim.report's DEFAULT_LANES = 9 headline dot PE
+DOT_REFS = ("fp32", FP8_REF, "fp8e4m3-dot9", "int8-dot9")
+_MODEL_NAME = {FP8_REF: "fp8e4m3-fp32acc"}   # the model's name of the synthesized scalar FP8 PE
+
+
+def _ratio_cell(a, b) -> str:
+    return _f(b / a) if a not in ("", None, 0) and b not in ("", None, 0) else "pending"
+
+
+def _dot_section(dot_rows, rows, k_max) -> str:
+    by = {r["design"]: r for r in rows + dot_rows}
+    md = ["## Dot-product PEs: per MAC per cycle", "",
+          "The L-lane PEs (`hw.synth.dot_pe_configs`: `MLSDotPE` e2m1g3 and e3m3g3 with the exact accumulator "
+          f"for K = 2^20, `FP8DotPE` E4M3 x E4M3 with its single-rounding FP32 add, `INT8DotPE` with its INT32 "
+          "accumulator) in the same flow. One beat of L element pairs a cycle, so *per MAC per cycle* = the PE's "
+          "count / L. *Data toggles*: switched transistor gates per useful MAC on the same captured conv "
+          f"(`convs.1`, K = {ACTIVITY_K}, {ACTIVITY_LANES} output elements), operands packed into beats (MLS: "
+          "`model.beats.pack_beats`, chunks split where a group changes; FP8/INT8: L consecutive k), every result "
+          "bit-exact against the golden model. *Clock toggles*: flip-flop clocking, which the data figure leaves "
+          f"out: flip-flops x 2 edges x {CLOCK_GATES_PER_FF} clocked transistor gates per flip-flop (a "
+          "transmission-gate master-slave DFF; no clock gating) per busy cycle, over the useful MACs. *Total* = "
+          "data + clock. The scalar PEs get the same columns (one MAC a cycle).", ""]
+    out = []
+    for r in rows + dot_rows:
+        if r["pe"] in ("mls", "fp8", "int8", "fp32") and r["design"] not in ("fp32", FP8_REF, "int8-int32acc", "mls-e2m1g3", "mls-e3m3g3"):
+            continue
+        out.append([f"`{r['design']}`", r["macs_per_cycle"], r["transistors_per_mac"], r["cells_per_mac"],
+                    r["flip_flops_per_mac"], _f(r["area_gain_vs_fp32"]), r["gate_toggles_per_mac"] or "-",
+                    r["clock_gate_toggles_per_mac"] or "-", r["total_gate_toggles_per_mac"] or "-"])
+    md += _table(["design", "MACs/cycle", "transistors/MAC", "cells/MAC", "flip-flops/MAC", "area gain vs FP32",
+                  "data toggles/MAC", "clock toggles/MAC", "total toggles/MAC"], out)
+    head = by.get(DOT_HEADLINE)
+    md += ["", f"### `{DOT_HEADLINE}` against the references: table model vs synthesis and activity", "",
+           "Gain = reference / MLS dot PE, per MAC. *Table area*: `sim.energy.pe_area_per_mac`; *table energy*: "
+           "`sim.energy.pe_energy` (compute parts of the PE). *Synth area*: transistors per MAC per cycle. "
+           "*Activity*: data toggles per MAC; *+clock*: total toggles per MAC. *Model/synth* = table area gain / "
+           "synth area gain, and table energy gain / activity (+clock) gain; the target is within 30% (0.77-1.3).", ""]
+    out = []
+    if head:
+        m_area = pe_area_per_mac(DOT_HEADLINE, k_max)
+        m_e = sum(pe_energy(DOT_HEADLINE, k_max).values())
+        for ref in DOT_REFS:
+            r = by.get(ref)
+            if r is None:
+                out.append([f"`{ref}`"] + ["pending"] * 7)
+                continue
+            name = _MODEL_NAME.get(ref, ref)
+            ta = pe_area_per_mac(name, k_max) / m_area
+            te = sum(pe_energy(name, k_max).values()) / m_e
+            sa = r["transistors_per_mac"] / head["transistors_per_mac"]
+            act = _ratio_cell(head["gate_toggles_per_mac"], r["gate_toggles_per_mac"])
+            tot = _ratio_cell(head["total_gate_toggles_per_mac"], r["total_gate_toggles_per_mac"])
+            out.append([f"`{ref}`", _f(ta), _f(sa), _f(ta / sa), _f(te), act, tot,
+                        _f(te / float(tot)) if tot != "pending" else "pending"])
+    md += _table(["vs", "table area", "synth area", "model/synth area", "table energy", "activity", "activity+clock",
+                  "model/(activity+clock)"], out)
+    if head and "fp32" in by:
+        gain = by["fp32"]["transistors_per_mac"] / head["transistors_per_mac"]
+        md += ["", f"Target: synthesized area per MAC per cycle at least 15x smaller than the FP32 PE: "
+               f"{_f(gain)}x, " + ("met." if gain >= 15 else "**missed**.")]
+    return "\n".join(md) + "\n"
 
 
 def _plot(path: pathlib.Path, configs, comp_rows) -> None:
@@ -299,12 +404,12 @@ def _calibration(configs, results, comp_rows, k_max) -> list[str]:
 
 
 def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
-                     progress: bool = True, activity: bool = True) -> list[dict]:
+                     progress: bool = True, activity: bool = True, lanes=DOT_LANES) -> list[dict]:
     """Synthesize every configuration of ``hw.synth.pe_configs`` and write ``synth.csv``,
     ``synth_components.csv``, ``synth.md`` and ``synth.png`` into ``out_dir``. Returns the
     per-design rows. With ``activity``, also simulate each netlist on real conv operands
     (:mod:`hw.activity`), and on uniform random operands of the same shapes."""
-    configs = pe_configs(mls_formats)
+    configs = pe_configs(mls_formats) + (dot_pe_configs(lanes) if lanes else [])
     results = synthesize_configs(configs, progress=progress)
     act = {}
     if activity:
@@ -317,6 +422,8 @@ def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEF
             res = activity_for(cfg, results[cfg.design])
             if res is not None:
                 act[cfg.design] = res
+                if cfg.is_dot:
+                    continue               # the uniform contrast is run on the scalar PEs only
                 uni = activity_for(cfg, results[cfg.design], source="uniform")
                 act[("uniform", cfg.design)] = uni
     return write(pathlib.Path(out_dir), configs, results, act)

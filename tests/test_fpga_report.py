@@ -62,9 +62,9 @@ def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
         def num(key, kind=int):
             return None if rec[key] == "" else kind(rec[key])
 
-        cfg = Config(rec["board"], rec["design"], rec["format"] if rec["design"] == "mls" else rec["design"],
+        cfg = Config(rec["board"], rec["design"], rec["format"].split(" ")[0] if rec["design"] == "mls" else rec["design"],
                      int(rec["rows"]), int(rec["cols"]), rec["role"], dsp=rec["dsp_map"] == "yes",
-                     steps="pack" if rec["role"] == "fit" else "pnr")
+                     steps="pack" if rec["role"] == "fit" else "pnr", lanes=int(rec.get("lanes") or 1))
         result = {k: num(k) for k in ("luts", "luts_avail", "ffs", "dsps", "dsps_avail", "brams", "lutram")}
         result.update(fmax_mhz=num("fmax_mhz", float), fits={"True": True, "False": False, "": None}[rec["fits"]],
                       seconds={"pnr": num("pnr_s", float)})
@@ -81,10 +81,36 @@ def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
     assert (tmp_path / "reports" / "fpga.csv").read_bytes() == (committed / "fpga.csv").read_bytes()
 
 
+def test_dot_row_per_mac_and_fit_estimate(tmp_path):
+    """The dot-product array's row sits beside the scalar e2m1g3 and FP32 arrays of the same R×C,
+    per MAC per cycle (R×C×L MACs a cycle), with the largest fit estimated from its counts."""
+    dot = Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=9)
+    assert dot.key == "ulx3s-e2m1g3-4x4-l9" and dot.label == "e2m1g3 dot L=9" and dot.macs_per_cycle == 144
+    configs = [Config("ulx3s", "mls", "e2m1g3", 4, 4, "formats"), Config("ulx3s", "fp32", "fp32", 4, 4, "formats"), dot]
+    rows = [_row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 20.0, design="fp32"),
+            {**_row("e2m1g3 dot L=9", 4, 4, 14400, 50.0), "lanes": 9, "dsps": 144, "dsps_avail": 156}]
+    write_report(rows, configs, tmp_path, command="python -m sim.fpga_report", missing=[],
+                 meta={"tools": "t", "fit_note": "", "formats_note": ""})
+    md = (tmp_path / "fpga.md").read_text()
+    assert "## e2m1g3 dot-product array on the ULX3S (ECP5-85F)" in md
+    assert "| e2m1g3 dot L=9 | 4×4 | 9 | 144 | 14400 | 10 | 144 | 0 | 50 | 100 | 0.1 | 1 | 7.2 | yes |" in md
+    assert "| e2m1g3 | 4×4 | 1 | 16 | 2000 | 10 | 0 | 0 | 80 | 125 | 0.6 | 0 | 1.28 | yes |" in md
+    assert "| FP32 PE | 4×4 | 1 | 16 | 8000 | 10 | 0 | 0 | 20 | 500 | 0.6 | 0 | 0.32 | yes |" in md
+    assert "the 156 DSPs bound it at 17 PEs (153 MACs/cycle)" in md
+    assert "about 92 PEs (828 MACs/cycle)" in md   # 83640 // (14400 / 16)
+    with pytest.raises(ValueError, match="lanes > 1 is the MLS dot-product array only"):
+        Config("ulx3s", "fp32", "fp32", 4, 4, "dot", lanes=9)
+    with pytest.raises(ValueError, match="lanes must be an int >= 1, got 0"):
+        Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=0)
+
+
 def test_report_cli_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--sweep", "4by4"])
     assert exc.value.code == 2 and "array size must look like 4x4, not '4by4'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--dot", "4x4"])
+    assert exc.value.code == 2 and "--dot must look like 4x4:9 (R×C and lanes >= 1), not '4x4'" in capsys.readouterr().err
     assert _parse_size("2x3") == (2, 3)
 
 

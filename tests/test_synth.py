@@ -95,8 +95,88 @@ def test_report_files(tmp_path, monkeypatch):
     assert {"design", "cells", "area", "transistors", "flip_flops"} <= set(table["fp32"])
     with open(tmp_path / "synth_components.csv") as fh:
         comps = list(csv.DictReader(fh))
-    assert len(comps) == 2 * len(rows)
-    assert "## Per component" in (tmp_path / "synth.md").read_text()
+    assert len(comps) == 2 * len([r for r in rows if not r["lanes"]])   # components of the scalar PEs
+    md = (tmp_path / "synth.md").read_text()
+    assert "## Per component" in md and "## Dot-product PEs: per MAC per cycle" in md
+    # Dot-product rows: counts per MAC per cycle are the PE's over its lanes.
+    for n in synth.DOT_LANES:
+        for name in (f"mls-e2m1g3-l{n}", f"mls-e3m3g3-l{n}", f"fp8e4m3-dot{n}", f"int8-dot{n}"):
+            row = table[name]
+            assert int(row["lanes"]) == int(row["macs_per_cycle"]) == n
+            assert float(row["transistors_per_mac"]) == round(5000 / n, 2)
+            assert float(row["area_gain_vs_fp32"]) == round(40000 * n / 5000, 4)
+    assert table["fp32"]["transistors_per_mac"] == "40000.0" and table["fp32"]["macs_per_cycle"] == "1"
+    # 40000 / (5000 / 9) = 72 >= 15: the target line says met.
+    assert "at least 15x smaller than the FP32 PE: 72x, met." in md
+
+
+def test_dot_configs_named_as_the_energy_model():
+    from sim.energy import Design
+
+    cfgs = synth.dot_pe_configs((1, 9))
+    assert [c.design for c in cfgs] == ["mls-e2m1g3-l1", "mls-e3m3g3-l1", "fp8e4m3-dot1", "int8-dot1",
+                                        "mls-e2m1g3-l9", "mls-e3m3g3-l9", "fp8e4m3-dot9", "int8-dot9"]
+    for c in cfgs:
+        d = Design.parse(c.design)
+        assert d.is_dot and d.lane_count == c.lanes == c.macs_per_cycle
+        assert build_pe_lanes(c) == c.lanes
+    assert all(c.macs_per_cycle == 1 and not c.is_dot for c in synth.pe_configs())
+    with pytest.raises(ValueError, match="lanes must be ints >= 1, got 0"):
+        synth.dot_pe_configs((0,))
+
+
+def build_pe_lanes(cfg):
+    pe = synth.build_pe(cfg)
+    pe._MustUse__silence = True
+    return pe.lanes
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_cli_report_lists_dot_pes(monkeypatch, capsys):
+    def fake(component, top, **kw):
+        return synth.SynthResult(top, "k", 90, 900, 9, ())
+
+    monkeypatch.setattr(synth, "synthesize", fake)
+    assert synth.main(["--report", "--lanes", "1,9"]) == 0
+    out = capsys.readouterr().out
+    assert "| fp32 | 1 | 90 | 900 | 9 | 900 | 90 |" in out
+    assert "| mls-e2m1g3-l9 | 9 | 90 | 900 | 9 | 100 | 10 |" in out
+    assert "| fp8e4m3-dot9 | 9 |" in out and "| int8-dot1 | 1 |" in out
+    assert synth.main(["--report", "--lanes", "0"]) == 2
+    assert "--lanes takes positive integers, got '0'" in capsys.readouterr().err
+
+
+def test_clock_toggles_per_mac():
+    from hw.activity import CLOCK_GATES_PER_FF, ActivityResult
+
+    # 10 flip-flops, 4 lanes of 32 beats each, 288 useful MACs per lane (L = 9).
+    a = ActivityResult("x", 288 * 4, 4, 32, 100.0, 40.0, 50, flip_flops=10, beats=32)
+    assert CLOCK_GATES_PER_FF == 8
+    assert a.clock_gate_toggles_per_mac == 10 * 2 * 8 * 32 / 288
+    assert a.total_gate_toggles_per_mac == 100.0 + 10 * 2 * 8 * 32 / 288
+
+
+def test_dot_drive_beats_match_the_scalar_streams():
+    """The dot PEs' beats carry the same conv operands as the scalar PEs' streams: the MLS beats
+    (forward_gemm + pack_beats + beat_accumulate) give the scalar path's exact sums (quantize +
+    im2col), and the INT8 beats unpack to the scalar INT8 streams."""
+    import numpy as np
+
+    from hw import activity
+    from model import baseline_arith as ba
+
+    _, want = activity.mls_drive("e2m1g3", 200, 288, 6)
+    drive, got, macs = activity.dot_drive("mls-dot", "e2m1g3", 9, 288, 6)
+    assert list(got) == list(want) and macs == 288
+    assert drive["a_in"].shape == drive["ctl_in"].shape and drive["ctl_in"][0, 0] == 3 and drive["ctl_in"][-1, 0] == 5
+    a, w = activity.real_operands(288, 5)
+    drive, got, _ = activity.dot_drive("int8-dot", "int8", 4, 288, 5)
+    assert drive["a_in"].shape == (72, 5)
+    lanes = np.array([[(int(v) >> (8 * l)) & 0xFF for l in range(4)] for v in drive["a_in"][:, 2]]).reshape(-1)
+    assert list((lanes + 128) % 256 - 128) == list(activity._int8(a)[:, 2])
+    assert list(got) == [ba.int8_accumulate(activity._int8(a)[:, i], activity._int8(w)[:, i]) for i in range(5)]
+    with pytest.raises(ValueError, match="unknown dot-product PE 'nope'"):
+        activity.dot_drive("nope", "e4m3", 4, 288, 2)
 
 
 def test_cli_errors(capsys):
