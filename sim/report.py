@@ -219,7 +219,8 @@ def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k
     def per_mac(name: str, col: str) -> float | None:
         """A synth.csv figure per MAC per cycle: ``transistors_per_mac`` or ``transistors`` over
         the design's lanes; ``gate_toggles_per_mac`` as written."""
-        row = synth.get(name, {})
+        # The scalar FP8 PE is synthesized as SYNTH_FP8_REF (as in the scalar four-ways table).
+        row = synth.get(name) or synth.get(SYNTH_FP8_REF if name == FP8_REF else name, {})
         if col == "transistors_per_mac" and _number(row.get(col)) is None:
             total = _number(row.get("transistors"))
             return total / Design.parse(name).lane_count if total else None

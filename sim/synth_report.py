@@ -435,12 +435,20 @@ def main(argv=None) -> int:
     parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
                         help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
     parser.add_argument("--no-activity", action="store_true", help="skip the gate-level activity simulation")
+    parser.add_argument("--lanes", default=",".join(map(str, DOT_LANES)),
+                        help="comma-separated lane counts of the dot-product PEs (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     try:
         from model.formats import MLSFormat
 
         formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
-        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity)
+        lanes = []
+        for text in (t.strip() for t in args.lanes.split(",")):
+            if text:
+                if not text.isdigit() or int(text) < 1:
+                    raise ValueError(f"--lanes takes positive integers, got {text!r}")
+                lanes.append(int(text))
+        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity, lanes=tuple(lanes))
     except (ValueError, TypeError, SynthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

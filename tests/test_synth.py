@@ -190,6 +190,8 @@ def test_cli_errors(capsys):
     assert "exp_bits must be in [0, 5], got 9" in capsys.readouterr().err
     assert synth_report.main(["--formats", "e9m1g3"]) == 2
     assert "exp_bits must be in [0, 5], got 9" in capsys.readouterr().err
+    assert synth_report.main(["--lanes", "4,-1"]) == 2
+    assert "--lanes takes positive integers, got '-1'" in capsys.readouterr().err
 
 
 def test_activity_netlist_matches_model_and_detects_mutation(int8_result, tmp_path):
