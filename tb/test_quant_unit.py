@@ -158,6 +158,13 @@ def build_cases(cfg: QuantUnitConfig, seed: int, real: tuple[int, int] | None, r
     bad[1], bad[gl + 2] = np.inf, np.nan
     add("nan_inf", bad, "nearest", invalid=True)
     add("no_stall", multiscale_tensor(6, gl, rng, 10), "stochastic", stall=False)
+    # the corner tensor divided by an inexact inv, converted with that inv: every product x * inv
+    # lands on or next to a grid value or midpoint only after the FP32 multiplier's rounding, so
+    # its guard, round and sticky bits decide the element codes
+    inv = np.float32(1 / 1.37)
+    inexact = (corner.astype(np.float64) / float(inv)).astype(np.float32)
+    add("corner_inexact_inv", inexact, "nearest", inv_bits=int(inv.view(np.uint32)))
+    add("corner_inexact_inv_stochastic", inexact, "stochastic", inv_bits=int(inv.view(np.uint32)))
     return arrays, meta
 
 
