@@ -36,7 +36,7 @@ def _pair_script(mutant: Mutant, top: str) -> str:
 
 
 def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: int = 8,
-                      timeout: float = 30) -> tuple[str, str]:
+                      timeout: float = 20) -> tuple[str, str]:
     """``(verdict, detail)`` with verdict ``equivalent``, ``not equivalent`` or ``unknown``."""
     name = f"equiv_{mutant.id}"
     script = _pair_script(mutant, top) + (
