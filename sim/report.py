@@ -201,18 +201,44 @@ def _lane_table(gc_workloads, array, sram_kib, fmt) -> list[str]:
     return md
 
 
-def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k_ref) -> list[str]:
-    """The dot headline four ways. The table model's columns are filled; the synthesized-area,
-    activity and FPGA columns come from ``reports/synth.csv`` / ``reports/fpga.csv`` rows named as
-    the designs once the dot PEs are synthesized (pending until then)."""
+def _read_fpga(path: Path) -> dict[str, float]:
+    """LUTs per MAC per cycle of the ULX3S arrays in ``reports/fpga.csv`` (``sim.fpga_report``), by
+    ``Design`` name: the FP32-PE array (``fp32``), the scalar MLS arrays of the formats table
+    (``mls-<fmt>``) and the dot-product arrays (``mls-<fmt>-l<L>``). Whole board designs (array
+    plus host bridge) over R x C x L MACs a cycle."""
+    if not path.exists():
+        return {}
+    out = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("board") != "ulx3s" or row.get("role") not in ("formats", "dot") or not row.get("luts"):
+                continue
+            lanes = int(row.get("lanes") or 1)
+            if row["design"] == "fp32":
+                name = "fp32"
+            elif row["design"] == "mls":
+                fmt = row["format"].split(" ")[0]
+                name = f"mls-{fmt}-l{lanes}" if row["role"] == "dot" else f"mls-{fmt}"
+            else:
+                continue
+            out[name] = float(row["luts"]) / (int(row["rows"]) * int(row["cols"]) * lanes)
+    return out
+
+
+def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k_ref, fpga=None) -> list[str]:
+    """The dot headline four ways. The table model's columns are filled; the synthesized-area and
+    activity columns come from ``reports/synth.csv`` rows named as the designs, the FPGA column
+    from ``fpga`` (``_read_fpga``); pending where a row is missing."""
     net = "resnet20" if "resnet20" in workloads else next(iter(workloads))
     md = [f"### The dot headline four ways (`{mls.name}`, {net})", "",
           "*Table* columns are this model (per training step, and the PE per MAC at full lanes).",
           "*Synth area per MAC per cycle* (`transistors_per_mac`, or `transistors` over the lanes) and",
-          "*activity per MAC* (`gate_toggles_per_mac`) come from `reports/synth.csv` rows named as the",
-          "designs here (`python -m sim.synth_report`); *FPGA* from `reports/fpga.md`. Columns",
-          "shown as `pending` have no synthesized dot PE yet (synthesis and FPGA runs of the dot PEs",
-          "are separate work).", ""]
+          "*activity per MAC* (`total_gate_toggles_per_mac`: switched transistor gates on real conv",
+          "operands plus flip-flop clocking; `gate_toggles_per_mac`, data only, where a row has no total)",
+          "come from `reports/synth.csv` rows named as the designs here (`python -m sim.synth_report`).",
+          "*FPGA*: LUTs per MAC per cycle of the ULX3S arrays in `reports/fpga.csv` (whole board",
+          "designs, host bridge included; the FP32-PE array is the only reference built on the board).",
+          "`pending`: no such row yet.", ""]
     rows = []
     e = energy[(net, mls.name)]
     pe = sum(pe_energy(mls, k_ref).values())
@@ -224,19 +250,24 @@ def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k
         if col == "transistors_per_mac" and _number(row.get(col)) is None:
             total = _number(row.get("transistors"))
             return total / Design.parse(name).lane_count if total else None
+        if col == "total_gate_toggles_per_mac" and _number(row.get(col)) is None:
+            return _number(row.get("gate_toggles_per_mac"))
         return _number(row.get(col))
 
     for ref in ("fp32", FP8_REF, fp8_dot, int8_dot):
         r = Design.parse(ref)
         ref_pe = sum(pe_energy(r, k_ref).values())
         cells = []
-        for col in ("transistors_per_mac", "gate_toggles_per_mac"):
+        for col in ("transistors_per_mac", "total_gate_toggles_per_mac"):
             a, b = per_mac(mls.name, col), per_mac(ref, col)
             cells.append(_f(b / a) if a and b else "pending")
+        # FPGA: LUTs per MAC per cycle of the ULX3S arrays; only the FP32-PE array is built among the references.
+        fa, fb = (fpga or {}).get(mls.name), (fpga or {}).get(ref)
+        fpga_cell = _f(fb / fa) if fa and fb else ("no array built" if fpga and ref != "fp32" else "pending")
         rows.append([f"`{ref}`", _f(energy[(net, ref)]["compute"] / e["compute"]), _f(ref_pe / pe),
-                     _f(pe_area_per_mac(r, k_ref) / pe_area_per_mac(mls, k_ref))] + cells + ["pending"])
+                     _f(pe_area_per_mac(r, k_ref) / pe_area_per_mac(mls, k_ref))] + cells + [fpga_cell])
     md += markdown_table(["vs", "table, per step", "table, PE per MAC", "table, area per MAC/cycle",
-                          "synth area per MAC/cycle", "activity per MAC", "FPGA"], rows, "lrrrrrr")
+                          "synth area per MAC/cycle", "activity per MAC (+FF clock)", "FPGA LUTs per MAC/cycle"], rows, "lrrrrrr")
     md.append("")
     return md
 
@@ -244,14 +275,16 @@ def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k
 def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, list],
                  sram_kib: float = 8.0, synth: dict | None = None, *, lanes: int = DEFAULT_LANES,
                  gc: int = DEFAULT_GC, dot_workloads: dict[str, list] | None = None,
-                 gc_workloads: dict[int, dict[str, list]] | None = None) -> tuple[str, str, dict]:
+                 gc_workloads: dict[int, dict[str, list]] | None = None,
+                 fpga: dict[str, float] | None = None) -> tuple[str, str, dict]:
     """(markdown, csv, data for the plot).
 
     ``designs`` may hold dot-product designs (``mls-e2m1g3-l9``, ``fp8e4m3-dot9``, ...); they run on
     ``dot_workloads`` (the same networks traced with channel block ``gc``; default ``workloads``)
     on an array of their lane count. The dot headline compares the MLS dot designs of ``lanes``
     lanes with the same-lane FP8/INT8 dot PEs, scalar FP8 and FP32. ``gc_workloads`` (Gc ->
-    workloads) adds the lane table over ``LANE_TABLE``'s (L, Gc) grid."""
+    workloads) adds the lane table over ``LANE_TABLE``'s (L, Gc) grid. ``fpga`` (``_read_fpga``: design
+    -> ULX3S LUTs per MAC per cycle) fills the dot four-ways table's FPGA column."""
     designs = [Design.parse(d) for d in designs]
     names = [d.name for d in designs]
     stats = {net: workload_stats(g, array) for net, g in workloads.items()}
@@ -316,7 +349,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
         md += _dot_headline(designs, workloads, stats_of, energy, lanes, gc, fp8_dot, int8_dot, k_ref)
         if gc_workloads:
             md += _lane_table(gc_workloads, array, sram_kib, dot_mls[0].fmt)
-        md += _four_ways_dot(synth or {}, workloads, stats_of, energy, dot_mls[0], fp8_dot, int8_dot, k_ref)
+        md += _four_ways_dot(synth or {}, workloads, stats_of, energy, dot_mls[0], fp8_dot, int8_dot, k_ref, fpga)
     if synth:
         md += _four_ways(synth, workloads, stats, sram_kib, k_ref)
 
@@ -709,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
             synth_path = Path(args.synth) if args.synth else Path("reports/synth.csv")
         synth = _read_synth(synth_path)
         md, csv_text, plot = build_report(array, designs, workloads, args.sram_kib, synth, lanes=args.lanes,
-                                          gc=args.gc, dot_workloads=dot_workloads, gc_workloads=gc_workloads)
+                                          gc=args.gc, dot_workloads=dot_workloads, gc_workloads=gc_workloads,
+                                          fpga=_read_fpga(synth_path.parent / "fpga.csv"))
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as error:
         parser.exit(2, f"error: {error}\n")
     args.out.mkdir(parents=True, exist_ok=True)

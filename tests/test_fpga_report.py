@@ -151,3 +151,19 @@ def test_board_client_framing():
         dev.read("x")
     with pytest.raises(IOError, match=r"not an MLS board bridge"):
         BoardClient(_FakeTransport(b"XYZ\x01"), ports).identify()
+
+
+def test_energy_report_reads_fpga_luts_per_mac(tmp_path):
+    """sim.report's dot four-ways FPGA column: LUTs per MAC per cycle by Design name, from the rows
+    of fpga.csv (FP32-PE array, scalar MLS arrays of the formats table, dot arrays)."""
+    from sim.report import _read_fpga
+
+    configs = [Config("ulx3s", "mls", "e2m1g3", 4, 4, "formats"), Config("ulx3s", "fp32", "fp32", 4, 4, "formats"),
+               Config("ulx3s", "mls", "e2m1g3", 8, 8, "sweep"), Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=9)]
+    rows = [_row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 20.0, design="fp32"),
+            _row("e2m1g3", 8, 8, 7000, 70.0), {**_row("e2m1g3 dot L=9", 4, 4, 14400, 50.0), "lanes": 9}]
+    write_report(rows, configs, tmp_path, command="python -m sim.fpga_report", missing=[],
+                 meta={"tools": "t", "fit_note": "", "formats_note": ""})
+    got = _read_fpga(tmp_path / "fpga.csv")
+    assert got == {"mls-e2m1g3": 125.0, "fp32": 500.0, "mls-e2m1g3-l9": 100.0}   # the sweep row is not read
+    assert _read_fpga(tmp_path / "missing.csv") == {}
