@@ -15,7 +15,7 @@ __all__ = ["Mutant", "Prepared", "UNITS", "Unit", "classify", "get_unit", "prepa
 
 
 def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equivalence: bool = True,
-             progress=None, reuse_sim: bool = False, rerun_survivors: bool = False) -> dict:
+             progress=None, reuse_sim: bool = False, rerun_survivors: bool = False, bmc: bool = True) -> dict:
     """The whole flow for one unit; returns a JSON-able result (also saved as ``results.json``).
 
     ``rerun_survivors``: simulate only the mutants that the saved ``results.json`` (same ``n`` and
@@ -60,7 +60,7 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
                  f"in {wall:.0f} s; equivalence checks")
     if equivalence:
         for m in survivors:
-            m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir)
+            m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc)
     result = {"unit": name, "description": unit.description, "testbench": unit.testbench,
               "checks": list(unit.checks), "seed": seed, "n": n, "sim": sim, "wall_s": wall,
               "mutants": [dict(dataclasses.asdict(m), location=m.location) for m in prep.mutants]}

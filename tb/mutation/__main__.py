@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "reports",
                         help="where mutation.md/.csv go (default reports/)")
     parser.add_argument("--no-equivalence", action="store_true", help="skip the formal checks of survivors")
+    parser.add_argument("--no-bmc", action="store_true",
+                        help="equivalence: only the equiv_induct proofs, no bounded search for a counterexample "
+                             "(survivors not proven equivalent are 'unknown')")
     parser.add_argument("--reuse-sim", action="store_true",
                         help="keep the simulation results saved in --work (same -n and --seed) and redo the rest")
     parser.add_argument("--rerun-survivors", action="store_true",
@@ -54,7 +57,8 @@ def main(argv=None) -> int:
         if not args.report_only:
             result = run_unit(name, args.n, args.seed, args.work, sim=args.sim,
                               equivalence=not args.no_equivalence, progress=progress,
-                              reuse_sim=args.reuse_sim, rerun_survivors=args.rerun_survivors)
+                              reuse_sim=args.reuse_sim, rerun_survivors=args.rerun_survivors,
+                              bmc=not args.no_bmc)
             s = summary(result)
             progress(f"{name}: {s['mutants']} mutants, {s['killed']} killed, {s['equivalent']} equivalent, "
                      f"{s['survived']} survived, {s['errors']} errors: {s['kill_pct']:.1f}% of non-equivalent killed")

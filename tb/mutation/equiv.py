@@ -36,11 +36,11 @@ def _pair_script(mutant: Mutant, top: str) -> str:
 
 
 def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: int = 8,
-                      timeout: float = 20) -> tuple[str, str]:
+                      timeout: float = 60, bmc: bool = True) -> tuple[str, str]:
     """``(verdict, detail)`` with verdict ``equivalent``, ``not equivalent`` or ``unknown``."""
     name = f"equiv_{mutant.id}"
     script = _pair_script(mutant, top) + (
-        "opt_clean\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
+        "opt_clean\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
         "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout)
@@ -52,7 +52,7 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
     # outputs of an array's edge PEs, has matched names but no effect)
     name = f"equiv_{mutant.id}_live"
     script = _pair_script(mutant, top) + (
-        "opt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
+        "opt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
         "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout)
@@ -60,14 +60,16 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
             return "equivalent", "equiv_induct on the logic that reaches an output: every matched pair proven equal"
     except subprocess.TimeoutExpired:
         pass
+    if not bmc:
+        return "unknown", "equiv_induct did not close (no bounded search for a counterexample: --no-bmc)"
     name = f"equiv_{mutant.id}_bmc"
     script = _pair_script(mutant, top) + (
         "opt_clean\nmiter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
         "hierarchy -top miter\n"
         f"sat -tempinduct -prove trigger 0 -maxsteps {depth} -set-init-undef -set-def-inputs "
-        f"-timeout {int(timeout) // 2} miter\n")
+        f"-timeout {int(timeout) // 6} miter\n")
     try:
-        result = yosys(script, work_dir, name, timeout=timeout * 2)
+        result = yosys(script, work_dir, name, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "unknown", f"equiv_induct did not close; sat timed out after {timeout:.0f} s"
     log = (work_dir / f"{name}.log").read_text()
