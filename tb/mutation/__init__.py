@@ -58,11 +58,16 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
     if progress:
         progress(f"{name}: {sum(m.outcome == 'killed' for m in prep.mutants)} killed, {len(survivors)} survived "
                  f"in {wall:.0f} s; equivalence checks")
+    def save():
+        result = {"unit": name, "description": unit.description, "testbench": unit.testbench,
+                  "checks": list(unit.checks), "seed": seed, "n": n, "sim": sim, "wall_s": wall,
+                  "mutants": [dict(dataclasses.asdict(m), location=m.location) for m in prep.mutants]}
+        (work_dir / "results.json").write_text(json.dumps(result, indent=1))
+        return result
+
+    result = save()
     if equivalence:
-        for m in survivors:
+        for m in survivors:  # saved after each check, so a stopped run keeps what it proved
             m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc)
-    result = {"unit": name, "description": unit.description, "testbench": unit.testbench,
-              "checks": list(unit.checks), "seed": seed, "n": n, "sim": sim, "wall_s": wall,
-              "mutants": [dict(dataclasses.asdict(m), location=m.location) for m in prep.mutants]}
-    (work_dir / "results.json").write_text(json.dumps(result, indent=1))
+            result = save()
     return result
