@@ -8,7 +8,7 @@ import pytest
 
 from sim.cycles import ArrayConfig
 from sim.energy import BASELINES, DEFAULT_MLS, Design, ungrouped_gemms, workload_energy, workload_stats
-from sim.report import (DEFAULT_GC, DEFAULT_LANES, FP8_REF, TARGETS, _read_synth, build_report, main,
+from sim.report import (DEFAULT_GC, DEFAULT_LANES, FP8_REF, TARGETS, _read_fpga, _read_synth, build_report, main,
                         network_workloads, report_designs)
 from sim.workloads import NETWORKS, network_gemms
 
@@ -25,7 +25,8 @@ def gc_workloads():
 @pytest.fixture(scope="module")
 def generated(gc_workloads):
     synth = _read_synth(ROOT / "reports" / "synth.csv")
-    kw = dict(lanes=DEFAULT_LANES, gc=DEFAULT_GC, dot_workloads=gc_workloads[DEFAULT_GC], gc_workloads=gc_workloads)
+    kw = dict(lanes=DEFAULT_LANES, gc=DEFAULT_GC, dot_workloads=gc_workloads[DEFAULT_GC], gc_workloads=gc_workloads,
+              fpga=_read_fpga(ROOT / "reports" / "fpga.csv"))   # as main() reads it beside synth.csv
     args = (ArrayConfig(16, 16), DESIGNS, gc_workloads[1], 8.0, synth)
     return build_report(*args, **kw), build_report(*args, **kw)
 
