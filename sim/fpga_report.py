@@ -194,7 +194,7 @@ def _reused_rows(path: pathlib.Path) -> dict:
         for row in csv.DictReader(f):
             lanes = int(row.get("lanes") or 1)
             fmt = {"FP32 PE": "fp32"}.get(row["format"], row["format"].split(" ")[0])
-            steps = "pack" if "pack-only" in (row.get("note") or "") else "pnr"
+            steps = "pack" if row["role"] == "fit" else "pnr"   # the fit rows are packed only
             cfg = Config(row["board"], row["design"], fmt, int(row["rows"]), int(row["cols"]), row["role"],
                          dsp=row["dsp_map"] == "yes", steps=steps, lanes=lanes)
             out[cfg.key] = {k: _typed(k, v) for k, v in row.items() if k != "role"}
