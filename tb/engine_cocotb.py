@@ -77,6 +77,7 @@ async def run_op(dut, op, *, m=0, n=0, chunks=0, stochastic=0, words=None, port=
         if port and holding and int(ready.value):
             idx, holding = idx + 1, False
         if int(dut.c__valid.value) and c_ready:
+            assert dut.c__payload.value.is_resolvable, f"C row {len(rows)} has undefined bits: {dut.c__payload.value}"
             raw = int(dut.c__payload.value)
             rows.append(([(raw >> (32 * j)) & 0xFFFFFFFF for j in range(C)], (raw >> (32 * C)) & 1))
         await RisingEdge(dut.clk)

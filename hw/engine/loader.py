@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -138,12 +138,12 @@ class OperandLoader(wiring.Component):
         c_lines = Signal.like(self.lines)                      # lines fully written
         bpl = Signal.like(t)
         m.d.comb += bpl.eq(chunks * self._bpc)
+        # the beat with this word in its slot; one continuous assignment (no process), so an
+        # event-driven simulator sees it defined from time 0 even while its inputs never change
         filled = Signal(L * eb)
         word_bits = q * eb
-        m.d.comb += filled.eq(beat)
-        for k in range(words_per_beat):
-            with m.If(lane_word == k):
-                m.d.comb += filled[k * word_bits:(k + 1) * word_bits].eq(qu.o.payload.as_value())
+        m.d.comb += filled.eq(Cat(Mux(lane_word == k, qu.o.payload.as_value(), beat[k * word_bits:(k + 1) * word_bits])
+                                  for k in range(words_per_beat)))
         close = (lane_word == words_per_beat - 1) | (chunk_word == words_per_chunk - 1)
         addr = line_base + t
         overrun = Signal()
