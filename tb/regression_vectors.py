@@ -176,7 +176,9 @@ def expected_rows(acc: torch.Tensor, overflow: torch.Tensor, acc_bits: int) -> l
 
 
 def decode_row(s: str, cols: int, acc_bits: int):
-    """(data, flags, last) of one ``c`` row string, for error messages."""
+    """(data, flags, last) of one ``c`` row string, for error messages (the raw string if it has X/Z bits)."""
+    if set(s) - {"0", "1"}:
+        return s
     word = int(s, 2)
     data = []
     for j in range(cols):
