@@ -123,6 +123,9 @@ def write_report(path: pathlib.Path, args, results, wall: float) -> None:
         lines.append(f"| {r['preset']} | {r['fmt']} | {r['lanes']} | {r['rows']}x{r['cols']} | {r['acc_bits']} | "
                      f"{r['macs']:,} | {r['beats']:,} | {r['cycles']:,} | {r['batches']} | {r['stream_s']:.1f} | "
                      f"{r['wall_s']:.1f} | {r['total_s']:.1f} | {r['macs'] / r['wall_s']:,.0f} |")
+    if macs < 10 ** 9:
+        lines += ["", f"This run verified {macs:,} MACs, fewer than the 10^9 of the full regression "
+                  "(`python -m tb.regression --macs 1e9`)."]
     lines += ["", "\"run s\" counts generation, packing, the golden model, streaming and comparing; \"total s\" "
               "adds the build and the simulator start-up.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
