@@ -106,9 +106,10 @@ def write_report(path: pathlib.Path, args, results, wall: float) -> None:
     lines = [
         "# Random regression of the MLS arrays",
         "",
-        f"Command: `python -m tb.regression --macs {args.macs:.0e} --seed {args.seed} --sim {args.sim}"
+        f"Command: `python -m tb.regression --macs {args.macs:g} --seed {args.seed} --sim {args.sim}"
         + (f" --presets {','.join(args.presets)}" if args.presets_given else "")
-        + (f" --rows {args.rows} --cols {args.cols}" if args.rows or args.cols else "") + "`",
+        + "".join(f" --{n} {getattr(args, n)}" for n in ("rows", "cols") if getattr(args, n) is not None)
+        + (f" --max-k {args.max_k}" if args.max_k != 1024 else "") + "`",
         "",
         f"- verified MACs: {macs:,} (requested {args.macs:,}), every output row bit-exact against "
         "`model.arith.beat_accumulate`; batches without stalls also cycle-exact against `hw.array.timing`",
