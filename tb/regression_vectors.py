@@ -31,7 +31,7 @@ from model.beats import GemmOperand, pack_beats
 from model.formats import MLSFormat
 
 __all__ = ["Batch", "random_batch", "batch_beats", "batch_golden", "LinePacker", "pack_payloads",
-           "expected_rows", "check_twins"]
+           "expected_rows", "decode_row", "check_twins"]
 
 
 @dataclass
