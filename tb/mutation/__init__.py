@@ -37,12 +37,14 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
         progress(f"{name}: {n} mutants drawn (seed {seed}); simulating with {sim}")
     from .flow import read_results
 
-    earlier = {}
+    earlier, verdicts = {}, {}
     if rerun_survivors:
         old = json.loads((work_dir / "results.json").read_text())
         if (old["n"], old["seed"]) != (n, seed):
             raise ValueError(f"{name}: the saved results are for -n {old['n']} --seed {old['seed']}, not {n} {seed}")
         earlier = {m["id"]: m for m in old["mutants"] if m["outcome"] == "killed"}
+        verdicts = {m["id"]: (m["equivalence"], m["equivalence_detail"]) for m in old["mutants"]
+                    if m["outcome"] == "survived" and m["equivalence"]}
     saved = read_results(work_dir / "results.jsonl") if reuse_sim else []
     entries = saved or simulate(prep, sim=sim, progress=progress,
                                 ids=[m.id for m in prep.mutants if m.id not in earlier] if earlier else None)
@@ -68,6 +70,9 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
     result = save()
     if equivalence:
         for m in survivors:  # saved after each check, so a stopped run keeps what it proved
+            if reuse_sim and m.id in verdicts:  # the same mutant and design: its verdict stands
+                m.equivalence, m.equivalence_detail = verdicts[m.id]
+                continue
             m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc)
             result = save()
     return result
