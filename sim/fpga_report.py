@@ -166,6 +166,10 @@ def _dot_section(dot_rows, scalar_rows) -> list[str]:
                      round(macs * r["fmax_mhz"] / 1000, 2) if r["fmax_mhz"] else None, r["routed"]))
     md += _table(header, rows)
     md.append("")
+    unrouted = [r for r in dot_rows if not r["routed"] and r["fits"]]
+    if unrouted:
+        md += ["Not placed and routed: " + "; ".join(f"{r['format']} {r['rows']}×{r['cols']}" for r in unrouted)
+               + " (packed only, `nextpnr --pack-only`: exact utilization, no Fmax).", ""]
     for r in dot_rows:
         if not (r["fits"] and r["luts"]):
             continue
@@ -194,7 +198,8 @@ def _reused_rows(path: pathlib.Path) -> dict:
         for row in csv.DictReader(f):
             lanes = int(row.get("lanes") or 1)
             fmt = {"FP32 PE": "fp32"}.get(row["format"], row["format"].split(" ")[0])
-            steps = "pack" if row["role"] == "fit" else "pnr"   # the fit rows are packed only
+            # the fit rows are packed only, and so is any row noted so
+            steps = "pack" if row["role"] == "fit" or "pack-only" in (row.get("note") or "") else "pnr"
             cfg = Config(row["board"], row["design"], fmt, int(row["rows"]), int(row["cols"]), row["role"],
                          dsp=row["dsp_map"] == "yes", steps=steps, lanes=lanes)
             out[cfg.key] = {k: _typed(k, v) for k, v in row.items() if k != "role"}
@@ -255,7 +260,8 @@ def main(argv=None) -> int:
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
     parser.add_argument("--dot", default="4x4:9",
-                        help="e2m1g3 dot-product array RxC:L to place and route ('' to skip; default 4x4:9)")
+                        help="e2m1g3 dot-product array RxC:L to place and route, or RxC:L:pack to pack only "
+                             "(nextpnr --pack-only: utilization, no Fmax) ('' to skip; default 4x4:9)")
     parser.add_argument("--reuse-csv", default="",
                         help="an earlier fpga.csv: configurations found there are taken from it instead of built "
                              "(for rows whose build cache is gone)")
@@ -295,11 +301,14 @@ def main(argv=None) -> int:
         configs.append(Config(board, "mls", fmt, rr, cc, "board2"))
     if args.dot:
         try:
-            size, lanes = args.dot.split(":")
+            size, lanes, *how = args.dot.split(":")
+            if how not in ([], ["pack"]):
+                raise ValueError(args.dot)
             rr, cc = _parse_size(size)
-            configs.append(Config("ulx3s", "mls", "e2m1g3", rr, cc, "dot", lanes=int(lanes)))
+            configs.append(Config("ulx3s", "mls", "e2m1g3", rr, cc, "dot", lanes=int(lanes),
+                                  steps="pack" if how else "pnr"))
         except (ValueError, argparse.ArgumentTypeError):
-            parser.exit(2, f"error: --dot must look like 4x4:9 (R×C and lanes >= 1), not {args.dot!r}\n")
+            parser.exit(2, f"error: --dot must look like 4x4:9 or 4x4:9:pack (R×C and lanes >= 1), not {args.dot!r}\n")
     configs += fit_configs   # last: the largest builds
     reused = _reused_rows(pathlib.Path(args.reuse_csv)) if args.reuse_csv else {}
 

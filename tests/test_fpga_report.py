@@ -64,7 +64,8 @@ def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
 
         cfg = Config(rec["board"], rec["design"], rec["format"].split(" ")[0] if rec["design"] == "mls" else rec["design"],
                      int(rec["rows"]), int(rec["cols"]), rec["role"], dsp=rec["dsp_map"] == "yes",
-                     steps="pack" if rec["role"] == "fit" else "pnr", lanes=int(rec.get("lanes") or 1))
+                     steps="pack" if rec["role"] == "fit" or "pack-only" in rec["note"] else "pnr",
+                     lanes=int(rec.get("lanes") or 1))
         result = {k: num(k) for k in ("luts", "luts_avail", "ffs", "dsps", "dsps_avail", "brams", "lutram")}
         result.update(fmax_mhz=num("fmax_mhz", float), fits={"True": True, "False": False, "": None}[rec["fits"]],
                       seconds={"pnr": num("pnr_s", float)})
@@ -110,7 +111,7 @@ def test_report_cli_errors(capsys):
     assert exc.value.code == 2 and "array size must look like 4x4, not '4by4'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["--dot", "4x4"])
-    assert exc.value.code == 2 and "--dot must look like 4x4:9 (R×C and lanes >= 1), not '4x4'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "--dot must look like 4x4:9 or 4x4:9:pack (R×C and lanes >= 1), not '4x4'" in capsys.readouterr().err
     assert _parse_size("2x3") == (2, 3)
 
 
