@@ -16,6 +16,14 @@ REASONS: dict[tuple[str, int, int], dict[int, str]] = {
         54: "taken's bit 0 is set for every row but 0: it clears row 0's flag one row late, which a 2x2 "
             "array never sees (rows drain in order; from R = 3 a next tile's row 0 could be lost)",
         193: "same cell as 54 (taken = 1 << row): masked in a 2x2 array",
+        13: "the overflow comparison's constant loses bit 7: only sums within 128 of the limit differ; "
+            "the array's tiles never land there (the PE unit's saturation_boundaries check does)",
+        15: "a falling-edge clock on the done register of PE (1, 0), whose done the array never reads",
+        53: "drain_final without c.valid: in a 2x2 array row 1 is always full when row 0 has drained",
+        77: "the sticky flag of PE (1, 0) is kept only on a tile's first beat: not yet understood why "
+            "saturation_rows (row 1 saturates, then returns) does not catch it; a real gap until shown",
+        84: "full[1] stuck at 1: row 1 is read only right after row 0, when it is full anyway (2x2)",
+        111: "row 1 marked full by row 0's done: row 1 is drained only after row 0, by when it is done (2x2)",
     },
 }
 
