@@ -68,9 +68,10 @@ def write_reports(results: list[dict], out_dir: pathlib.Path, target: float = 95
              "Mutants drawn by yosys's `mutate -list N -seed S` (the method of YosysHQ's mcy) on each unit's",
              "flattened RTLIL, all built into one design behind a `mutsel` input (`mutate -ctrl`), and run",
              "against the unit's default cocotb checks (bit-exact against `model/`). *Killed*: a check's",
-             "assertion failed. A survivor is checked formally against the original (`sat -tempinduct`, then",
-             "`equiv_induct`): *equivalent* mutants are left out of the kill rate; *unknown* ones (no",
-             "difference found within the search depth, not proven equal) count as survivors.",
+             "assertion failed. A survivor is checked formally against the original (`equiv_induct`, then",
+             "`sat -tempinduct`): *equivalent* mutants are left out of the kill rate; *not equivalent* ones",
+             "(a counterexample) and *unknown* ones (not proven either way, or not yet checked) count as",
+             "survivors. Reasons after the formal verdict come from reading the mutation.",
              "Regenerate: `python -m tb.mutation --unit all -n 200` (see docs/verification.md).", "",
              "| unit | configuration | checks | seed | mutants | killed | equivalent | survived | errors | kill % of non-equivalent |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
