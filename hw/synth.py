@@ -40,7 +40,7 @@ from amaranth.back import rtlil
 from model.formats import DEFAULT_MAX_K
 
 __all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
-           "PEConfig", "pe_configs", "dot_pe_configs", "DOT_LANES", "build_pe", "synthesize_configs", "main"]
+           "PEConfig", "pe_configs", "dot_pe_configs", "DOT_LANES", "build_pe", "synthesize_configs", "main", "parse_formats_and_lanes"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 _FLOW_VERSION = 2
@@ -284,6 +284,21 @@ def synthesize_configs(configs, *, progress: bool = True) -> dict[str, SynthResu
     return {cfg.design: synthesize(build_pe(cfg), cfg.top) for cfg in iterator}
 
 
+def parse_formats_and_lanes(formats: str, lanes: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The ``--formats`` and ``--lanes`` options of the synthesis CLIs (``hw.synth``, ``sim.synth_report``):
+    comma-separated MLS format names and positive lane counts; ``''`` gives none."""
+    from model.formats import MLSFormat
+
+    names = tuple(str(MLSFormat.parse(f.strip())) for f in formats.split(",") if f.strip())
+    counts = []
+    for text in (t.strip() for t in lanes.split(",")):
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise ValueError(f"--lanes takes positive integers, got {text!r}")
+            counts.append(int(text))
+    return names, tuple(counts)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
     what = parser.add_mutually_exclusive_group(required=True)
@@ -300,16 +315,8 @@ def main(argv=None) -> int:
                         help="comma-separated lane counts of the dot-product PEs (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     try:
-        from model.formats import MLSFormat
-
-        formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
-        lanes = []
-        for text in (t.strip() for t in args.lanes.split(",")):
-            if text:
-                if not text.isdigit() or int(text) < 1:
-                    raise ValueError(f"--lanes takes positive integers, got {text!r}")
-                lanes.append(int(text))
-        cfgs = {c.design: c for c in pe_configs(formats) + dot_pe_configs(tuple(lanes))}
+        formats, lanes = parse_formats_and_lanes(args.formats, args.lanes)
+        cfgs = {c.design: c for c in pe_configs(formats) + dot_pe_configs(lanes)}
         if args.report:
             print("| design | MACs/cycle | cells | transistors | flip-flops | transistors/MAC | cells/MAC |")
             print("|---|---:|---:|---:|---:|---:|---:|")

@@ -15,8 +15,8 @@ import pathlib
 import sys
 
 from hw.activity import ACTIVITY_K, ACTIVITY_LANES, CLOCK_GATES_PER_FF, activity_for
-from hw.synth import (DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, DOT_LANES, GATES, SynthError, dot_pe_configs, pe_configs,
-                      synthesize_configs)
+from hw.synth import (DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, DOT_LANES, GATES, SynthError, dot_pe_configs,
+                      parse_formats_and_lanes, pe_configs, synthesize_configs)
 
 from .energy import pe_area, pe_area_per_mac, pe_energy
 from .report_io import markdown_table, pyplot, save_figure, write_csv
@@ -439,16 +439,8 @@ def main(argv=None) -> int:
                         help="comma-separated lane counts of the dot-product PEs (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     try:
-        from model.formats import MLSFormat
-
-        formats = tuple(str(MLSFormat.parse(f.strip())) for f in args.formats.split(",") if f.strip())
-        lanes = []
-        for text in (t.strip() for t in args.lanes.split(",")):
-            if text:
-                if not text.isdigit() or int(text) < 1:
-                    raise ValueError(f"--lanes takes positive integers, got {text!r}")
-                lanes.append(int(text))
-        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity, lanes=tuple(lanes))
+        formats, lanes = parse_formats_and_lanes(args.formats, args.lanes)
+        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity, lanes=lanes)
     except (ValueError, TypeError, SynthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
