@@ -47,13 +47,11 @@ DATAFLOWS = ("os", "ws")
 
 @functools.lru_cache(maxsize=None)
 def dot_pe_latency(lanes: int) -> int:
-    """``hw.pe.dot_pe.MLSDotPE.latency`` of an ``lanes``-lane PE: the RTL's own property (its
+    """``hw.pe.dot_pe.MLSDotPE.latency`` of an ``lanes``-lane PE (``MLSDotPE.latency_for``: its
     adder-tree registers depend on the lane count, not on the formats; tested)."""
     from hw.pe.dot_pe import MLSDotPE
 
-    pe = MLSDotPE("e2m1g3", "e2m1g3", lanes, 32)
-    pe._MustUse__silence = True  # built only to read its latency: never elaborated, no warning
-    return pe.latency
+    return MLSDotPE.latency_for(lanes)
 
 
 @dataclass(frozen=True)

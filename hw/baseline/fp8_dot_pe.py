@@ -13,6 +13,7 @@ from model.baseline_arith import FP32_NEG_ZERO, fp8_dot_max_product, fp8_dot_pro
 from model.floats import FP32, FloatFormat, fp8_format
 
 from ..pe.adder_tree import AdderTree
+from ..pe.dot_pe import MLSDotPE
 from ..pe.signature import PESignature, control_layout
 from .fp8_fixed_mul import FP8FixedMultiplier
 from .fp32_wide_add import FP32WideAdder
@@ -129,8 +130,9 @@ class FP8DotPE(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat)."""
-        return 1 + self.tree_latency + 1
+        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat): the
+        pipeline of ``MLSDotPE.latency_for``."""
+        return MLSDotPE.latency_for(self._lanes, self._tree_levels_per_stage)
 
     def elaborate(self, platform):
         m = Module()

@@ -9,6 +9,7 @@ from amaranth.lib import data, wiring
 from model.baseline_arith import INT8_BITS, INT8_MIN, INT32_ACC_BITS
 
 from ..pe.adder_tree import AdderTree
+from ..pe.dot_pe import MLSDotPE
 from ..pe.signature import PESignature, control_layout
 from .int_mul import IntMultiplier
 
@@ -87,8 +88,9 @@ class INT8DotPE(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat)."""
-        return 1 + self.tree_latency + 1
+        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat): the
+        pipeline of ``MLSDotPE.latency_for``."""
+        return MLSDotPE.latency_for(self._lanes, self._tree_levels_per_stage)
 
     def elaborate(self, platform):
         m = Module()

@@ -139,11 +139,17 @@ class MLSDotPE(wiring.Component):
         """Tree register stages, ``ceil(ceil(log2 lanes) / tree_levels_per_stage)``."""
         return AdderTree.latency_for(self._lanes, self._tree_levels_per_stage)
 
+    @staticmethod
+    def latency_for(lanes: int, tree_levels_per_stage: int = 2) -> int:
+        """Latency of an ``lanes``-lane dot-product PE (this one, and the same-lane FP8/INT8
+        baselines, which share the pipeline): the lane product register, the adder tree's
+        registers and the accumulator register. The formats do not enter."""
+        return 1 + AdderTree.latency_for(lanes, tree_levels_per_stage) + 1
+
     @property
     def latency(self) -> int:
-        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat): the lane
-        product register, the tree registers and the accumulator register."""
-        return 1 + self.tree_latency + 1
+        """Cycles from a beat at the inputs to ``result`` holding it (``last`` beat): ``latency_for``."""
+        return self.latency_for(self._lanes, self._tree_levels_per_stage)
 
     def elaborate(self, platform):
         m = Module()
@@ -237,7 +243,7 @@ class MLSDotPEFactory(PEFactory):
     @property
     def latency(self) -> int:
         """``MLSDotPE.latency``: lane products, the tree registers, the accumulator."""
-        return 2 + self.tree_latency
+        return MLSDotPE.latency_for(self.lanes, self.tree_levels_per_stage)
 
     def exact(self, max_k: int) -> bool:
         return self.acc_bits >= self.fmt_a.acc_bits_exact(max_k, self.fmt_w)
