@@ -1,8 +1,10 @@
 """Emit Verilog plus a JSON manifest of an MLS hardware block.
 
-``python -m hw.build`` (default: the e2m1g3 8x8 output-stationary array with an exact
-accumulator for K = 2**20) writes ``<out>/<name>.v`` and ``<out>/<name>.json``. ``--target``
-picks the block (``array``, ``pe``, ``quant_unit``); ``--list`` prints the presets;
+``python -m hw.build`` (default: the e2m1g3 8x8 output-stationary array of 9-lane dot-product
+PEs, ``hw.presets.DEFAULT_ARRAY_PRESET``, the design-space sweep's ResNet-20 recommendation, with an
+exact accumulator for K = 2**20) writes ``<out>/<name>.v`` and ``<out>/<name>.json``. ``--target``
+picks the block (``array``, ``pe``, ``quant_unit``); ``--list`` prints the presets; ``--board``
+and ``--target pe`` default to the scalar e2m1g3 preset (``hw.presets.DEFAULT_PRESET``);
 ``--pe fp32`` (or a preset like ``fp32-8x8``) builds the same array of baseline PEs;
 ``python -m hw.build --target T --help`` shows the options of T.
 
@@ -63,13 +65,26 @@ def _write(component, manifest: dict, out_dir: pathlib.Path, name: str):
 
 
 # -- common options -------------------------------------------------------------------------
-def _fmt_args(args):
+def _preset(args, target: str = "pe"):
+    """--preset, else the target's default: the array target's is ``DEFAULT_ARRAY_PRESET`` (the
+    DSE's recommended dot-product array), except with --board (whose bridge streams scalar
+    arrays only) or a baseline --pe (``--pe fp32`` stays the scalar baseline array it always was,
+    its lanes are not the MLS pick's); those and the other targets take ``DEFAULT_PRESET`` (the
+    scalar e2m1g3)."""
+    from .presets import DEFAULT_ARRAY_PRESET, DEFAULT_PRESET, get_preset
+
+    if args.preset:
+        return get_preset(args.preset)
+    board = getattr(args, "board", None) is not None
+    mls = getattr(args, "pe", None) in (None, "mls")
+    return get_preset(DEFAULT_ARRAY_PRESET if target == "array" and mls and not board else DEFAULT_PRESET)
+
+
+def _fmt_args(args, target: str = "pe"):
     """(preset, fmt, rows, cols) from --preset, overridden by --format/--rows/--cols (MLS PEs)."""
     from model.formats import MLSFormat
 
-    from .presets import DEFAULT_PRESET, get_preset
-
-    preset = get_preset(args.preset or DEFAULT_PRESET)
+    preset = _preset(args, target)
     if args.format is None and preset.fmt is None:
         raise ValueError(f"preset {preset.name!r} has no MLS format (pe={preset.pe!r}); give --format")
     fmt = MLSFormat.parse(args.format or preset.fmt)
@@ -130,8 +145,8 @@ def _acc_bits(args, fmt) -> int:
     return fmt.acc_bits_exact(max_k) if args.acc_bits is None else args.acc_bits
 
 
-def _mls_arguments(parser, with_size: bool):
-    parser.add_argument("--preset", help="named configuration (see --list; default e2m1g3)")
+def _mls_arguments(parser, with_size: bool, default_help: str = "default e2m1g3"):
+    parser.add_argument("--preset", help=f"named configuration (see --list; {default_help})")
     parser.add_argument("--format", help="element format e<E>m<M>g<G> (default: the preset's)")
     if with_size:
         parser.add_argument("--rows", type=int, help="array rows R (default: the preset's, 8)")
@@ -236,8 +251,11 @@ def build_array(fmt, rows: int, cols: int, out_dir, *, max_k: int = DEFAULT_MAX_
 
 def _array_args(parser):
     from .array.array import PE_KINDS
+    from .presets import DEFAULT_ARRAY_PRESET, DEFAULT_PRESET
 
-    _mls_arguments(parser, with_size=True)
+    _mls_arguments(parser, with_size=True,
+                   default_help=f"default {DEFAULT_ARRAY_PRESET}, the design-space sweep's ResNet-20 pick; "
+                                f"{DEFAULT_PRESET} with --board")
     parser.add_argument("--pe", metavar="KIND",
                         help="PE of the array: " + ", ".join(PE_KINDS) + " (default: the preset's, mls). A baseline "
                              "PE has fixed operand formats (no --format) and a 32-bit accumulator (no --acc-bits)")
@@ -247,14 +265,13 @@ def _array_args(parser):
 
 def _array_build(args, out_dir):
     from .array.array import PE_KINDS
-    from .presets import DEFAULT_PRESET, get_preset
 
-    preset = get_preset(args.preset or DEFAULT_PRESET)
+    preset = _preset(args, "array")
     pe = preset.pe if args.pe is None else args.pe
     if pe not in PE_KINDS:
         raise ValueError(f"--pe must be one of {', '.join(PE_KINDS)}, got {pe!r}")
     if pe == "mls":
-        preset, fmt, rows, cols = _fmt_args(args)
+        preset, fmt, rows, cols = _fmt_args(args, "array")
         fmt_w = _fmt_w(args, fmt)
         acc_bits = fmt.acc_bits_exact(_max_k(args), fmt_w) if args.acc_bits is None else args.acc_bits
         return build_array(fmt, rows, cols, out_dir, max_k=args.max_k, acc_bits=acc_bits,
@@ -350,11 +367,12 @@ TARGETS: dict[str, Target] = {
 
 
 def _list() -> str:
-    from .presets import DEFAULT_PRESET, PRESETS
+    from .presets import DEFAULT_ARRAY_PRESET, DEFAULT_PRESET, PRESETS
 
     lines = ["presets (--preset NAME):"]
     for p in PRESETS.values():
-        mark = " (default)" if p.name == DEFAULT_PRESET else ""
+        mark = {DEFAULT_ARRAY_PRESET: " (default: the DSE's ResNet-20 recommendation, reports/dse.md)",
+                DEFAULT_PRESET: " (default of --board, --target pe and --target engine)"}.get(p.name, "")
         grouping = f" grouping={p.grouping}" if p.grouping else ""
         lanes = f" lanes={p.lanes}" if p.lanes != 1 else ""
         lines.append(f"  {p.name:<14} {p.what} {p.rows}x{p.cols}{lanes}{grouping}{mark}: {p.description}")

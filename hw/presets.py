@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from model.formats import MLSFormat
 from model.grouping import Grouping
 
-__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "DEFAULT_ARRAY_PRESET", "get_preset"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,16 @@ PRESETS = {p.name: p for p in (
            description="baseline: 16-lane INT8 dot-product PEs, wrapping INT32 accumulate"),
 )}
 
+#: The scalar e2m1g3 8x8 array: the default of ``--target pe``, ``--target engine`` and of
+#: ``--board`` (the board bridge streams one element per operand, and an 8x8 array of 9-lane PEs
+#: would need 576 of the ULX3S's 156 DSP blocks).
 DEFAULT_PRESET = "e2m1g3"
+
+#: The default of ``python -m hw.build`` (the array target): the configuration the design-space
+#: sweep recommends for ResNet-20 (``reports/dse.md``: e2m1g3, L = 9, Gc = 1, the lowest energy per
+#: training step whose GEMM SNR reaches the scalar e2m1g3's). The accumulator stays exact for
+#: ``--max-k`` (the sweep's 8-bit-narrower one is ``--acc-bits``; docs/hardware.md says why).
+DEFAULT_ARRAY_PRESET = "e2m1g3-l9"
 
 
 def get_preset(name: str) -> Preset:

@@ -32,18 +32,27 @@ def _lint_clean(path, top: str) -> None:
 
 
 def test_default_build_lints_and_manifest(tmp_path):
+    """The default (``hw.presets.DEFAULT_ARRAY_PRESET``, the DSE's ResNet-20 pick: e2m1g3 8x8 of
+    9-lane dot PEs; tests/test_array_build.py ties it to reports/dse.md) lints; the expectations
+    come from the preset."""
+    from hw.presets import DEFAULT_ARRAY_PRESET, PRESETS
+
+    preset = PRESETS[DEFAULT_ARRAY_PRESET]
     res = _cli("--out", str(tmp_path))
     assert res.returncode == 0, res.stderr
     manifest = json.loads((tmp_path / "mls_array.json").read_text())
-    fmt = MLSFormat.parse("e2m1g3")
-    assert manifest["format"]["name"] == "e2m1g3" and (manifest["rows"], manifest["cols"]) == (8, 8)
+    fmt = MLSFormat.parse(preset.fmt)
+    rows, cols, lanes = preset.rows, preset.cols, preset.lanes
+    assert manifest["format"]["name"] == preset.fmt and (manifest["rows"], manifest["cols"]) == (rows, cols)
+    assert manifest["lanes"] == lanes and manifest["grouping"] == preset.grouping
     assert manifest["max_k"] == 1 << 20
     assert manifest["acc_bits"] == fmt.acc_bits_exact(1 << 20) == manifest["acc_bits_exact_for_max_k"]
-    t = ArrayTiming(8, 8, manifest["pe_latency"])
+    t = ArrayTiming(rows, cols, manifest["pe_latency"], lanes)
     assert manifest["cycles"]["parameters"]["drain_cycles"] == t.drain_cycles
     ports = {p["name"]: p for p in manifest["ports"]}
-    assert ports["c__payload"]["width"] == 8 * manifest["acc_bits"] + 8 + 1
-    assert ports["a__payload"]["width"] == 8 * (fmt.elem_bits + fmt.group_bits) + 1
+    assert ports["c__payload"]["width"] == cols * manifest["acc_bits"] + cols + 1
+    # one beat per row: L elements and the chunk's one g, plus last
+    assert ports["a__payload"]["width"] == rows * (lanes * fmt.elem_bits + fmt.group_bits) + 1
     verilog_text = (tmp_path / "mls_array.v").read_text()
     assert "module mls_array(" in verilog_text
     _lint_clean(tmp_path / "mls_array.v", "mls_array")

@@ -177,3 +177,55 @@ def test_board_refuses_dot_arrays(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert err == ["python -m hw.build: error: --board builds scalar-PE arrays only (one format, lanes 1: the "
                        "board bridge streams one element per operand)"], err
+
+
+# -- the default: the design-space sweep's recommendation ------------------------------------
+def _dse_recommended(network: str) -> tuple[str, int, int]:
+    """(format, L, Gc) of the **recommended** row of ``network`` in the committed reports/dse.md."""
+    for line in (ROOT / "reports" / "dse.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == [network, "**recommended**"]:
+            return cells[2].strip("`"), int(cells[3]), int(cells[4])
+    raise AssertionError(f"no recommended row for {network} in reports/dse.md")
+
+
+def test_default_array_is_the_dse_recommendation(tmp_path, capsys):
+    """``python -m hw.build`` emits the DSE's ResNet-20 pick (format, lanes, channel block); the
+    expectations come from the preset and the report, so a new recommendation that is not made
+    the default fails here."""
+    from model.grouping import Grouping
+
+    from hw.presets import DEFAULT_ARRAY_PRESET, DEFAULT_PRESET, PRESETS
+
+    preset = PRESETS[DEFAULT_ARRAY_PRESET]
+    fmt_name, lanes, gc = _dse_recommended("resnet20")
+    assert (preset.fmt, preset.lanes, Grouping.parse(preset.grouping)) == (fmt_name, lanes, Grouping.channel(gc))
+    assert lanes > 1, "the recommendation is a dot-product array (else this test checks nothing new)"
+    # --rows/--cols/--max-k only shrink the build; lanes, format and grouping are the default's
+    assert main(["--rows", "2", "--cols", "2", "--max-k", "300", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "mls_array.json").read_text())
+    fmt = MLSFormat.parse(preset.fmt)
+    assert (m["format"]["name"], m["lanes"], m["grouping"], m["pe"]["component"]) == \
+        (preset.fmt, preset.lanes, preset.grouping, "hw.pe.MLSDotPE")
+    assert m["acc_bits"] == fmt.acc_bits_exact(300) == m["acc_bits_exact_for_max_k"] and m["acc_exact"]
+    assert m["macs_per_cycle"] == 2 * 2 * preset.lanes
+    assert (preset.rows, preset.cols) == (8, 8)
+    # the scalar array stays one preset away, and is --board's default
+    scalar = PRESETS[DEFAULT_PRESET]
+    assert PRESETS["e2m1g3-l1"].lanes == scalar.lanes == 1 and PRESETS["e2m1g3-l1"].fmt == scalar.fmt == preset.fmt
+    assert main(["--preset", "e2m1g3-l1", "--rows", "2", "--cols", "2", "--out", str(tmp_path), "--name", "s"]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert (s["lanes"], s["pe"]["component"], s["format"]["name"]) == (1, "hw.pe.MLSPE", scalar.fmt)
+    assert main(["--board", "ulx3s", "--steps", "files", "--rows", "1", "--cols", "1",
+                 "--out", str(tmp_path / "board")]) == 0
+    b = json.loads((tmp_path / "board" / "mls_array.json").read_text())
+    assert (b["lanes"], b["format"]["name"], b["pe"]["component"]) == (scalar.lanes, scalar.fmt, "hw.pe.MLSPE")
+    # a baseline --pe without --preset is the scalar baseline array, not a 9-lane one
+    assert main(["--pe", "int8", "--rows", "2", "--cols", "2", "--out", str(tmp_path)]) == 0
+    i = json.loads((tmp_path / "int8_array.json").read_text())
+    assert (i["lanes"], i["pe"]["component"]) == (1, "hw.baseline.BaselinePE('int8')")
+    capsys.readouterr()
+    assert main(["--list"]) == 0
+    marked = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith("  ") and "(default" in line]   # the preset lines, not the targets line
+    assert marked == [DEFAULT_PRESET, DEFAULT_ARRAY_PRESET]
