@@ -99,6 +99,103 @@ def corner_tensor(fmt: MLSFormat, group_len: int, rng: np.random.Generator) -> n
     return np.concatenate(groups).astype(np.float32)
 
 
+def _f32(bits: int) -> np.float32:
+    return np.uint32(bits).view(np.float32)
+
+
+def _bits(value) -> int:
+    return int(np.float32(value).view(np.uint32))
+
+
+def _pad(values, group_len: int) -> np.ndarray:
+    """``values`` (float32) followed by zeros up to whole groups (zeros change no group's g)."""
+    x = np.asarray(values, dtype=np.float32).reshape(-1)
+    return np.concatenate([x, np.zeros(-len(x) % group_len, dtype=np.float32)])
+
+
+def _signs(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(np.array([-1, 1], dtype=np.float32), n)
+
+
+def boundary_targets(fmt: MLSFormat) -> list[tuple[float, int]]:
+    """``(value, lower code)`` of every grid midpoint, and ``(elem_max, max code)``, scaled by
+    ``2**-G``: at or below ``elem_max * 2**-G`` every group's g is the clamp ``2**G - 1``
+    whatever else is in it, so every lane can carry a boundary value, and ``z = |y| * 2**G``
+    sits exactly on the element rounding boundary (or, for elem_max, on the g boundary)."""
+    grid = sorted(set(fmt.grid().tolist()))
+    g = fmt.max_group_exp
+    out = [(float(np.ldexp((a + b) / 2, -g)), code) for code, (a, b) in enumerate(zip(grid, grid[1:]))]
+    return out + [(float(np.ldexp(fmt.elem_max, -g)), len(grid) - 1)]
+
+
+def _significand(value: float) -> tuple[int, int]:
+    """``(T, e)`` with ``value == T * 2**e`` and T the 24-bit FP32 significand (hidden bit set)."""
+    b = _bits(value)
+    return (b & 0x7F_FFFF) | 0x80_0000, ((b >> 23) & 0xFF) - 127 - 23
+
+
+def product_tie_tensor(fmt: MLSFormat, inv_sig: int, rng: np.random.Generator) -> np.ndarray:
+    """Elements x with ``x * inv`` (``inv = inv_sig * 2**-23``) an *exact* FP32 rounding tie next to
+    a boundary value T: the exact product of the two significands is ``(2T ± 1) * 2**(22 + top)``,
+    so its guard bit is set and every sticky bit is clear, in both normalizations (``top``). RNE
+    gives the even T (a midpoint or elem_max, which have trailing zeros); rounding half up, a lost
+    guard or a spurious sticky bit gives T ± 1 ulp, on the other side of the element boundary (or
+    of the g boundary).  Only products whose significands divide exactly are possible, so each
+    inverse scale reaches some of the boundaries; several are used."""
+    out = []
+    for value, _code in boundary_targets(fmt):
+        t_sig, e = _significand(value)
+        for d in (1, -1) if t_sig != 1 << 23 else (1,):  # T - 1 of a power of two is in the binade below
+            for top in (0, 1):
+                prod = (2 * t_sig + d) << (22 + top)
+                if prod % inv_sig == 0 and (1 << 23) <= prod // inv_sig < (1 << 24):
+                    out.append(np.ldexp(float(prod // inv_sig), e - top))
+    x = np.array(out, dtype=np.float32)
+    return x * _signs(len(x), rng)
+
+
+def product_sticky_tensor(fmt: MLSFormat, sticky_bit: int) -> tuple[np.ndarray, int] | None:
+    """``(x, inv_bits)``: one x and an inverse scale whose exact significand product is a rounding
+    tie next to a midpoint with an even lower code plus the single sticky bit ``sticky_bit``
+    (``(2T + 1) * 2**(22 + top) + 2**sticky_bit``): RNE rounds up to T + 1 ulp, so the element
+    rounds up; without that one bit it would be a tie, T, and the even code below. None if no
+    midpoint's product factors into two FP32 significands."""
+    small = np.arange(3, 1 << 21, 2, dtype=np.int64)
+    for value, code in boundary_targets(fmt)[:-1]:
+        if code % 2:
+            continue
+        t_sig, e = _significand(value)
+        for top in (0, 1):
+            prod = ((2 * t_sig + 1) << (22 + top)) + (1 << sticky_bit)
+            odd = prod >> sticky_bit
+            factors = [int(a) for a in small[odd % small == 0]]
+            candidates = [f << i for f in factors + [odd // a for a in factors] for i in range(sticky_bit + 1)]
+            for inv_sig in candidates:
+                if (1 << 23) <= inv_sig < (1 << 24) and prod % inv_sig == 0 and (1 << 23) <= prod // inv_sig < (1 << 24):
+                    x = np.float32(np.ldexp(float(prod // inv_sig), e - top))
+                    return np.array([x]), _bits(np.ldexp(float(inv_sig), -23))
+    return None
+
+
+def midpoint_bit_tensor(fmt: MLSFormat, lanes: int) -> np.ndarray:
+    """For inv = 1 (y = x): every boundary value of ``boundary_targets`` exactly, and with each
+    single FP32 mantissa bit below its lowest set bit added or subtracted, in every lane: each bit
+    of y below the rounding boundary alone decides the element's rounding (and, at elem_max, g)."""
+    targets = [_bits(v) for v, _ in boundary_targets(fmt)]
+    words = []
+    for k in range(23):
+        usable = [b for b in targets if (b & -b).bit_length() - 1 > k]
+        if not usable:
+            continue
+        pick = [usable[(k + i) % len(usable)] for i in range(lanes)]
+        words.append([b + (1 << k) for b in pick])
+        words.append([b - (1 << k) for b in pick])
+        exact = list(pick)
+        exact[k % lanes] += 1 << k  # a neighbour lane's low bits set while this one is exact
+        words.append(exact)
+    return np.array([_f32(b) for w in words for b in w], dtype=np.float32)
+
+
 def multiscale_tensor(n_groups: int, group_len: int, rng: np.random.Generator, spread: int) -> np.ndarray:
     scales = np.exp2(rng.uniform(-spread, 4, n_groups)).astype(np.float32)
     x = rng.standard_normal((n_groups, group_len)).astype(np.float32) * scales[:, None]
@@ -165,7 +262,70 @@ def build_cases(cfg: QuantUnitConfig, seed: int, real: tuple[int, int] | None, r
     inexact = (corner.astype(np.float64) / float(inv)).astype(np.float32)
     add("corner_inexact_inv", inexact, "nearest", inv_bits=int(inv.view(np.uint32)))
     add("corner_inexact_inv_stochastic", inexact, "stochastic", inv_bits=int(inv.view(np.uint32)))
+    boundary_cases(cfg, rng, add)
     return arrays, meta
+
+
+#: Odd significand factors of the inverse scales of the product-tie tensors: together their
+#: exact ties reach midpoints with even and odd lower codes, both product normalizations and
+#: the g boundary (``product_tie_tensor``) in the default formats.
+TIE_INV_FACTORS = (3, 5, 7, 17, 31)
+
+
+def boundary_cases(cfg: QuantUnitConfig, rng: np.random.Generator, add) -> None:
+    """Corner cases each of which one bit of the datapath decides, in every lane (found with the
+    mutation flow, docs/verification.md): the group max in every lane, exact FP32 rounding ties
+    and single sticky bits of the scale multiply, single bits of y at element and g boundaries,
+    stochastic rounding of the tiniest magnitudes, the amax compare one ulp apart, and NaN, Inf
+    and overflow in one lane only."""
+    fmt, lanes, gl = cfg.fmt, cfg.lanes, cfg.group_len
+    one = _bits(1.0)  # inv = 1: y = x exactly
+    # the corner tensor with each group rotated, so that its max (and its grid values) visit every lane
+    corner = corner_tensor(fmt, gl, rng).reshape(-1, gl)
+    add("corner_rotated", np.concatenate([np.roll(grp, i) for i, grp in enumerate(corner)]), "nearest", stall=False)
+    bits = midpoint_bit_tensor(fmt, lanes)
+    add("midpoint_bits", _pad(bits * _signs(len(bits), rng), gl), "nearest", inv_bits=one, stall=False)
+    for factor in TIE_INV_FACTORS:
+        inv_sig = factor << (24 - factor.bit_length())
+        x = product_tie_tensor(fmt, inv_sig, rng)
+        if len(x):
+            x = np.float32([x[(w + k) % len(x)] for w in range(len(x)) for k in range(lanes)])  # each in every lane
+            add(f"product_ties_{factor}", _pad(x, gl), "nearest", inv_bits=_bits(np.ldexp(float(inv_sig), -23)),
+                stall=False)
+    for sticky_bit in (3, 12):
+        found = product_sticky_tensor(fmt, sticky_bit)
+        if found is not None:
+            x, inv_bits = found
+            add(f"product_sticky_bit{sticky_bit}", _pad(np.repeat(x, lanes), gl), "nearest", inv_bits=inv_bits,
+                stall=False)
+    # random magnitudes at and below the smallest subnormal step (z down to 2**-(R+2) of it), g clamped
+    g_max, b_min, man, r = fmt.max_group_exp, fmt.min_normal_exponent, fmt.man_bits, cfg.sr_bits
+    lo, hi = b_min - man - r - 2, np.log2(fmt.elem_max)
+    for name, top in (("tiny_stochastic", b_min + 1), ("random_stochastic", hi)):
+        z = np.exp2(rng.uniform(lo, top, 32 * lanes)) * _signs(32 * lanes, rng)
+        y = np.minimum(np.abs(np.ldexp(z, -g_max)), np.ldexp(fmt.elem_max, -g_max)) * np.sign(z)
+        add(name, _pad(y, gl), "stochastic", inv_bits=one, stall=False)
+    # amax: per lane, the max grows by one ulp per word from a multiple of 16 ulps (bits 0-3 and 5
+    # of the running max each decide a compare), the other lanes smaller, with both signs
+    for lane in range(lanes):
+        base = (int(rng.integers(100, 140)) << 23) | (int(rng.integers(0, 1 << 23)) & ~0x1F) | 0x20
+        words = rng.uniform(0, 1, (13, lanes)).astype(np.float32) * _f32(base - (1 << 23))
+        words[:, lane] = [_f32(base + k) for k in range(13)]
+        add(f"amax_steps_lane{lane}", _pad(words * _signs(words.size, rng).reshape(words.shape), gl), "nearest")
+    # NaN/Inf in one lane only (amax and convert passes), and an overflowing product in one lane only
+    for lane in range(lanes):
+        x = np.float32(rng.uniform(-2, 2, gl))
+        x[lane] = (np.inf, -np.nan, -np.inf, np.nan)[lane % 4]
+        add(f"special_lane{lane}", x, "nearest", invalid=True)
+        x = np.float32(rng.uniform(-2, 2, gl))
+        x[lane] = np.float32(-3e38 if lane % 2 else 3e38)
+        add(f"overflow_lane{lane}", x, "nearest", inv_bits=_bits(2.0), invalid=True)
+    # every FP32 exponent field 0..254 in every lane
+    n = 255 * lanes
+    exps = np.repeat(np.arange(255, dtype=np.uint32), lanes)
+    full = (exps << np.uint32(23)) | rng.integers(0, 1 << 23, n, dtype=np.uint64).astype(np.uint32)
+    full |= rng.integers(0, 2, n, dtype=np.uint64).astype(np.uint32) << np.uint32(31)
+    add("full_range_lanes", _pad(full.view(np.float32), gl), "nearest", stall=False)
 
 
 # -- configurations -----------------------------------------------------------------------------

@@ -114,6 +114,7 @@ UNITS = {
                                                "array_cocotb:back_to_back", "array_cocotb:stalls")),
     "quant_unit": Unit("quant_unit", "quant_unit", "quantization unit (hw/quant_unit/top.py QuantUnit), e3m2g4, 3 lanes, groups of 3",
                        "tb/test_quant_unit.py", _quant_unit, ("quant_unit_cocotb:amax_latency_and_clear",
+                                                              "quant_unit_cocotb:valid_without_ready",
                                                               "quant_unit_cocotb:tensors_bit_exact")),
     "int8_mac": Unit("int8_mac", "int8_mac", "baseline INT8 MAC (hw/baseline/int8_mac.py Int8MAC)",
                      "tb/test_baseline.py", _int8_mac, ("baseline_cocotb:int8_accumulate_random",
