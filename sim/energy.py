@@ -1,24 +1,34 @@
 """Energy and area-proxy model of the MLS PE, its baselines and SRAM traffic (docs/cost_model.md §3).
 
 Every number comes from :data:`CONSTANTS` (one table, each entry with its source) through a few
-primitive scaling laws, and every format-derived width from :class:`model.formats.MLSFormat`:
+primitive scaling laws, and every format-derived width from :class:`model.formats.MLSFormat`.
+A PE is first counted (:func:`pe_counts`, one inventory per part, read off the RTL in hw/):
+multiplier cells, adder bits, 2:1 mux bits, register bits. Energy and area are two laws over
+those counts.
 
-- integer multiplier ``a x b`` bits: ``C_IMUL * a * b`` (array of a*b partial-product cells),
-  anchored on INT8 mult 0.2 pJ; predicts INT32 mult 3.2 pJ against Horowitz's 3.1 pJ.
-- integer adder of ``b`` bits: ``C_ADD * b``, anchored on INT32 add 0.1 pJ; predicts INT8 add
-  0.025 pJ against 0.03 pJ.
-- shifter / mux bit: ``C_MUX`` per 2:1 mux bit, solved so that the FP adder law below gives
-  Horowitz's FP32 add (0.9 pJ) exactly; predicts FP16 add 0.392 pJ against 0.4 pJ.
+Energy (pJ, Horowitz ISSCC 2014, 45 nm):
+
+- multiplier cell: ``C_IMUL`` for a two's complement (signed) cell, anchored on INT8 mult 0.2 pJ
+  (predicts INT32 mult 3.2 pJ against Horowitz's 3.1 pJ); ``C_UMUL`` for an unsigned
+  (sign-magnitude) cell, ``C_IMUL`` times the measured transistor ratio of an unsigned to a
+  signed 8 x 8 multiplier (no sign-correction rows; the gate-level activity of the two on random
+  operands has the same ratio).
+- adder bit: ``C_ADD``, anchored on INT32 add 0.1 pJ; predicts INT8 add 0.025 pJ against 0.03 pJ.
+- mux bit: ``C_MUX``, solved so that the FP adder law (:func:`fp_add_energy`: the structure of
+  hw.baseline.fp32_add, compare, swap, align, add, leading-zero count, normalize, round, result
+  select) gives Horowitz's FP32 add (0.9 pJ) exactly; predicts FP16 add 0.43 pJ against 0.4 pJ.
 - register bit per cycle: ``C_REG`` = ``C_ADD`` (an assumption: Horowitz lists no flip-flop; a
-  clocked DFF bit is taken to cost one ripple full-adder bit; ``reports/synth.csv`` can override
-  the ratio once synthesized PEs exist).
+  clocked DFF bit is taken to cost one ripple full-adder bit. The project's gate-level activity
+  proxy, clock included, gives 0.87 adder bits per register bit on random data).
 - FP multiplier (product rounded to its own format, as Horowitz measured):
   ``C_ADD*(E+2) + A2*s**2 + A1*s`` with s = M+1, A2 and A1 solved from FP32 mult 3.7 pJ and FP16
   mult 1.1 pJ (both reproduced exactly).
-- FP adder: ``C_ADD*((E+1) + (s+3) + s) + C_MUX * 2*(s+3)*ceil(log2(s+3))`` (exponent compare,
-  align and normalize shifters on s+3 bits with guard/round/sticky, adder, rounding increment).
 - SRAM: ``E_SRAM_64b / 64`` per bit, interpolated log-log between Horowitz's 8 KB / 32 KB / 1 MB
   points; default 8 KB (docs/cost_model.md §3).
+
+Area (:func:`pe_area`, adder-bit equivalents): the same counts, each weighted by what one unit
+costs in this project's synthesis flow against one adder bit (``W_*``, from the ``SYN_*``
+transistor counts of lone primitives, ``python -m sim.synth_primitives``).
 
 A *design* is a PE datapath (``Design.parse``): ``mls-e2m1g3`` (exact accumulator for the
 largest K of the workload) or ``mls-e2m1g3-acc24``; ``fp32``; ``fp16-fp32acc``;
@@ -39,6 +49,7 @@ beat (:func:`pe_beat_energy`); a workload pays ``beats = lane_slots / L`` beats,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -68,6 +79,8 @@ __all__ = [
     "fp_add_energy",
     "fp_mul_energy",
     "adder_tree_bits",
+    "PartCounts",
+    "pe_counts",
     "fp32_wide_add_counts",
     "pe_area",
     "pe_area_per_mac",
@@ -89,6 +102,7 @@ class Constant:
 
 # -- the one table of constants (45 nm, 0.9 V) ---------------------------------------------------
 _H = "Horowitz, ISSCC 2014, 45 nm (docs/cost_model.md §3)"
+_SYN = "measured, python -m sim.synth_primitives: "
 _RAW = [
     Constant("H_FP32_MUL", 3.7, "pJ", _H),
     Constant("H_FP32_ADD", 0.9, "pJ", _H),
@@ -101,18 +115,50 @@ _RAW = [
     Constant("H_SRAM_8KB_64b", 10.0, "pJ per 64-bit read", _H),
     Constant("H_SRAM_32KB_64b", 20.0, "pJ per 64-bit read", "Horowitz ISSCC 2014"),
     Constant("H_SRAM_1MB_64b", 100.0, "pJ per 64-bit read", "Horowitz ISSCC 2014"),
+    # The area law's weights: transistors of one lone primitive in this project's synthesis flow
+    # (hw.synth: yosys synth, abc -g cmos2, the CMOS estimate), measured by
+    # `python -m sim.synth_primitives` (tests/test_sim_energy.py re-measures them).
+    Constant("SYN_ADD32", 1550, "transistors", _SYN + "32-bit adder (33-bit sum): 32 adder bits"),
+    Constant("SYN_UMUL8", 2692, "transistors", _SYN + "unsigned 8 x 8 multiplier: 64 cells"),
+    Constant("SYN_SMUL8", 3694, "transistors", _SYN + "signed 8 x 8 multiplier (hw.baseline.int_mul): 64 cells"),
+    Constant("SYN_MUX32", 386, "transistors", _SYN + "32-bit 2:1 mux: 32 mux bits"),
+    Constant("SYN_REG32", 704, "transistors", _SYN + "32-bit register, synchronous reset: 32 bits"),
+    Constant("SYN_REGE32", 1152, "transistors", _SYN + "32-bit register, reset and load enable: 32 bits"),
 ]
 _V = {c.name: c.value for c in _RAW}
 
-C_IMUL = _V["H_INT8_MUL"] / 64  # pJ per partial-product bit cell
+C_IMUL = _V["H_INT8_MUL"] / 64  # pJ per two's complement partial-product cell (an INT8 multiply is signed)
+# pJ per unsigned (sign-magnitude) cell: the same switching per transistor, and the unsigned array
+# needs SYN_UMUL8 / SYN_SMUL8 = 0.73 of the signed one's transistors (no sign-correction rows)
+C_UMUL = C_IMUL * _V["SYN_UMUL8"] / _V["SYN_SMUL8"]
 C_ADD = _V["H_INT32_ADD"] / 32  # pJ per adder bit
 C_REG = C_ADD  # assumption, see module docstring
 
+# Area law (pe_area), in adder-bit equivalents of the synthesis flow: one adder bit weighs 1.
+_T_ADD = _V["SYN_ADD32"] / 32  # transistors per adder bit
+W_CELL = _V["SYN_UMUL8"] / 64 / _T_ADD  # unsigned multiplier cell: AND gate + carry-save adder bit
+W_SCELL = _V["SYN_SMUL8"] / 64 / _T_ADD  # signed (two's complement) multiplier cell: the sign rows cost more
+W_MUX = _V["SYN_MUX32"] / 32 / _T_ADD  # 2:1 mux bit
+W_REG = _V["SYN_REG32"] / 32 / _T_ADD  # register bit, reset only (pipeline registers)
+W_EREG = _V["SYN_REGE32"] / 32 / _T_ADD  # register bit with a load enable (accumulator, result)
+
+
+_FP_SELECT = 3  # an FP adder's result select: the sum, an operand, or a special pattern (NaN, Inf, zero)
+
 
 def _fp_add_counts(exp_bits: int, sig: int) -> tuple[int, int]:
-    """(adder bits, mux bits) of the FP adder law."""
+    """(adder bits, mux bits) of the FP adder law, the structure of hw.baseline.fp32_add.FP32Adder:
+    the exponent difference (E + 1 bits), the magnitude compare that picks the larger operand
+    (E + s - 1 bits), the significand add on s + 3 bits (guard, round, sticky), the rounding
+    increment (s), the result exponent and its rounding carry (2 (E + 1)); the swap of both
+    operands (2 (E + s) mux bits), the align and normalize shifters on s + 3 bits, the
+    leading-zero count over the s + 4-bit sum (a log tree, (s + 4) ceil(log2(s + 4)) / 2 mux
+    bits) and the result select (``_FP_SELECT`` words of E + s bits)."""
     wide = sig + 3
-    return (exp_bits + 1) + wide + sig, 2 * wide * math.ceil(math.log2(wide))
+    adds = (exp_bits + 1) + (exp_bits + sig - 1) + wide + sig + 2 * (exp_bits + 1)
+    lzc = (sig + 4) * math.ceil(math.log2(sig + 4)) // 2
+    muxes = 2 * (exp_bits + sig) + 2 * wide * math.ceil(math.log2(wide)) + lzc + _FP_SELECT * (exp_bits + sig)
+    return adds, muxes
 
 
 _add32, _mux32 = _fp_add_counts(8, 24)
@@ -124,12 +170,18 @@ A1 = (_r16 * 576 - _r32 * 121) / (11 * 576 - 24 * 121)
 A2 = (_r32 - 24 * A1) / 576
 
 CONSTANTS: list[Constant] = _RAW + [
-    Constant("C_IMUL", C_IMUL, "pJ/bit^2", "H_INT8_MUL / 64"),
+    Constant("C_IMUL", C_IMUL, "pJ/bit^2", "H_INT8_MUL / 64 (signed cells)"),
+    Constant("C_UMUL", C_UMUL, "pJ/bit^2", "C_IMUL * SYN_UMUL8 / SYN_SMUL8 (unsigned cells)"),
     Constant("C_ADD", C_ADD, "pJ/bit", "H_INT32_ADD / 32"),
     Constant("C_MUX", C_MUX, "pJ/mux bit", "solved: FP adder law = H_FP32_ADD"),
     Constant("C_REG", C_REG, "pJ/bit/cycle", "assumption: = C_ADD (no register figure in Horowitz)"),
     Constant("A2", A2, "pJ/bit^2", "solved: FP mult law = H_FP32_MUL and H_FP16_MUL"),
     Constant("A1", A1, "pJ/bit", "solved: FP mult law = H_FP32_MUL and H_FP16_MUL"),
+    Constant("W_CELL", W_CELL, "adder bits/cell", "SYN_UMUL8 / 64 over SYN_ADD32 / 32"),
+    Constant("W_SCELL", W_SCELL, "adder bits/cell", "SYN_SMUL8 / 64 over SYN_ADD32 / 32"),
+    Constant("W_MUX", W_MUX, "adder bits/mux bit", "SYN_MUX32 / 32 over SYN_ADD32 / 32"),
+    Constant("W_REG", W_REG, "adder bits/register bit", "SYN_REG32 / 32 over SYN_ADD32 / 32"),
+    Constant("W_EREG", W_EREG, "adder bits/register bit", "SYN_REGE32 / 32 over SYN_ADD32 / 32"),
 ]
 
 
@@ -283,6 +335,39 @@ def resolve_acc_bits(design: Design, k_max: int) -> int:
 
 
 PE_PARTS = ("multiplier", "exponent", "aligner", "tree", "group_shift", "accumulator", "registers")
+CTL_BITS = 3  # valid, first, last (hw.pe.signature.control_layout): registered at every stage
+
+
+@dataclass(frozen=True)
+class PartCounts:
+    """What one part of a PE is built of, as the energy and area laws count it.
+
+    Energy (pJ per beat): ``C_UMUL*cells + C_IMUL*signed_cells + C_ADD*adds + C_MUX*muxes +
+    C_REG*(regs + enabled_regs)``, or ``pj`` where a Horowitz-anchored law fixes the part's
+    energy (the rounded FP multiplier). Area (adder-bit equivalents, ``pe_area``): the same
+    counts weighted by ``W_CELL``, ``W_SCELL``, 1, ``W_MUX``, ``W_REG``, ``W_EREG``. One
+    inventory serves both laws.
+    """
+
+    cells: int = 0  # unsigned multiplier partial-product cells
+    signed_cells: int = 0  # two's complement multiplier cells (INT8)
+    adds: int = 0  # adder bits
+    muxes: int = 0  # 2:1 mux bits (shifters, negates)
+    regs: int = 0  # register bits without a load enable (pipeline, forwarding)
+    enabled_regs: int = 0  # register bits with a load enable (accumulator, result)
+    pj: float | None = None
+
+    @property
+    def energy(self) -> float:
+        if self.pj is not None:
+            return self.pj
+        return (C_UMUL * self.cells + C_IMUL * self.signed_cells + C_ADD * self.adds + C_MUX * self.muxes
+                + C_REG * (self.regs + self.enabled_regs))
+
+    @property
+    def area(self) -> float:
+        return (W_CELL * self.cells + W_SCELL * self.signed_cells + self.adds + W_MUX * self.muxes
+                + W_REG * self.regs + W_EREG * self.enabled_regs)
 
 
 def adder_tree_bits(lanes: int, node_bits, cap: int | None = None,
@@ -290,7 +375,9 @@ def adder_tree_bits(lanes: int, node_bits, cap: int | None = None,
     """``(adder bits, register bits)`` of the exact adder tree of ``hw.pe.adder_tree.AdderTree``:
     level d adds neighbouring pairs (an odd node passes through), a node covering n inputs is
     ``node_bits(n)`` wide (at most ``cap``: a wrapping INT32 tree needs only the low 32 bits), and
-    every ``levels_per_stage``-th level and the last one are registered (pass-through nodes too)."""
+    every ``levels_per_stage``-th level and the last one are registered (pass-through nodes too).
+    A node's adder is as wide as its operands, one bit less than its sum (the top bit is the
+    carry), as ``SYN_ADD32`` counts a 32-bit adder; a wrapping node keeps all ``cap`` bits."""
     if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
         raise ValueError(f"lanes must be an int in [1, {MAX_LANES}], got {lanes!r}")
     width = (lambda n: min(node_bits(n), cap)) if cap is not None else node_bits
@@ -300,21 +387,47 @@ def adder_tree_bits(lanes: int, node_bits, cap: int | None = None,
     for level in range(1, depth + 1):
         pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
         nodes = [sum(pair) for pair in pairs]
-        adders += sum(width(sum(pair)) for pair in pairs if len(pair) == 2)
+        adders += sum(min(node_bits(sum(pair)) - 1, cap if cap is not None else node_bits(sum(pair)))
+                      for pair in pairs if len(pair) == 2)
         if level % levels_per_stage == 0 or level == depth:
             registers += sum(width(n) for n in nodes)
     return adders, registers
 
 
-def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
-    """Energy per beat (pJ) by component of one dot-product PE (``PE_PARTS``): L multipliers, L
-    element aligners, the exact adder tree, the group shifter and the wide add, registers per lane
-    and per PE. A scalar design's beat is its single MAC. ``k_max`` sizes an exact accumulator."""
+def _pe_registers(forward: int, stage1: int, stages: int, acc: int, *, per_stage: int = 0,
+                  saturating: bool = False) -> PartCounts:
+    """The registers every PE of hw/ has (hw.pe.pe.MLSPE, hw.pe.dot_pe.MLSDotPE and the
+    baselines of hw.baseline): ``forward`` operand bits and the control passed on to the next PE
+    (``a_out``, ``b_out``, ``ctl_out``); ``stage1`` bits registered after the multipliers (lane
+    products or the scalar product); the control (and ``per_stage`` more bits: group exponents,
+    special-case flags) through ``stages`` pipeline stages before the accumulator; ``done``; and,
+    with a load enable, the accumulator and the result register that ``last`` loads (the double
+    buffer), plus the sticky and overflow flags of a saturating MLS accumulator."""
+    plain = forward + CTL_BITS + stage1 + stages * (CTL_BITS + per_stage) + 1
+    return PartCounts(regs=plain, enabled_regs=2 * acc + (2 if saturating else 0))
+
+
+def pe_counts(design: Design | str, k_max: int = 1) -> dict[str, PartCounts]:
+    """What each part (``PE_PARTS``) of one whole PE (all its lanes) is built of: multiplier
+    cells, adder bits, mux bits and register bits (:class:`PartCounts`). ``pe_beat_energy`` and
+    ``pe_area`` are these counts under the energy and the area law. ``k_max`` sizes an exact
+    MLS accumulator."""
     d = Design.parse(design)
-    if not d.is_dot:
-        return pe_energy(d, k_max)
+    counts = _dot_counts(d, k_max) if d.is_dot else _scalar_counts(d, k_max)
+    return {part: counts.get(part, PartCounts()) for part in PE_PARTS}
+
+
+def _mls_accumulator(acc: int, in_bits: int) -> PartCounts:
+    """hw.pe.accumulator.Accumulator: an adder as wide as the wider operand (its sum is one bit
+    wider; ``first`` zeroes the accumulator operand with AND gates, not counted) and the clamp
+    of the sum to the accumulator's range (``acc`` mux bits)."""
+    return PartCounts(adds=max(acc, in_bits), muxes=acc)
+
+
+def _dot_counts(d: Design, k_max: int) -> dict[str, PartCounts]:
     lanes = d.lanes
     latency = AdderTree.latency_for(lanes, TREE_LEVELS_PER_STAGE)
+    stages = 1 + latency  # the lane-product stage, then the tree's registered levels
     if d.kind == "mls":
         fmt = d.fmt
         s, elem_shift = fmt.sig_bits, fmt.elem_product_shift_max()
@@ -324,31 +437,29 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
         tree_bits = fmt.beat_sum_bits(lanes)
         tree_adds, tree_regs = adder_tree_bits(lanes, fmt.beat_sum_bits)
         acc = resolve_acc_bits(d, k_max)
+        regs = _pe_registers(lanes * 2 * fmt.elem_bits + 2 * fmt.group_bits, lanes * lane_bits, stages, acc,
+                             per_stage=2 * fmt.group_bits, saturating=True)
         return {
-            "multiplier": lanes * C_IMUL * s * s,
+            "multiplier": PartCounts(cells=lanes * s * s),
             # per lane: the element-shift adder; per beat: the group-shift adder
-            "exponent": C_ADD * (lanes * elem_shift_bits + group_shift_bits),
+            "exponent": PartCounts(adds=lanes * elem_shift_bits + group_shift_bits),
             # per lane: left shift of the significand product by the element offsets + negate
-            "aligner": lanes * C_MUX * (shifter_mux_bits(fmt.sig_product_bits(), elem_shift_bits, lane_bits - 1)
-                                        + lane_bits),
-            "tree": C_ADD * tree_adds,
-            "group_shift": C_MUX * shifter_mux_bits(tree_bits, group_shift_bits, tree_bits + group_shift),
-            "accumulator": C_ADD * acc,
-            # per lane: A and W forwarded, the lane product; per PE: both group exponents forwarded
-            # and delayed through the product and tree stages, the tree registers, the accumulator
-            "registers": C_REG * (lanes * (2 * fmt.elem_bits + lane_bits) + 2 * fmt.group_bits * (2 + latency)
-                                  + tree_regs + acc),
+            "aligner": PartCounts(muxes=lanes * (shifter_mux_bits(fmt.sig_product_bits(), elem_shift_bits,
+                                                                  lane_bits - 1) + lane_bits)),
+            "tree": PartCounts(adds=tree_adds),
+            "group_shift": PartCounts(muxes=shifter_mux_bits(tree_bits, group_shift_bits, tree_bits + group_shift)),
+            "accumulator": _mls_accumulator(acc, tree_bits + group_shift),
+            # the tree's registered levels join the PE's registers
+            "registers": dataclasses.replace(regs, regs=regs.regs + tree_regs),
         }
     if d.kind == "int":  # INT8 dot PE: wrapping INT32 add of the beat's exact (mod 2^32) sum
         tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * 128 * 128).bit_length(), cap=32)
+        regs = _pe_registers(lanes * 2 * 8, lanes * 16, stages, 32)
         return {
-            "multiplier": lanes * C_IMUL * 8 * 8,
-            "exponent": 0.0,
-            "aligner": 0.0,
-            "tree": C_ADD * tree_adds,
-            "group_shift": 0.0,
-            "accumulator": C_ADD * 32,
-            "registers": C_REG * (lanes * (8 + 8 + 16) + tree_regs + 32),
+            "multiplier": PartCounts(signed_cells=lanes * 8 * 8),  # hw.baseline.int_mul: signed
+            "tree": PartCounts(adds=tree_adds),
+            "accumulator": PartCounts(adds=32),
+            "registers": dataclasses.replace(regs, regs=regs.regs + tree_regs),
         }
     # FP8 dot PE (hw.baseline.fp8_dot_pe.FP8DotPE): every exact product on one common LSB, an exact
     # tree, then one single-rounding FP32 add per beat (hw.baseline.fp32_wide_add.FP32WideAdder).
@@ -363,28 +474,39 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     tree_bits = 1 + (lanes * max_product).bit_length()
     tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * max_product).bit_length())
     adds, muxes = fp32_wide_add_counts(tree_bits)
+    # four special-case flags (NaN, +Inf, -Inf, all -0) travel with the beat
+    regs = _pe_registers(lanes * 2 * f.bits, lanes * lane_bits, stages, FP32.bits, per_stage=4)
     return {
-        "multiplier": lanes * C_IMUL * s * s,
-        "exponent": C_ADD * exp_bits * lanes,  # per lane: the product exponent (the shift amount)
-        "aligner": lanes * C_MUX * (shifter_mux_bits(2 * s, elem_shift.bit_length(), window) + lane_bits),
-        "tree": C_ADD * tree_adds,
-        "group_shift": 0.0,
-        "accumulator": C_ADD * adds + C_MUX * muxes,  # the single-rounding FP32 add of the beat sum
-        # per lane operands and the lane product; four special-case flags (NaN, +-Inf, all -0)
-        # through the stages; the tree registers; the FP32 accumulator
-        "registers": C_REG * (lanes * (2 * f.bits + lane_bits) + 4 * (1 + latency) + tree_regs + FP32.bits),
+        "multiplier": PartCounts(cells=lanes * s * s),
+        "exponent": PartCounts(adds=exp_bits * lanes),  # per lane: the product exponent (the shift amount)
+        "aligner": PartCounts(muxes=lanes * (shifter_mux_bits(2 * s, elem_shift.bit_length(), window) + lane_bits)),
+        "tree": PartCounts(adds=tree_adds),
+        "accumulator": PartCounts(adds=adds, muxes=muxes),  # the single-rounding FP32 add of the beat sum
+        "registers": dataclasses.replace(regs, regs=regs.regs + tree_regs),
     }
+
+
+def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
+    """Energy per beat (pJ) by component of one dot-product PE (``PE_PARTS``): L multipliers, L
+    element aligners, the exact adder tree, the group shifter and the wide add, registers per lane
+    and per PE (``pe_counts`` under the energy law). A scalar design's beat is its single MAC.
+    ``k_max`` sizes an exact accumulator."""
+    d = Design.parse(design)
+    if not d.is_dot:
+        return pe_energy(d, k_max)
+    return {part: c.energy for part, c in pe_counts(d, k_max).items()}
 
 
 def fp32_wide_add_counts(sum_bits: int) -> tuple[int, int]:
     """(adder bits, mux bits) of ``FP32WideAdder(sum_bits, ...)``: the accumulator's 24-bit
     significand shifted into a window of ``window_bits = sum_bits + GUARD + 24 + 3`` bits (a log
     shifter over the window), one two's-complement add and its sign-magnitude, a leading-zero
-    count and normalize shift over the window, the 24-bit rounding increment, and the exponent
-    compare and result exponent (9 bits each)."""
+    count and normalize shift over the window, the 24-bit rounding increment, the exponent
+    compare and result exponent (9 bits each), and the result select (``_FP_SELECT`` FP32 words:
+    the rounded sum, the accumulator, a special pattern)."""
     window = sum_bits + FP32WideAdder.GUARD + FP32.sig_bits + 3
     stages = math.ceil(math.log2(window))
-    muxes = shifter_mux_bits(FP32.sig_bits, stages, window) + window * stages
+    muxes = shifter_mux_bits(FP32.sig_bits, stages, window) + window * stages + _FP_SELECT * FP32.bits
     adds = 3 * window + (FP32.sig_bits + 1) + 2 * (FP32.exp_bits + 1)
     return adds, muxes
 
@@ -399,48 +521,55 @@ def pe_energy(design: Design | str, k_max: int = 1, lane_utilization: float = 1.
     if d.is_dot:
         per = d.lanes * lane_utilization
         return {part: value / per for part, value in pe_beat_energy(d, k_max).items()}
-    parts = _scalar_pe_energy(d, k_max)
-    return {part: parts.get(part, 0.0) for part in PE_PARTS}  # no tree, no separate group shifter
+    return {part: c.energy for part, c in pe_counts(d, k_max).items()}  # no tree, no separate group shifter
 
 
-def _scalar_pe_energy(d: Design, k_max: int) -> dict[str, float]:
+def _scalar_counts(d: Design, k_max: int) -> dict[str, PartCounts]:
     if d.kind == "mls":
         fmt = d.fmt
         s = fmt.sig_bits
         product, shift_bits, aligned = fmt.sig_product_bits(), fmt.product_shift_bits(), fmt.shifted_product_bits()
         acc = resolve_acc_bits(d, k_max)
         return {
-            "multiplier": C_IMUL * s * s,
+            "multiplier": PartCounts(cells=s * s),
             # element-exponent adder, group-exponent adder, and their sum (the shift amount)
-            "exponent": C_ADD * (fmt.exp_bits + fmt.group_bits + shift_bits),
+            "exponent": PartCounts(adds=fmt.exp_bits + fmt.group_bits + shift_bits),
             # left barrel shifter of the product into the accumulator, plus the conditional negate
-            "aligner": C_MUX * (shifter_mux_bits(product, shift_bits, aligned) + aligned),
-            "accumulator": C_ADD * acc,
-            # A and W (element + group exponent) pass-through, product + sign + shift, accumulator
-            "registers": C_REG * (2 * (fmt.elem_bits + fmt.group_bits) + (product + 1 + shift_bits) + acc),
+            "aligner": PartCounts(muxes=shifter_mux_bits(product, shift_bits, aligned) + aligned),
+            "accumulator": _mls_accumulator(acc, fmt.product_bits()),
+            # A and W (element + group exponent) forwarded, the aligned signed product (stage 1)
+            "registers": _pe_registers(2 * (fmt.elem_bits + fmt.group_bits), fmt.product_bits(), 1, acc,
+                                       saturating=True),
         }
     if d.kind == "int":
         return {
-            "multiplier": C_IMUL * 8 * 8,
-            "exponent": 0.0,
-            "aligner": 0.0,
-            "accumulator": C_ADD * d.acc_bits,
-            "registers": C_REG * (8 + 8 + 16 + d.acc_bits),
+            "multiplier": PartCounts(signed_cells=8 * 8),  # hw.baseline.int_mul: signed
+            "accumulator": PartCounts(adds=d.acc_bits),
+            "registers": _pe_registers(8 + 8, 16, 1, d.acc_bits),
         }
     f, acc = d.fmt, d.acc
     if d.exact_product:  # integer significand product + exponent sum, fed unrounded to the adder
-        mult, expo = C_IMUL * f.sig_bits ** 2, C_ADD * (f.exp_bits + 1)
-        product_bits = 1 + (f.exp_bits + 1) + 2 * f.sig_bits
+        # plus the product's leading one normalized (one position for normal operands) and its
+        # exponent rebiased into the accumulator's format (hw.baseline.fp8_mul)
+        mult = PartCounts(cells=f.sig_bits ** 2, adds=acc.exp_bits, muxes=2 * f.sig_bits)
+        expo = PartCounts(adds=f.exp_bits + 1)
+        # the exact product travels as an accumulator-format word (hw.baseline.fp8_mul's FP32 output)
+        product_bits = max(acc.bits, 1 + (f.exp_bits + 1) + 2 * f.sig_bits)
     else:
-        mult, expo = fp_mul_energy(f) - C_ADD * (f.exp_bits + 2), C_ADD * (f.exp_bits + 2)
+        # energy: the Horowitz-anchored law; area: the s x s array (unsigned significands), the
+        # normalize by one position and the rounding increment
+        mult = PartCounts(cells=f.sig_bits ** 2, adds=f.sig_bits, muxes=f.sig_bits,
+                          pj=fp_mul_energy(f) - C_ADD * (f.exp_bits + 2))
+        expo = PartCounts(adds=f.exp_bits + 2)
         product_bits = f.bits
     adds, muxes = _fp_add_counts(acc.exp_bits, acc.sig_bits)
     return {
         "multiplier": mult,
         "exponent": expo,
-        "aligner": C_MUX * muxes,
-        "accumulator": C_ADD * adds,
-        "registers": C_REG * (2 * f.bits + product_bits + acc.bits),
+        # the FP adder's mux bits, and the `first` select of the product or the sum (hw.baseline.systolic_pe)
+        "aligner": PartCounts(muxes=muxes + acc.bits),
+        "accumulator": PartCounts(adds=adds),
+        "registers": _pe_registers(2 * f.bits, product_bits, 1, acc.bits),
     }
 
 
@@ -483,13 +612,11 @@ def convert_energy(design: Design | str, k_max: int = 1) -> float:
 
 
 def pe_area(design: Design | str, k_max: int = 1) -> float:
-    """Area proxy of one whole PE (all its lanes) in full-adder equivalents: multiplier cells,
-    adder bits, half a cell per mux bit, one per register bit (gate-level synthesis can replace
-    it). The FP8 dot PE's single-rounding FP32 adder is one ``accumulator`` part, so its shifter
-    bits count as adder bits there (a slight overestimate)."""
-    parts = pe_beat_energy(design, k_max)
-    return (parts["multiplier"] / C_IMUL + (parts["exponent"] + parts["tree"] + parts["accumulator"]) / C_ADD
-            + 0.5 * (parts["aligner"] + parts["group_shift"]) / C_MUX + parts["registers"] / C_REG)
+    """Area proxy of one whole PE (all its lanes) in adder-bit equivalents of this project's
+    synthesis flow: ``pe_counts`` weighted by what one multiplier cell, mux bit and register bit
+    cost there against one adder bit (``W_CELL``, ``W_SCELL``, ``W_MUX``, ``W_REG``, ``W_EREG``,
+    measured on lone primitives by ``python -m sim.synth_primitives``)."""
+    return sum(c.area for c in pe_counts(design, k_max).values())
 
 
 def pe_area_per_mac(design: Design | str, k_max: int = 1) -> float:
