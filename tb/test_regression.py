@@ -79,3 +79,67 @@ def test_regression_cli_refuses_bad_input(capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def _native_batch(arr, seed, k=40, k_chunk=5, tiles=3):
+    from tb.regression_vectors import expected_row_bits, payload_bits
+    fa, fw, lanes = arr.fmt_a, arr.fmt_w, arr.lanes
+    gen = torch.Generator().manual_seed(seed)
+    batch = random_batch(gen, fa, fw, tiles, arr.rows, arr.cols, k, k_chunk, 0.2)
+    beats = batch_beats(batch, lanes)
+    golden = batch_golden(fa, fw, *beats[1:], arr.acc_bits)
+    a_bits, w_bits = payload_bits((LinePacker(fa, lanes), LinePacker(fw, lanes)), *beats[1:],
+                                  arr.a_layout["last"].offset)
+    return a_bits, w_bits, expected_row_bits(*golden, arr.acc_bits), golden, beats[1].shape[1]
+
+
+def test_native_driver_bit_exact_stalls_and_cycles():
+    """The Verilator-native driver (tb/native_array.py) on a 3x2 L = 4 array with a narrow,
+    saturating accumulator: rows bit-exact with the batched golden model with and without stalls,
+    stall-free cycles equal hw.array.timing, a flipped payload bit changes the rows, and no row
+    follows the last one."""
+    from hw.array.timing import ArrayTiming
+    from tb.native_array import NativeArray, words_of_bits
+
+    arr = SystolicArray("e2m1g3", 3, 2, max_k=64, lanes=4, acc_bits=8)
+    timing = ArrayTiming(3, 2, arr.pe_latency, 4)
+    with NativeArray(arr, build_tag="test_native_3x2_l4_acc8") as sim:
+        a_bits, w_bits, want_bits, golden, tile_beats = _native_batch(arr, 11)
+        assert golden[1].any(), "the narrow accumulator never saturated"
+        want = words_of_bits(want_bits)
+        got = sim.stream(a_bits, w_bits, want.shape[0])
+        assert (got.rows == want).all()
+        assert got.last_out - got.first_in + 1 == timing.tiles_cycles_from_beats([tile_beats] * 3)
+        for n, stalls in enumerate([(0.3, 0.0, 0.0), (0.0, 0.3, 0.5), (0.4, 0.4, 0.7)]):
+            a_bits, w_bits, want_bits, _, _ = _native_batch(arr, 20 + n)
+            got = sim.stream(a_bits, w_bits, want_bits.shape[0], stalls, seed=n)
+            assert (got.rows == words_of_bits(want_bits)).all(), f"stalls {stalls}"
+        a_bits, w_bits, want_bits, _, _ = _native_batch(arr, 30)
+        pk = LinePacker(arr.fmt_a, 4)
+        for lane in range(4):                               # negate every element of row 0's A line
+            a_bits[:, pk.elem_base + lane * pk.elem_size + pk.sign] ^= 1
+        got = sim.stream(a_bits, w_bits, want_bits.shape[0])
+        assert not (got.rows == words_of_bits(want_bits)).all(), "a corrupted beat still gave the expected rows"
+        sim.check_no_spurious_row(3 + 2 + arr.pe_latency + 4)
+
+
+def test_native_driver_refuses_bad_input():
+    from tb.native_array import NativeArray
+
+    arr = SystolicArray("e2m1g3", 3, 2, max_k=64, lanes=4, acc_bits=8)
+    with NativeArray(arr, build_tag="test_native_3x2_l4_acc8") as sim:
+        a_bits, w_bits, want_bits, _, _ = _native_batch(arr, 11)
+        with pytest.raises(ValueError, match=r"the array takes \[beats, \d+\] and \[beats, \d+\]"):
+            sim.stream(a_bits[:, :-1], w_bits, 9)
+        with pytest.raises(ValueError, match=r"stall_c = 1.0: a stall probability must be in \[0, 1\)"):
+            sim.stream(a_bits, w_bits, 9, (0.0, 0.0, 1.0))
+        with pytest.raises(AssertionError, match="native timeout"):
+            sim.stream(a_bits, w_bits, want_bits.shape[0] + 1, max_cycles=2000)
+
+
+def test_regression_cli_native_tiny(tmp_path):
+    report = tmp_path / "regression.md"
+    assert main(["--macs", "20000", "--seed", "3", "--sim", "verilator-native", "--presets", "e2m1g3-l4,e3m3g3",
+                 "--rows", "2", "--cols", "3", "--max-k", "64", "--report", str(report), "--no-progress"]) == 0
+    text = report.read_text()
+    assert "| e2m1g3-l4 | e2m1g3 | 4 | 2x3 |" in text and "simulator: verilator-native" in text
