@@ -9,6 +9,7 @@ the cocotb side as JSON in the ``MLS_TB_PARAMS`` environment variable (``tb_para
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -91,8 +92,6 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
     build_dir = BUILD_ROOT / SIM / f"{toplevel}_{tag}"
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != source:
-        verilog_path.write_text(source)
 
     waves = os.environ.get("WAVES", "0") == "1"
     runner = get_runner(SIM)
@@ -103,12 +102,18 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
     build_key = hashlib.sha1(json.dumps([SIM, toplevel, source, build_args, make_vars, waves]).encode()).hexdigest()
     stamp = build_dir / "build.stamp"
     binary = build_dir / (toplevel if SIM == "verilator" else "sim.vvp")
-    if not (binary.is_file() and stamp.is_file() and stamp.read_text() == build_key):
-        stamp.unlink(missing_ok=True)
-        with _verilator_pch_fix():
-            runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
-        stamp.write_text(build_key)
+    # Parallel pytest workers (pytest -n, as .ci/run's Verilator pass) may reach the same design
+    # at once: the lock lets one build it and the others reuse the stamped build.
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not verilog_path.exists() or verilog_path.read_text() != source:
+            verilog_path.write_text(source)
+        if not (binary.is_file() and stamp.is_file() and stamp.read_text() == build_key):
+            stamp.unlink(missing_ok=True)
+            with _verilator_pch_fix():
+                runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=build_args, timescale=("1ns", "1ps"), waves=waves)
+            stamp.write_text(build_key)
     env = {_PARAMS_ENV: json.dumps(params or {})}
     # The runner passes sys.path to the simulator's Python as PYTHONPATH.
     for path in (str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parent.parent)):
