@@ -496,7 +496,7 @@ def write_outputs(rows, out_dir: Path, array_for_plots: str, baselines: dict | N
     front_area = pareto_front([dict(r, neg_area=-r["pe_area_fa_per_mac"]) for r in exact],
                               f"{network}_total_pJ_per_mac", "neg_area")
     _plot(exact, front_area, "pe_area_fa_per_mac", f"{network}_total_pJ_per_mac",
-          "PE area proxy per MAC per cycle (full-adder equivalents / lanes)",
+          "PE area proxy per MAC per cycle (adder-bit equivalents / lanes)",
           f"{network} energy (pJ/MAC)", "Energy vs PE area (exact accumulators)", out_dir / "dse_pareto_area.png")
     front_step = pareto_front(sel, f"{network}_step_mJ", "snr_gemm")
     _step_plot(sel, front_step, network, step_baselines or {}, out_dir / "dse_pareto_step.png")

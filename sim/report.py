@@ -365,7 +365,7 @@ def build_report(array: ArrayConfig, designs: list[str], workloads: dict[str, li
                     [_f(sum(parts.values())), _f(quantize_energy(d)), _f(convert_energy(d, k_ref)),
                      _f(pe_area_per_mac(d, k_ref), 4)])
     md += markdown_table(["design", "lanes", "operand bits", "acc bits"] + list(PE_PARTS) +
-                 ["PE total", "quantize / element", "convert / output", "PE area per lane (FA eq.)"], rows)
+                 ["PE total", "quantize / element", "convert / output", "PE area per lane (adder-bit eq.)"], rows)
     w("")
     w("Dot-product designs (`lanes` > 1): the beat's energy over its L lanes, at full lane utilization")
     w("(`tree`: the exact adder tree; `group_shift`: the MLS PE's one group shift per beat; the FP8 dot")

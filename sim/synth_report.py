@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from dataclasses import dataclass
 
 from hw.activity import ACTIVITY_K, ACTIVITY_LANES, CLOCK_GATES_PER_FF, activity_for
 from hw.synth import (DEFAULT_MLS_FORMATS, DEFAULT_MLS_K, DOT_LANES, GATES, SynthError, dot_pe_configs,
                       parse_formats_and_lanes, pe_configs, synthesize_configs)
 
-from .energy import pe_area, pe_area_per_mac, pe_energy
-from .report_io import markdown_table, pyplot, save_figure, write_csv
+from .energy import CONSTANTS, pe_area, pe_area_per_mac, pe_energy
+from .report_io import markdown_table, pyplot, read_csv, save_figure, write_csv
 
-__all__ = ["write", "run_synth_report", "component_part", "calibration", "FP32_REF", "FP8_REF", "main"]
+__all__ = ["write", "run_synth_report", "reuse_results", "component_part", "calibration", "FP32_REF", "FP8_REF",
+           "main"]
 
 FP32_REF = "fp32"
 FP8_REF = "fp8e4m3-fp32acc+exact"
@@ -65,11 +67,95 @@ def _model_parts(design: str, k_max: int) -> dict | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Activity:
+    """The activity figures the report uses, at the precision ``synth.csv`` keeps (2 decimals),
+    so that a report written from fresh simulations and one rebuilt from the CSV (``--reuse``)
+    are the same bytes."""
+
+    gate_toggles_per_mac: float
+    clock_gate_toggles_per_mac: float = 0.0
+    total_gate_toggles_per_mac: float = 0.0
+
+
+def _rounded(activity: dict) -> dict:
+    out = {}
+    for key, a in activity.items():
+        if isinstance(key, tuple):  # uniform operands: data toggles only
+            out[key] = _Activity(round(a.gate_toggles_per_mac, 2))
+        else:
+            out[key] = _Activity(round(a.gate_toggles_per_mac, 2), round(a.clock_gate_toggles_per_mac, 2),
+                                 round(a.total_gate_toggles_per_mac, 2))
+    return out
+
+
+@dataclass(frozen=True)
+class _Module:
+    name: str
+    component: str
+    cells: int
+    transistors: int
+    flip_flops: int
+
+
+@dataclass(frozen=True)
+class _Reused:
+    """A synthesis result as ``synth.csv`` and ``synth_components.csv`` recorded it."""
+
+    cells: int
+    transistors: int
+    flip_flops: int
+    modules: tuple = ()
+
+
+_REUSED_COLUMNS = ("design", "cells", "transistors", "flip_flops", "gate_toggles_per_mac",
+                   "clock_gate_toggles_per_mac", "total_gate_toggles_per_mac", "uniform_gate_toggles_per_mac")
+
+
+def reuse_results(out_dir: pathlib.Path | str, configs) -> tuple[dict, dict]:
+    """``(results, activity)`` of ``configs`` read back from ``out_dir``'s ``synth.csv`` and
+    ``synth_components.csv`` (as :func:`write` wrote them), for rewriting the report after a
+    change of the cost model without synthesizing or simulating again."""
+    out_dir = pathlib.Path(out_dir)
+    paths = [out_dir / "synth.csv", out_dir / "synth_components.csv"]
+    for path in paths:
+        if not path.exists():
+            raise ValueError(f"--reuse needs {path}; run python -m sim.synth_report without --reuse first")
+    rows = {r["design"]: r for r in read_csv(paths[0])}
+    header = set(next(iter(rows.values()), {}))
+    if rows and "uniform_gate_toggles_per_mac" not in header:
+        raise ValueError(f"--reuse: {paths[0]} has no uniform_gate_toggles_per_mac column (written before "
+                         "it existed); run python -m sim.synth_report without --reuse once")
+    missing = sorted(set(_REUSED_COLUMNS) - header) if rows else []
+    if missing:
+        raise ValueError(f"--reuse: {paths[0]} lacks the columns {', '.join(missing)}")
+    modules: dict[str, list] = {}
+    for c in read_csv(paths[1]):
+        modules.setdefault(c["design"], []).append(
+            _Module(c["module"], c["component"], int(c["cells"]), int(c["transistors"]), int(c["flip_flops"])))
+    results, activity = {}, {}
+    for cfg in configs:
+        r = rows.get(cfg.design)
+        if r is None:
+            raise ValueError(f"--reuse: {paths[0]} has no row for {cfg.design!r}; run python -m sim.synth_report "
+                             "without --reuse for these formats and lanes")
+        results[cfg.design] = _Reused(int(r["cells"]), int(r["transistors"]), int(r["flip_flops"]),
+                                      tuple(modules.get(cfg.design, ())))
+        if r["gate_toggles_per_mac"] != "":
+            activity[cfg.design] = _Activity(float(r["gate_toggles_per_mac"]), float(r["clock_gate_toggles_per_mac"]),
+                                             float(r["total_gate_toggles_per_mac"]))
+        if r["uniform_gate_toggles_per_mac"] != "":
+            activity[("uniform", cfg.design)] = _Activity(float(r["uniform_gate_toggles_per_mac"]))
+    return results, activity
+
+
 def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None = None) -> list[dict]:
     """Write the report of synthesis ``results`` (design -> ``hw.synth.SynthResult``) and
     ``activity`` (design, and ("uniform", design), -> ``hw.activity`` result) of ``configs``
-    into ``out_dir``; returns the rows of ``synth.csv``."""
+    into ``out_dir``; returns the rows of ``synth.csv``. Activity figures are first rounded to
+    the CSV's 2 decimals (:class:`_Activity`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    activity = _rounded(activity or {})
     dot_configs = [c for c in configs if getattr(c, "is_dot", False)]
     configs = [c for c in configs if not getattr(c, "is_dot", False)]
     t32 = results[FP32_REF].transistors
@@ -107,6 +193,8 @@ def write(out_dir: pathlib.Path, configs, results: dict, activity: dict | None =
         r["activity_pj_per_mac"] = round(a.gate_toggles_per_mac / a32.gate_toggles_per_mac * fp32_model, 4) if a and a32 and fp32_model else ""
     for cfg, r in zip(configs, rows):
         _per_mac_columns(r, cfg, results[cfg.design], (activity or {}).get(cfg.design))
+        uni = activity.get(("uniform", cfg.design))
+        r["uniform_gate_toggles_per_mac"] = uni.gate_toggles_per_mac if uni else ""
     dot_rows = _dot_rows(dot_configs, results, activity or {}, t32, t8, c32, a32, (activity or {}).get(FP8_REF))
 
     write_csv(out_dir / "synth.csv", rows + dot_rows)
@@ -148,13 +236,13 @@ def _dot_rows(dot_configs, results, activity, t32, t8, c32, a32, a8) -> list[dic
                "activity_gain_vs_fp8": round(a8.gate_toggles_per_mac / act.gate_toggles_per_mac, 4) if act and a8 else "",
                "synth_pj_per_mac": ""}
         _per_mac_columns(row, cfg, res, act)
+        row["uniform_gate_toggles_per_mac"] = ""  # the uniform contrast is run on the scalar PEs only
         rows.append(row)
     return rows
 
 
 DOT_HEADLINE = "mls-e2m1g3-l9"   # sim.report's DEFAULT_LANES = 9 headline dot PE
 DOT_REFS = ("fp32", FP8_REF, "fp8e4m3-dot9", "int8-dot9")
-_MODEL_NAME = {FP8_REF: "fp8e4m3-fp32acc"}   # the model's name of the synthesized scalar FP8 PE
 
 
 def _ratio_cell(a, b) -> str:
@@ -183,12 +271,33 @@ def _dot_section(dot_rows, rows, k_max) -> str:
                     r["clock_gate_toggles_per_mac"] or "-", r["total_gate_toggles_per_mac"] or "-"])
     md += _table(["design", "MACs/cycle", "transistors/MAC", "cells/MAC", "flip-flops/MAC", "area gain vs FP32",
                   "data toggles/MAC", "clock toggles/MAC", "total toggles/MAC"], out)
+    md += ["", "### The area law against synthesis, per PE", "",
+           "*Table*: `sim.energy.pe_area_per_mac` (adder-bit equivalents) times the transistors of one adder bit in "
+           "this flow (`SYN_ADD32` / 32); its weights are lone primitives synthesized in the same flow "
+           "(`python -m sim.synth_primitives`):", ""]
+    consts = {c.name: c for c in CONSTANTS}
+    md += _table(["primitive", "transistors", "per unit", "area weight (adder bits)"],
+                 [[consts[c].source.split(": ", 1)[-1], int(consts[c].value), _f(consts[c].value / units),
+                   _f(consts[c].value / units / (consts["SYN_ADD32"].value / 32))]
+                  for c, units in (("SYN_ADD32", 32), ("SYN_UMUL8", 64), ("SYN_SMUL8", 64), ("SYN_MUX32", 32),
+                                   ("SYN_REG32", 32), ("SYN_REGE32", 32))])
+    md += [""]
+    t_add = consts["SYN_ADD32"].value / 32
+    out = []
+    for r in rows + dot_rows:
+        try:
+            model = pe_area_per_mac(r["design"].replace("fp8e4m3xe5m2", "fp8e4m3"), k_max) * t_add
+        except ValueError:
+            continue
+        out.append([f"`{r['design']}`", _f(r["transistors_per_mac"], 5), _f(model, 5), _f(model / r["transistors_per_mac"])])
+    md += _table(["design", "synth transistors/MAC", "table transistors/MAC", "table / synth"], out)
     head = by.get(DOT_HEADLINE)
     md += ["", f"### `{DOT_HEADLINE}` against the references: table model vs synthesis and activity", "",
            "Gain = reference / MLS dot PE, per MAC. *Table area*: `sim.energy.pe_area_per_mac`; *table energy*: "
            "`sim.energy.pe_energy` (compute parts of the PE). *Synth area*: transistors per MAC per cycle. "
            "*Activity*: data toggles per MAC; *+clock*: total toggles per MAC. *Model/synth* = table area gain / "
-           "synth area gain, and table energy gain / activity (+clock) gain; the target is within 30% (0.77-1.3).", ""]
+           "synth area gain, and table energy gain / activity (+clock) gain; the target is within 30% (0.77-1.3). "
+           "The model prices the same circuits (the scalar FP8 PE with its exact product).", ""]
     out = []
     if head:
         m_area = pe_area_per_mac(DOT_HEADLINE, k_max)
@@ -196,18 +305,18 @@ def _dot_section(dot_rows, rows, k_max) -> str:
         for ref in DOT_REFS:
             r = by.get(ref)
             if r is None:
-                out.append([f"`{ref}`"] + ["pending"] * 7)
+                out.append([f"`{ref}`"] + ["pending"] * 8)
                 continue
-            name = _MODEL_NAME.get(ref, ref)
-            ta = pe_area_per_mac(name, k_max) / m_area
-            te = sum(pe_energy(name, k_max).values()) / m_e
+            ta = pe_area_per_mac(ref, k_max) / m_area
+            te = sum(pe_energy(ref, k_max).values()) / m_e
             sa = r["transistors_per_mac"] / head["transistors_per_mac"]
             act = _ratio_cell(head["gate_toggles_per_mac"], r["gate_toggles_per_mac"])
             tot = _ratio_cell(head["total_gate_toggles_per_mac"], r["total_gate_toggles_per_mac"])
             out.append([f"`{ref}`", _f(ta), _f(sa), _f(ta / sa), _f(te), act, tot,
+                        _f(te / float(act)) if act != "pending" else "pending",
                         _f(te / float(tot)) if tot != "pending" else "pending"])
     md += _table(["vs", "table area", "synth area", "model/synth area", "table energy", "activity", "activity+clock",
-                  "model/(activity+clock)"], out)
+                  "model/activity", "model/(activity+clock)"], out)
     if head and "fp32" in by:
         gain = by["fp32"]["transistors_per_mac"] / head["transistors_per_mac"]
         md += ["", f"Target: synthesized area per MAC per cycle at least 15x smaller than the FP32 PE: "
@@ -396,20 +505,25 @@ def _calibration(configs, results, comp_rows, k_max) -> list[str]:
     off = [(x, k_part[x] / k_all) for x in _PARTS if x in k_part and not 0.67 <= k_part[x] / k_all <= 1.5]
     md += ["", "Where the laws and synthesis disagree (fitted factor outside 0.67–1.5):", ""]
     md += [f"- **{x}**: synthesis/model = {r:.2f}×" for x, r in off] or ["- none"]
-    md += ["", "Notes: the MLS accumulator saturates (two comparators and a clamp mux on acc_bits) and "
-           "the model charges it as a plain adder; the baseline FP32 adder module is booked as aligner + "
-           "accumulator in proportion to the model's split; reset and enable logic of flip-flops "
-           "(after `dfflegalize`) stays in its module's logic.", ""]
+    md += ["", "Notes: the baseline FP32 adder module is booked as aligner + accumulator in proportion to the "
+           "model's split; reset and enable logic of flip-flops (after `dfflegalize`) stays in its module's "
+           "logic, while the model books the enable of a register with the register.", ""]
     return md
 
 
 def run_synth_report(out_dir: pathlib.Path | str = "reports", *, mls_formats=DEFAULT_MLS_FORMATS,
-                     progress: bool = True, activity: bool = True, lanes=DOT_LANES) -> list[dict]:
+                     progress: bool = True, activity: bool = True, lanes=DOT_LANES, reuse: bool = False) -> list[dict]:
     """Synthesize every configuration of ``hw.synth.pe_configs`` and write ``synth.csv``,
     ``synth_components.csv``, ``synth.md`` and ``synth.png`` into ``out_dir``. Returns the
     per-design rows. With ``activity``, also simulate each netlist on real conv operands
-    (:mod:`hw.activity`), and on uniform random operands of the same shapes."""
+    (:mod:`hw.activity`), and on uniform random operands of the same shapes. With ``reuse``,
+    synthesize and simulate nothing: read the counts and activities back from ``out_dir``'s CSV
+    files (:func:`reuse_results`) and rewrite the report, whose model columns
+    (:mod:`sim.energy`) are recomputed."""
     configs = pe_configs(mls_formats) + (dot_pe_configs(lanes) if lanes else [])
+    if reuse:
+        results, act = reuse_results(out_dir, configs)
+        return write(pathlib.Path(out_dir), configs, results, act if activity else {})
     results = synthesize_configs(configs, progress=progress)
     act = {}
     if activity:
@@ -435,12 +549,16 @@ def main(argv=None) -> int:
     parser.add_argument("--formats", default=",".join(DEFAULT_MLS_FORMATS),
                         help="comma-separated MLS formats for the MLS PE (default: %(default)s)")
     parser.add_argument("--no-activity", action="store_true", help="skip the gate-level activity simulation")
+    parser.add_argument("--reuse", action="store_true",
+                        help="synthesize and simulate nothing: rebuild the report from --out's synth.csv and "
+                             "synth_components.csv (after a change of sim.energy); seconds instead of minutes")
     parser.add_argument("--lanes", default=",".join(map(str, DOT_LANES)),
                         help="comma-separated lane counts of the dot-product PEs (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     try:
         formats, lanes = parse_formats_and_lanes(args.formats, args.lanes)
-        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity, lanes=lanes)
+        rows = run_synth_report(args.out, mls_formats=formats, activity=not args.no_activity, lanes=lanes,
+                                reuse=args.reuse)
     except (ValueError, TypeError, SynthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -233,3 +233,35 @@ def test_full_report_matches_committed(tmp_path):
     committed = pathlib.Path(__file__).resolve().parent.parent / "reports"
     for name in ("synth.csv", "synth_components.csv", "synth.md"):
         assert (tmp_path / name).read_text() == (committed / name).read_text(), f"reports/{name} is stale"
+
+
+def test_reuse_rebuilds_the_committed_report(tmp_path):
+    """`python -m sim.synth_report --reuse` rewrites the report from the committed CSV files alone
+    (no yosys, no simulation), byte for byte: the committed report matches the cost model."""
+    import pathlib
+    import shutil
+
+    committed = pathlib.Path(__file__).resolve().parent.parent / "reports"
+    for name in ("synth.csv", "synth_components.csv"):
+        shutil.copy(committed / name, tmp_path / name)
+    assert synth_report.main(["--out", str(tmp_path), "--reuse"]) == 0
+    for name in ("synth.csv", "synth_components.csv", "synth.md", "synth.png"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), \
+            f"reports/{name} is stale: run python -m sim.synth_report --reuse"
+
+
+def test_reuse_needs_the_csv_files(tmp_path, capsys):
+    assert synth_report.main(["--out", str(tmp_path), "--reuse"]) == 2
+    assert f"--reuse needs {tmp_path / 'synth.csv'}" in capsys.readouterr().err
+    (tmp_path / "synth_components.csv").write_text("design,module,component,cells,transistors,flip_flops\n")
+    (tmp_path / "synth.csv").write_text("design,cells,uniform_gate_toggles_per_mac\nfp32,1,\n")
+    assert synth_report.main(["--out", str(tmp_path), "--reuse", "--lanes", ""]) == 2
+    assert "lacks the columns clock_gate_toggles_per_mac, flip_flops, gate_toggles_per_mac" in capsys.readouterr().err
+    header = "design,cells,transistors,flip_flops,gate_toggles_per_mac,clock_gate_toggles_per_mac," \
+             "total_gate_toggles_per_mac,uniform_gate_toggles_per_mac"
+    (tmp_path / "synth.csv").write_text(header + "\nfp32,1,2,3,,,,\n")
+    assert synth_report.main(["--out", str(tmp_path), "--reuse", "--lanes", ""]) == 2
+    assert "has no row for 'fp8e4m3-fp32acc+exact'" in capsys.readouterr().err
+    (tmp_path / "synth.csv").write_text("design,cells\nfp32,1\n")   # written before the uniform column
+    assert synth_report.main(["--out", str(tmp_path), "--reuse", "--lanes", ""]) == 2
+    assert "has no uniform_gate_toggles_per_mac column" in capsys.readouterr().err
