@@ -124,7 +124,10 @@ def primitive_activity(cycles: int = 400, lanes: int = 64, seed: int = 0) -> dic
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.synth_primitives", description=__doc__.split("\n\n")[0])
     parser.add_argument("--activity", action="store_true",
-                        help="also print each primitive's gate toggles per unit under hw.activity's proxy")
+                        help="also print each primitive's gate toggles per unit under hw.activity's proxy, and "
+                             "the real-data switching of the report's PEs against the model's random-data price")
+    parser.add_argument("--synth-csv", default="reports/synth.csv",
+                        help="synthesis results with data toggles per MAC (default: %(default)s)")
     args = parser.parse_args(argv)
     from .energy import CONSTANTS
 
@@ -142,7 +145,37 @@ def main(argv=None) -> int:
             ratio = act[p.constant] / act["SYN_ADD32"]
             print(f"{p.constant:11s} {act[p.constant]:6.2f} gate toggles per unit and cycle "
                   f"(data + clock), {ratio:4.2f} adder bits")
+        _real_data_logic(act["SYN_ADD32"], args.synth_csv)
     return 1 if bad else 0
+
+
+REAL_DATA_PES = ("fp32", "fp8e4m3-fp32acc+exact", "fp8e4m3-dot9", "int8-dot9", "mls-e2m1g3-l9")
+
+
+def _real_data_logic(toggles_per_adder_bit: float, synth_csv: str) -> None:
+    """Print, per PE, its data toggles per MAC on the captured conv (``synth.csv``) over the
+    model's logic energy (all parts but registers) priced at the proxy's random-data toggles of
+    an adder bit: how much of the model's random-data switching real operands cause."""
+    import pathlib
+
+    from hw.synth import DEFAULT_MLS_K
+
+    from .energy import C_ADD, pe_energy
+    from .report_io import read_csv
+
+    path = pathlib.Path(synth_csv)
+    if not path.exists():
+        print(f"{path} not found: no real-data comparison")
+        return
+    rows = {r["design"]: r for r in read_csv(path)}
+    print("real-data logic switching / the model's random-data price (K = 2^20 accumulators):")
+    for design in REAL_DATA_PES:
+        row = rows.get(design)
+        if row is None or row["gate_toggles_per_mac"] == "":
+            continue
+        parts = pe_energy(design, DEFAULT_MLS_K)
+        logic = (sum(parts.values()) - parts["registers"]) / C_ADD * toggles_per_adder_bit
+        print(f"  {design:24s} {float(row['gate_toggles_per_mac']) / logic:5.2f}")
 
 
 if __name__ == "__main__":
