@@ -113,6 +113,31 @@ def _pad(values, group_len: int) -> np.ndarray:
     return np.concatenate([x, np.zeros(-len(x) % group_len, dtype=np.float32)])
 
 
+def _both_banks(values, group_len: int) -> np.ndarray:
+    """``values`` twice, the second copy an odd number of groups later: the convert pass's two
+    buffer banks alternate by group, so every word passes through both banks."""
+    x = _pad(values, group_len)
+    gap = np.zeros(group_len if (len(x) // group_len) % 2 == 0 else 0, dtype=np.float32)
+    return np.concatenate([x, gap, x])
+
+
+def g_boundary_tensor(fmt: MLSFormat, group_len: int, rng: np.random.Generator) -> np.ndarray:
+    """One group per single FP32 mantissa bit k below elem_max's lowest set bit, and sign of the
+    step: the group max is ``elem_max * 2**-g0 ± 2**k`` ulps (g0 random, the max at a rotating
+    position, so in every lane), the rest at most half of it: each bit of the max alone decides
+    g = g0 or g0 - 1 (``GroupExponent``'s mantissa compare)."""
+    top = _bits(fmt.elem_max)
+    groups = []
+    for k in range((top & -top).bit_length() - 1):
+        for step in (1 << k, -(1 << k), 0):
+            g0 = int(rng.integers(1, fmt.max_group_exp + 1))
+            peak = _f32(top + step) * np.float32(2.0 ** -g0)
+            grp = (rng.uniform(0, 0.5, group_len) * peak).astype(np.float32)
+            grp[len(groups) % group_len] = peak
+            groups.append(grp * _signs(group_len, rng))
+    return np.concatenate(groups)
+
+
 def _signs(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(np.array([-1, 1], dtype=np.float32), n)
 
@@ -284,7 +309,8 @@ def boundary_cases(cfg: QuantUnitConfig, rng: np.random.Generator, add) -> None:
     corner = corner_tensor(fmt, gl, rng).reshape(-1, gl)
     add("corner_rotated", np.concatenate([np.roll(grp, i) for i, grp in enumerate(corner)]), "nearest", stall=False)
     bits = midpoint_bit_tensor(fmt, lanes)
-    add("midpoint_bits", _pad(bits * _signs(len(bits), rng), gl), "nearest", inv_bits=one, stall=False)
+    add("midpoint_bits", _both_banks(bits * _signs(len(bits), rng), gl), "nearest", inv_bits=one, stall=False)
+    add("g_boundary_bits", g_boundary_tensor(fmt, gl, rng), "nearest", inv_bits=one, stall=False)
     for factor in TIE_INV_FACTORS:
         inv_sig = factor << (24 - factor.bit_length())
         x = product_tie_tensor(fmt, inv_sig, rng)

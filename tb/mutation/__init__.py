@@ -73,6 +73,7 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
             if reuse_sim and m.id in verdicts:  # the same mutant and design: its verdict stands
                 m.equivalence, m.equivalence_detail = verdicts[m.id]
                 continue
-            m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc)
+            m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc,
+                                                                    timeout=unit.equiv_timeout)
             result = save()
     return result

@@ -49,10 +49,11 @@ def check_equivalence(mutant: Mutant, top: str, work_dir: pathlib.Path, depth: i
     except subprocess.TimeoutExpired:
         pass
     # again with only the logic that reaches an output (dead logic, e.g. the unused forwarding
-    # outputs of an array's edge PEs, has matched names but no effect)
+    # outputs of an array's edge PEs, or a compare behind a constant multiplexer select, has
+    # matched names but no effect): constants folded first, then everything unused removed
     name = f"equiv_{mutant.id}_live"
     script = _pair_script(mutant, top) + (
-        "opt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
+        "opt_expr\nopt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
         "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n")
     try:
         result = yosys(script, work_dir, name, timeout=timeout)

@@ -33,6 +33,8 @@ class Unit:
     testbench: str
     build: Callable[[pathlib.Path], tuple[object, dict]]
     checks: tuple[str, ...] = field(default_factory=tuple)
+    #: seconds for each formal step of a survivor's equivalence check (``tb.mutation.equiv``)
+    equiv_timeout: float = 60
 
 
 def _mls_pe(work_dir):
@@ -115,7 +117,9 @@ UNITS = {
     "quant_unit": Unit("quant_unit", "quant_unit", "quantization unit (hw/quant_unit/top.py QuantUnit), e3m2g4, 3 lanes, groups of 3",
                        "tb/test_quant_unit.py", _quant_unit, ("quant_unit_cocotb:amax_latency_and_clear",
                                                               "quant_unit_cocotb:valid_without_ready",
-                                                              "quant_unit_cocotb:tensors_bit_exact")),
+                                                              "quant_unit_cocotb:tensors_bit_exact"),
+                       # three 24x24 multipliers and a 2-word buffer: equiv_simple alone takes ~40 s
+                       equiv_timeout=240),
     "int8_mac": Unit("int8_mac", "int8_mac", "baseline INT8 MAC (hw/baseline/int8_mac.py Int8MAC)",
                      "tb/test_baseline.py", _int8_mac, ("baseline_cocotb:int8_accumulate_random",
                                                         "baseline_cocotb:int8_products_exhaustive")),
