@@ -238,7 +238,9 @@ def _four_ways_dot(synth, workloads, stats_of, energy, mls, fp8_dot, int8_dot, k
           "come from `reports/synth.csv` rows named as the designs here (`python -m sim.synth_report`).",
           "*FPGA*: LUTs per MAC per cycle of the ULX3S arrays in `reports/fpga.csv` (whole board",
           "designs, host bridge included; the FP32-PE array is the only reference built on the board).",
-          "`pending`: no such row yet.", ""]
+          "`pending`: no such row yet. The scalar FP8 row is `fp8e4m3-fp32acc` in the model (the headline's",
+          "reference) and `fp8e4m3-fp32acc+exact` synthesized; `reports/synth.md` compares the model with",
+          "synthesis on the same circuits.", ""]
     rows = []
     e = energy[(net, mls.name)]
     pe = sum(pe_energy(mls, k_ref).values())
