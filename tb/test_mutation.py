@@ -73,3 +73,16 @@ def test_mutation_full(unit, tmp_path):
 
     s = summary(run_unit(unit, n=200, seed=1, work_root=tmp_path, sim=SIM))
     assert s["errors"] == 0 and s["kill_pct"] >= 95.0, s
+
+
+def test_unit_checks_are_cocotb_tests():
+    """Every check a unit names is a ``@cocotb.test`` routine of its testbench module, so the
+    mutation run judges mutants by the routines that ``pytest tb/`` runs."""
+    import re
+
+    for unit in UNITS.values():
+        assert unit.checks and unit.equiv_timeout > 0, unit.name
+        for check in unit.checks:
+            module, name = check.split(":")
+            text = (ROOT / "tb" / f"{module}.py").read_text()
+            assert re.search(rf"@cocotb\.test\(\)\nasync def {name}\(dut\)", text), check

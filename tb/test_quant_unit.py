@@ -393,6 +393,38 @@ def test_quant_unit_slow(name, tmp_path):
     _run(name, SLOW_CONFIGS[name], tmp_path, seed=int(os.environ.get("MLS_SEED", "7")))
 
 
+@pytest.mark.parametrize("fmt", ["e3m2g4", "e4m3g6"])
+def test_boundary_stimulus(fmt):
+    """The boundary tensors hit what they claim: exact FP32 ties that RNE rounds onto a midpoint
+    or elem_max (scaled by 2**-G), a single sticky bit above such a tie, single y bits."""
+    fmt = MLSFormat.parse(fmt)
+    rng = np.random.default_rng(0)
+    targets = {v for v, _ in boundary_targets(fmt)}
+    fp32 = lambda a, b: (torch.from_numpy(np.float32(a)) * torch.tensor(b, dtype=torch.float32)).numpy()  # noqa: E731
+    ties = 0
+    for factor in TIE_INV_FACTORS:
+        inv_sig = factor << (24 - factor.bit_length())
+        inv = np.float32(np.ldexp(float(inv_sig), -23))
+        x = np.abs(product_tie_tensor(fmt, inv_sig, rng))
+        exact = x.astype(np.float64) * float(inv)  # exact: two 24-bit significands
+        y = fp32(x, inv).astype(np.float64)
+        assert set(y.tolist()) <= targets
+        half_ulp = np.spacing(np.float32(y)).astype(np.float64) / 2
+        assert np.all(np.abs(exact - y) == half_ulp), "every product is an exact tie"
+        ties += len(x)
+    assert ties >= 20
+    x, inv_bits = product_sticky_tensor(fmt, 3)
+    inv = float(_f32(inv_bits))
+    y = abs(float(fp32(x, inv)[0]))
+    below = float(np.nextafter(np.float32(y), np.float32(0)))
+    above_tie = (abs(float(x[0])) * inv - below) / (y - below) - 0.5  # in ulps of y
+    assert below in targets and above_tie in (2.0 ** (3 - 23), 2.0 ** (3 - 24)), (below, above_tie)
+    bits = midpoint_bit_tensor(fmt, 2).view(np.uint32).astype(np.int64)
+    base = {_bits(v) for v in targets}
+    steps = {abs(int(b) - t) for b in bits for t in base if abs(int(b) - t) and not (abs(int(b) - t) & (abs(int(b) - t) - 1))}
+    assert {1 << k for k in range(23)} <= steps, "every single bit below the boundary bits, above and below"
+
+
 def test_quant_unit_properties():
     unit = QuantUnit(QuantUnitConfig("e2m1g3", lanes=4, group_len=64))
     assert unit.throughput == 4

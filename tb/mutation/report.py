@@ -26,10 +26,38 @@ REASONS: dict[tuple[str, int, int], dict[int, str]] = {
             "the array's tiles never land there (the PE unit's saturation_boundaries check does)",
         15: "a falling-edge clock on the done register of PE (1, 0), whose done the array never reads",
         53: "drain_final without c.valid: in a 2x2 array row 1 is always full when row 0 has drained",
-        77: "the sticky flag of PE (1, 0) is kept only on a tile's first beat: not yet understood why "
-            "saturation_rows (row 1 saturates, then returns) does not catch it; a real gap until shown",
+        77: "`sticky & first` instead of `sticky & ~first` in the copy of the flag that feeds PE (1, 0)'s "
+            "sticky register: after an overflow the flag is dropped at the second in-range beat. A real gap: "
+            "in saturation_rows one largest product already exceeds the 22-bit accumulator, so a saturating "
+            "row overflows on every beat but at most one before the last (K = 2: +P, -P; K = 5: three +P, "
+            "then hi - P in range, hi - 2P below lo); a tile that saturates and then stays in range for two "
+            "beats (e.g. +P, then three small negative products) would kill it",
         84: "full[1] stuck at 1: row 1 is read only right after row 0, when it is full anyway (2x2)",
         111: "row 1 marked full by row 0's done: row 1 is drained only after row 0, by when it is done (2x2)",
+    },
+    # e3m2g4: elem_max = 1.75 * 2**4 (mantissa field 0b11 then zeros), min normal 2**-2, G = 4
+    ("quant_unit", 200, 1): {
+        15: "no output can change: lane 0's product multiplexer gets bit 7 set in its flush-to-zero and "
+            "2**-126 results (y = 0x80, an FP32 subnormal pattern, or 2**-126 * (1 + 2**-16)); both round to "
+            "code 0 (exponent field 0, or far below the grid) and, as a group's max, give the clamp g = 15 as "
+            "zero does. The differing buffer word can stay unread for any number of stalled cycles, so the "
+            "induction cannot close",
+        198: "no output can change: lane 0's `exp >= 1` with bit 3 flipped when bit 2 is clear changes only "
+             "exp = 8 (a product near 2**-119, now flushed) and exp = 0 (now kept as its subnormal pattern, or "
+             "2**-126 as before); y that small rounds to code 0 and gives g = 15 as zero does. The buffer word "
+             "differs (see 15)",
+        86: "no output can change: lane 2's sign of the 2**-126 result (a flush-to-zero edge) forced to 1; that y "
+            "always rounds to code 0, whose sign bit is never set, and g uses |y|. The buffer word differs "
+            "(see 15)",
+        152: "as 86: the same XOR with x's sign inverted",
+        97: "no output can change: bit 4 of the max of lanes 0 and 1 flips when its bit 14 is set, moving the "
+            "group max by 16 ulps; g, the max's only use, changes only where the mantissa crosses elem_max's "
+            "(0b11 then zeros), and no mantissa within 16 ulps of it has bit 14 set",
+        67: "outputs the spec leaves open: lane 0's product ignores inv = NaN/Inf (its exponent field 255); the "
+            "other lanes and the separate flag logic still raise invalid, after which the codes are "
+            "unspecified (the testbench checks only the flag and that every element came out)",
+        99: "outputs the spec leaves open: lane 2's overflowing product is not forced to +-Inf (its exponent "
+            "wraps); the separate flag logic still raises invalid, after which the codes are unspecified",
     },
 }
 
