@@ -126,7 +126,8 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
             md += ["", meta["fit_note"]]
         md.append("")
     if "dot" in by_role:
-        md += _dot_section(by_role["dot"], by_role.get("formats", []) + by_role.get("sweep", []))
+        md += _dot_section(by_role["dot"], by_role.get("formats", []) + by_role.get("sweep", []),
+                           meta.get("dot_note", ""))
     if "board2" in by_role:
         rs = by_role["board2"]
         md += [f"## Second family: {BOARDS[rs[0]['board']].description}", ""]
@@ -141,52 +142,90 @@ def write_report(rows: list[dict], configs: list[Config], out_dir: pathlib.Path,
     _plot(rows, configs, out_dir / "fpga.png")
 
 
-def _dot_section(dot_rows, scalar_rows) -> list[str]:
-    """The e2m1g3 dot-product array beside the scalar e2m1g3 and FP32 arrays of the same R×C, per
-    MAC per cycle, and the largest dot array that fits (an estimate from the measured row)."""
+def _dot_section(dot_rows, scalar_rows, note: str = "") -> list[str]:
+    """The e2m1g3 dot-product arrays beside the scalar e2m1g3 and FP32 arrays of the same R×C, per
+    MAC per cycle, and the largest dot array that fits: measured (the largest built row that fits)
+    and estimated from the measured rows' counts, per lane count and DSP mapping."""
     md = ["## e2m1g3 dot-product array on the ULX3S (ECP5-85F)", "",
           "`SystolicArray(\"e2m1g3\", R, C, lanes=L)`: every PE an `MLSDotPE` taking one beat of L element pairs "
           "a cycle, so the array does R×C×L MACs a cycle (every lane busy). The same board wrapper: the host bridge "
           "carries one beat per FIFO word (the a/w stream words are L elements and the group exponent per row or "
-          "column). Per MAC per cycle = the whole board design's count / (R×C×L), bridge included.", ""]
-    header = ("array", "R×C", "L", "MACs/cycle", "LUTs", "FFs", "DSP", "BRAM", "Fmax MHz", "LUTs/MAC", "FFs/MAC",
-              "DSP/MAC", "MAC/s at Fmax (G)", "routed")
+          "column). Per MAC per cycle = the whole board design's count / (R×C×L), bridge included. DSP map yes: "
+          "Yosys's default, one MULT18X18D per lane's significand product; no: `-nodsp`, the products in LUTs.", ""]
+    header = ("array", "R×C", "L", "DSP map", "MACs/cycle", "LUTs", "LUT %", "FFs", "DSP", "BRAM", "Fmax MHz",
+              "LUTs/MAC", "FFs/MAC", "DSP/MAC", "MAC/s at Fmax (G)", "routed", "P&R s")
+    sizes = {(r["rows"], r["cols"]) for r in dot_rows}
     rows, seen = [], set()
-    for r in dot_rows + scalar_rows:
+    scalar = sorted((r for r in scalar_rows if (r["rows"], r["cols"]) in sizes and r["format"] in ("e2m1g3", "FP32 PE")),
+                    key=lambda r: (r["rows"] * r["cols"], r["format"] != "e2m1g3"))
+    for r in dot_rows + scalar:
         size = (r["rows"], r["cols"])
-        if r in scalar_rows and (size != (dot_rows[0]["rows"], dot_rows[0]["cols"])
-                                 or r["format"] not in ("e2m1g3", "FP32 PE") or (r["format"], size) in seen):
+        if r in scalar and (r["format"], size) in seen:
             continue
         seen.add((r["format"], size))
         lanes = int(r.get("lanes") or 1)
         macs = r["rows"] * r["cols"] * lanes
         per = (lambda v: round(v / macs, 1) if v is not None else None)
-        rows.append((r["format"], f"{r['rows']}×{r['cols']}", lanes, macs, r["luts"], r["ffs"], r["dsps"], r["brams"],
-                     r["fmax_mhz"], per(r["luts"]), per(r["ffs"]), round(r["dsps"] / macs, 2) if r["dsps"] is not None else None,
-                     round(macs * r["fmax_mhz"] / 1000, 2) if r["fmax_mhz"] else None, r["routed"]))
+        rows.append((r["format"], f"{r['rows']}×{r['cols']}", lanes, r["dsp_map"], macs, r["luts"], r["lut_pct"],
+                     r["ffs"], r["dsps"], r["brams"], r["fmax_mhz"], per(r["luts"]), per(r["ffs"]),
+                     round(r["dsps"] / macs, 2) if r["dsps"] is not None else None,
+                     round(macs * r["fmax_mhz"] / 1000, 2) if r["fmax_mhz"] else None, r["routed"],
+                     r.get("pnr_s") if r["routed"] else None))
     md += _table(header, rows)
     md.append("")
     unrouted = [r for r in dot_rows if not r["routed"] and r["fits"]]
     if unrouted:
-        md += ["Not placed and routed: " + "; ".join(f"{r['format']} {r['rows']}×{r['cols']}" for r in unrouted)
+        md += ["Not placed and routed: " + "; ".join(f"{r['format']} {r['rows']}×{r['cols']}"
+                                                     + ("" if r["dsp_map"] == "yes" else " (`-nodsp`)") for r in unrouted)
                + " (packed only, `nextpnr --pack-only`: exact utilization, no Fmax).", ""]
+    if note:
+        md += [note, ""]
+    groups = {}
     for r in dot_rows:
-        if not (r["fits"] and r["luts"]):
-            continue
-        pes, lanes = r["rows"] * r["cols"], int(r.get("lanes") or 1)
-        dsp_per_pe = r["dsps"] / pes if r["dsps"] else 0
-        by_dsp = int(r["dsps_avail"] // dsp_per_pe) if dsp_per_pe else None
-        # The bridge's fixed LUTs are not subtracted: a conservative (smaller) estimate.
-        by_lut = int(r["luts_avail"] // (r["luts"] / pes))
-        md.append(f"- **Largest {r['format']} array that fits (estimate, not built)**: from this "
-                  f"{r['rows']}×{r['cols']} build, {r['luts'] / pes:.0f} LUTs and {dsp_per_pe:g} DSPs per PE (bridge "
-                  "included in the LUTs). "
-                  + (f"With the multipliers in DSP blocks (Yosys's default) the {r['dsps_avail']} DSPs bound it at "
-                     f"{by_dsp} PEs ({by_dsp * lanes} MACs/cycle); " if by_dsp is not None else "")
-                  + f"the {r['luts_avail']} LUTs alone would allow about {by_lut} PEs ({by_lut * lanes} MACs/cycle). "
-                  f"The scalar e2m1g3 array's largest fit is DSP-bound too (one DSP per PE, table above).")
+        if r["luts"]:
+            groups.setdefault((int(r.get("lanes") or 1), r["dsp_map"]), []).append(r)
+    for (lanes, dsp_map), rs in sorted(groups.items()):
+        md.append(_dot_fit_line(lanes, dsp_map, rs))
     md.append("")
     return md
+
+
+def _dot_fit_line(lanes: int, dsp_map: str, rs: list[dict]) -> str:
+    """One bullet: the largest dot array of ``lanes`` lanes and DSP mapping ``dsp_map`` that fits,
+    measured (the largest row of ``rs`` that fits) and estimated. With two or more sizes the
+    LUTs per PE are the slope between the smallest and the largest (the bridge's fixed LUTs drop
+    out); with one, that build's LUTs over its PEs (bridge included: a smaller, conservative count)."""
+    how = "multipliers in DSP blocks" if dsp_map == "yes" else "multipliers in LUTs (`-nodsp`)"
+    fitting = [r for r in rs if r["fits"]]
+    too_big = sorted({f"{r['rows']}×{r['cols']}" for r in rs if r["fits"] is False})
+    parts = []
+    if fitting:
+        best = max(fitting, key=lambda r: r["rows"] * r["cols"])
+        parts.append(f"measured: {best['rows']}×{best['cols']} fits ({best['rows'] * best['cols'] * lanes} MACs/cycle, "
+                     f"{best['lut_pct']}% of the LUTs, {best['dsps']} of {best['dsps_avail']} DSPs, "
+                     + (f"placed and routed, Fmax {best['fmax_mhz']:g} MHz)" if best["routed"] else "packed, not routed)"))
+    if too_big:
+        parts.append(f"does not fit: {', '.join(too_big)}")
+    small, large = min(rs, key=lambda r: r["pes"]), max(rs, key=lambda r: r["pes"])
+    if large["pes"] > small["pes"]:
+        lut_per_pe = (large["luts"] - small["luts"]) / (large["pes"] - small["pes"])
+        fixed = small["luts"] - lut_per_pe * small["pes"]
+        src = (f"{lut_per_pe:.0f} LUTs per PE between the {small['rows']}×{small['cols']} and "
+               f"{large['rows']}×{large['cols']} builds, {fixed:.0f} fixed")
+    else:
+        lut_per_pe, fixed = large["luts"] / large["pes"], 0
+        src = f"{lut_per_pe:.0f} LUTs per PE from the {large['rows']}×{large['cols']} build (bridge included)"
+    by_lut = int((large["luts_avail"] - fixed) // lut_per_pe)
+    dsp_per_pe = large["dsps"] / large["pes"] if large["dsps"] else 0
+    est = f"estimate: {src}"
+    if dsp_per_pe:
+        by_dsp = int(large["dsps_avail"] // dsp_per_pe)
+        est += (f", {dsp_per_pe:g} DSPs per PE: the {large['dsps_avail']} DSPs bound it at {by_dsp} PEs "
+                f"({by_dsp * lanes} MACs/cycle), the {large['luts_avail']} LUTs alone would allow about {by_lut}")
+    else:
+        est += (f", no DSPs: the {large['luts_avail']} LUTs bound it at about {by_lut} PEs "
+                f"({by_lut * lanes} MACs/cycle) at 100% (routing needs some slack)")
+    return f"- **Largest e2m1g3 dot L={lanes} array, {how}**: " + "; ".join(parts + [est]) + "."
 
 
 def _reused_rows(path: pathlib.Path) -> dict:
@@ -260,13 +299,15 @@ def main(argv=None) -> int:
     parser.add_argument("--board2", default="icebreaker:e1m1g3:2x2",
                         help="second-family row board:format:RxC ('' to skip; default icebreaker:e1m1g3:2x2)")
     parser.add_argument("--dot", default="4x4:9",
-                        help="e2m1g3 dot-product array RxC:L to place and route, or RxC:L:pack to pack only "
-                             "(nextpnr --pack-only: utilization, no Fmax) ('' to skip; default 4x4:9)")
+                        help="e2m1g3 dot-product arrays RxC:L to place and route (comma list); :pack packs only "
+                             "(nextpnr --pack-only: utilization, no Fmax), :nodsp keeps the multipliers in LUTs "
+                             "(e.g. 4x4:9:nodsp:pack) ('' to skip; default 4x4:9)")
     parser.add_argument("--reuse-csv", default="",
                         help="an earlier fpga.csv: configurations found there are taken from it instead of built "
                              "(for rows whose build cache is gone)")
     parser.add_argument("--formats-note", default="", help="sentence added under the formats table")
     parser.add_argument("--fit-note", default="", help="sentence added under the largest fit (how it was searched)")
+    parser.add_argument("--dot-note", default="", help="sentence added under the dot-product array table")
     parser.add_argument("--work", default="build/fpga_report", help="cache of the builds (default build/fpga_report)")
     parser.add_argument("--out", default="reports", help="report folder (default reports)")
     parser.add_argument("--force", action="store_true", help="rebuild cached configurations")
@@ -299,16 +340,17 @@ def main(argv=None) -> int:
         except (ValueError, argparse.ArgumentTypeError):
             parser.exit(2, f"error: --board2 must look like icebreaker:e1m1g3:2x2, not {args.board2!r}\n")
         configs.append(Config(board, "mls", fmt, rr, cc, "board2"))
-    if args.dot:
+    for spec in (d for d in args.dot.split(",") if d):
         try:
-            size, lanes, *how = args.dot.split(":")
-            if how not in ([], ["pack"]):
-                raise ValueError(args.dot)
+            size, lanes, *how = spec.split(":")
+            if len(set(how)) != len(how) or not set(how) <= {"pack", "nodsp"}:
+                raise ValueError(spec)
             rr, cc = _parse_size(size)
             configs.append(Config("ulx3s", "mls", "e2m1g3", rr, cc, "dot", lanes=int(lanes),
-                                  steps="pack" if how else "pnr"))
+                                  dsp="nodsp" not in how, steps="pack" if "pack" in how else "pnr"))
         except (ValueError, argparse.ArgumentTypeError):
-            parser.exit(2, f"error: --dot must look like 4x4:9 or 4x4:9:pack (R×C and lanes >= 1), not {args.dot!r}\n")
+            parser.exit(2, f"error: --dot must look like 4x4:9, 4x4:9:pack or 4x4:9:nodsp (R×C and lanes >= 1), "
+                           f"not {spec!r}\n")
     configs += fit_configs   # last: the largest builds
     reused = _reused_rows(pathlib.Path(args.reuse_csv)) if args.reuse_csv else {}
 
@@ -341,7 +383,8 @@ def main(argv=None) -> int:
         shown.append(a)
     command = shlex.join(["python", "-m", "sim.fpga_report", *shown])
     write_report(rows, kept, pathlib.Path(args.out), command=command, missing=missing,
-                 meta={"tools": _tools(), "fit_note": args.fit_note, "formats_note": args.formats_note})
+                 meta={"tools": _tools(), "fit_note": args.fit_note, "formats_note": args.formats_note,
+                       "dot_note": args.dot_note})
     print(f"wrote {args.out}/fpga.md, fpga.csv, fpga.png ({len(rows)} builds)")
     return 0
 

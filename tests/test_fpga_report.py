@@ -83,26 +83,60 @@ def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
 
 
 def test_dot_row_per_mac_and_fit_estimate(tmp_path):
-    """The dot-product array's row sits beside the scalar e2m1g3 and FP32 arrays of the same R×C,
-    per MAC per cycle (R×C×L MACs a cycle), with the largest fit estimated from its counts."""
+    """The dot-product arrays sit beside the scalar e2m1g3 and FP32 arrays of the same R×C, per
+    MAC per cycle (R×C×L MACs a cycle), with the largest fit measured and estimated per lane count
+    and DSP mapping."""
     dot = Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=9)
     assert dot.key == "ulx3s-e2m1g3-4x4-l9" and dot.label == "e2m1g3 dot L=9" and dot.macs_per_cycle == 144
-    configs = [Config("ulx3s", "mls", "e2m1g3", 4, 4, "formats"), Config("ulx3s", "fp32", "fp32", 4, 4, "formats"), dot]
+    small = Config("ulx3s", "mls", "e2m1g3", 2, 2, "dot", lanes=9)
+    nodsp = Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=9, dsp=False, steps="pack")
+    assert nodsp.key == "ulx3s-e2m1g3-4x4-l9-nodsp-pack"
+    configs = [Config("ulx3s", "mls", "e2m1g3", 4, 4, "formats"), Config("ulx3s", "fp32", "fp32", 4, 4, "formats"),
+               Config("ulx3s", "mls", "e2m1g3", 2, 2, "sweep"), small, dot, nodsp]
     rows = [_row("e2m1g3", 4, 4, 2000, 80.0), _row("FP32 PE", 4, 4, 8000, 20.0, design="fp32"),
-            {**_row("e2m1g3 dot L=9", 4, 4, 14400, 50.0), "lanes": 9, "dsps": 144, "dsps_avail": 156}]
+            _row("e2m1g3", 2, 2, 900, 90.0),
+            {**_row("e2m1g3 dot L=9", 2, 2, 4400, 60.0), "lanes": 9, "dsps": 36, "dsps_avail": 156, "pnr_s": 12.5},
+            {**_row("e2m1g3 dot L=9", 4, 4, 14400, 50.0), "lanes": 9, "dsps": 144, "dsps_avail": 156, "pnr_s": 99.0},
+            {**_row("e2m1g3 dot L=9", 4, 4, 14000, None), "lanes": 9, "dsp_map": "no", "routed": False,
+             "dsps_avail": 156}]
     write_report(rows, configs, tmp_path, command="python -m sim.fpga_report", missing=[],
-                 meta={"tools": "t", "fit_note": "", "formats_note": ""})
+                 meta={"tools": "t", "fit_note": "", "formats_note": "", "dot_note": "why it is slow"})
     md = (tmp_path / "fpga.md").read_text()
     assert "## e2m1g3 dot-product array on the ULX3S (ECP5-85F)" in md
-    assert "| e2m1g3 dot L=9 | 4×4 | 9 | 144 | 14400 | 10 | 144 | 0 | 50 | 100 | 0.1 | 1 | 7.2 | yes |" in md
-    assert "| e2m1g3 | 4×4 | 1 | 16 | 2000 | 10 | 0 | 0 | 80 | 125 | 0.6 | 0 | 1.28 | yes |" in md
-    assert "| FP32 PE | 4×4 | 1 | 16 | 8000 | 10 | 0 | 0 | 20 | 500 | 0.6 | 0 | 0.32 | yes |" in md
-    assert "the 156 DSPs bound it at 17 PEs (153 MACs/cycle)" in md
-    assert "about 92 PEs (828 MACs/cycle)" in md   # 83640 // (14400 / 16)
+    dot_md = md[md.index("## e2m1g3 dot-product array"):]
+    assert "| e2m1g3 dot L=9 | 4×4 | 9 | yes | 144 | 14400 | 17.2 | 10 | 144 | 0 | 50 | 100 | 0.1 | 1 | 7.2 | yes | 99 |" in dot_md
+    assert "| e2m1g3 dot L=9 | 2×2 | 9 | yes | 36 | 4400 | 5.3 | 10 | 36 | 0 | 60 | 122.2 | 0.3 | 1 | 2.16 | yes | 12.5 |" in dot_md
+    assert "| e2m1g3 dot L=9 | 4×4 | 9 | no | 144 | 14000 | 16.7 | 10 | 0 | 0 | – | 97.2 | 0.1 | 0 | – | **no** | – |" in dot_md
+    # the scalar rows of the same sizes, smallest first; FP32 only where it was built
+    assert "| e2m1g3 | 2×2 | 1 | yes | 4 | 900 | 1.1 | 10 | 0 | 0 | 90 | 225 | 2.5 | 0 | 0.36 | yes | – |" in dot_md
+    assert "| e2m1g3 | 4×4 | 1 | yes | 16 | 2000 | 2.4 | 10 | 0 | 0 | 80 | 125 | 0.6 | 0 | 1.28 | yes | – |" in dot_md
+    assert "| FP32 PE | 4×4 | 1 | yes | 16 | 8000 | 9.6 | 10 | 0 | 0 | 20 | 500 | 0.6 | 0 | 0.32 | yes | – |" in dot_md
+    assert dot_md.count("| FP32 PE |") == 1
+    assert "Not placed and routed: e2m1g3 dot L=9 4×4 (`-nodsp`) (packed only" in dot_md and "why it is slow" in dot_md
+    # DSP-mapped: two sizes give the slope (14400 - 4400) / 12 = 833 LUTs per PE, 1067 fixed
+    assert ("- **Largest e2m1g3 dot L=9 array, multipliers in DSP blocks**: measured: 4×4 fits (144 MACs/cycle, "
+            "17.2% of the LUTs, 144 of 156 DSPs, placed and routed, Fmax 50 MHz); estimate: 833 LUTs per PE between "
+            "the 2×2 and 4×4 builds, 1067 fixed, 9 DSPs per PE: the 156 DSPs bound it at 17 PEs (153 MACs/cycle), "
+            "the 83640 LUTs alone would allow about 99.") in dot_md   # (83640 - 1067) // 833.3
+    # in LUTs: one size, LUTs per PE with the bridge
+    assert ("- **Largest e2m1g3 dot L=9 array, multipliers in LUTs (`-nodsp`)**: measured: 4×4 fits (144 MACs/cycle, "
+            "16.7% of the LUTs, 0 of 156 DSPs, packed, not routed); estimate: 875 LUTs per PE from the 4×4 build "
+            "(bridge included), no DSPs: the 83640 LUTs bound it at about 95 PEs (855 MACs/cycle) at 100%") in dot_md
     with pytest.raises(ValueError, match="lanes > 1 is the MLS dot-product array only"):
         Config("ulx3s", "fp32", "fp32", 4, 4, "dot", lanes=9)
     with pytest.raises(ValueError, match="lanes must be an int >= 1, got 0"):
         Config("ulx3s", "mls", "e2m1g3", 4, 4, "dot", lanes=0)
+
+
+def test_dot_option_list(tmp_path, monkeypatch):
+    """--dot takes a comma list of R×C:L[:pack][:nodsp]: each one a dot configuration (checked
+    with --cached-only, which builds nothing and lists them as not built)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--formats", "", "--sweep", "", "--board2", "", "--dot", "2x2:9,4x4:9:nodsp:pack,3x3:4:pack",
+                 "--cached-only", "--size", "1x1"]) == 0
+    md = (tmp_path / "reports" / "fpga.md").read_text()
+    for key in ("ulx3s-e2m1g3-2x2-l9", "ulx3s-e2m1g3-4x4-l9-nodsp-pack", "ulx3s-e2m1g3-3x3-l4-pack"):
+        assert f"- {key}: not built" in md
 
 
 def test_report_cli_errors(capsys):
@@ -111,7 +145,12 @@ def test_report_cli_errors(capsys):
     assert exc.value.code == 2 and "array size must look like 4x4, not '4by4'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["--dot", "4x4"])
-    assert exc.value.code == 2 and "--dot must look like 4x4:9 or 4x4:9:pack (R×C and lanes >= 1), not '4x4'" in capsys.readouterr().err
+    assert exc.value.code == 2 and ("--dot must look like 4x4:9, 4x4:9:pack or 4x4:9:nodsp (R×C and lanes >= 1), "
+                                    "not '4x4'") in capsys.readouterr().err
+    for bad in ("2x2:9,4x4:9:fast", "4x4:9:pack:pack", "4x4:0"):
+        with pytest.raises(SystemExit) as exc:
+            main(["--dot", bad])
+        assert exc.value.code == 2 and f"not {bad.split(',')[-1]!r}" in capsys.readouterr().err
     assert _parse_size("2x3") == (2, 3)
 
 
