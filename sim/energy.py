@@ -26,6 +26,15 @@ Energy (pJ, Horowitz ISSCC 2014, 45 nm):
 - SRAM: ``E_SRAM_64b / 64`` per bit, interpolated log-log between Horowitz's 8 KB / 32 KB / 1 MB
   points; default 8 KB (docs/cost_model.md §3).
 
+Narrow addends (docs/cost_model.md §3): an adder is charged, in energy, only for the bits an
+accumulation step can switch. A sign-magnitude addend of p significant bits (an FP8 or FP16
+product into an FP32 adder) leaves its lower significand bits constant zero, and the
+accumulator passes its bits below the addend's LSB through unchanged, so the FP adder law's
+significand-wide terms are charged at p (:func:`_fp_add_counts`); the FP8 dot PE's window bits
+below the beat sum's LSB are idle the same way (:func:`fp32_wide_add_counts`). A two's
+complement addend (the MLS and INT8 accumulators, the trees) drives every bit above its LSB
+through its sign extension, and is charged in full. Idle bits still count for area.
+
 Area (:func:`pe_area`, adder-bit equivalents): the same counts, each weighted by what one unit
 costs in this project's synthesis flow against one adder bit (``W_*``, from the ``SYN_*``
 transistor counts of lone primitives, ``python -m sim.synth_primitives``).
@@ -146,22 +155,54 @@ W_EREG = _V["SYN_REGE32"] / 32 / _T_ADD  # register bit with a load enable (accu
 _FP_SELECT = 3  # an FP adder's result select: the sum, an operand, or a special pattern (NaN, Inf, zero)
 
 
-def _fp_add_counts(exp_bits: int, sig: int) -> tuple[int, int]:
-    """(adder bits, mux bits) of the FP adder law, the structure of hw.baseline.fp32_add.FP32Adder:
-    the exponent difference (E + 1 bits), the magnitude compare that picks the larger operand
-    (E + s - 1 bits), the significand add on s + 3 bits (guard, round, sticky), the rounding
-    increment (s), the result exponent and its rounding carry (2 (E + 1)); the swap of both
-    operands (2 (E + s) mux bits), the align and normalize shifters on s + 3 bits, the
-    leading-zero count over the s + 4-bit sum (a log tree, (s + 4) ceil(log2(s + 4)) / 2 mux
-    bits) and the result select (``_FP_SELECT`` words of E + s bits)."""
-    wide = sig + 3
-    adds = (exp_bits + 1) + (exp_bits + sig - 1) + wide + sig + 2 * (exp_bits + 1)
-    lzc = (sig + 4) * math.ceil(math.log2(sig + 4)) // 2
-    muxes = 2 * (exp_bits + sig) + 2 * wide * math.ceil(math.log2(wide)) + lzc + _FP_SELECT * (exp_bits + sig)
-    return adds, muxes
+_GRS = 3  # guard, round and sticky bits below an FP adder's significand (hw.baseline.fp32_add._EXTRA)
 
 
-_add32, _mux32 = _fp_add_counts(8, 24)
+def shifter_mux_bits(in_bits: int, shift_bits: int, out_bits: int) -> int:
+    """2:1 mux bits of a logarithmic left shifter: stage j (shift by 2**j) is as wide as the
+    value after it, ``in_bits + 2**(j+1) - 1``, capped at the output width. The same count is
+    the mux bits a narrow value can reach in a wider shifter (a right shift spreads the same way)."""
+    return sum(min(in_bits + (1 << (j + 1)) - 1, out_bits) for j in range(shift_bits))
+
+
+def _fp_add_counts(exp_bits: int, sig: int, addend_sig: int | None = None) -> tuple[int, int, int, int]:
+    """``(adder bits, mux bits, idle adder bits, idle mux bits)`` of the FP adder law, the
+    structure of hw.baseline.fp32_add.FP32Adder: the exponent difference (E + 1 bits), the
+    magnitude compare that picks the larger operand (E + s - 1 bits), the significand add on
+    s + 3 bits (guard, round, sticky), the rounding increment (s), the result exponent and its
+    rounding carry (2 (E + 1)); the swap of both operands (2 (E + s) mux bits), the align and
+    normalize shifters on s + 3 bits, the leading-zero count over the s + 4-bit sum (a log tree,
+    (s + 4) ceil(log2(s + 4)) / 2 mux bits) and the result select (``_FP_SELECT`` words of E + s
+    bits).
+
+    ``addend_sig`` (p <= s): the adder accumulates an addend of at most p significant bits (an
+    FP8 or FP16 product into an FP32 accumulator). Every unit is still built (the idle counts
+    carry the rest to the area law), but the energy law charges only the bits an accumulation
+    step can switch (docs/cost_model.md §3, *Narrow addends*): the addend is sign-magnitude, so
+    its significand bits below its p significant bits are constant zero, and the accumulator,
+    the larger operand, passes its bits below the addend's LSB through unchanged. So each
+    significand-wide term is charged at p instead of s (the sum, the rounding increment, the
+    swap, the normalize shifter, the leading-zero count, the result select; the magnitude
+    compare at E + p - 1), the align shifter at the mux bits the p-bit addend reaches
+    (``shifter_mux_bits``), and the shifters keep the stage count of the s + 3-bit window.
+    The exponent terms are charged in full. With p = s (the default) nothing is idle."""
+    p = sig if addend_sig is None else addend_sig
+    if not 1 <= p <= sig:
+        raise ValueError(f"addend significand bits must be in [1, {sig}], got {p}")
+
+    def counts(d: int) -> tuple[int, int]:
+        wide, stages = sig + _GRS, math.ceil(math.log2(sig + _GRS))
+        adds = (exp_bits + 1) + (exp_bits + d - 1) + (d + _GRS) + d + 2 * (exp_bits + 1)
+        lzc = (d + 4) * math.ceil(math.log2(sig + 4)) // 2
+        align = shifter_mux_bits(d + _GRS, stages, wide)  # = wide * stages when d = s
+        muxes = 2 * (exp_bits + d) + align + (d + _GRS) * stages + lzc + _FP_SELECT * (exp_bits + d)
+        return adds, muxes
+
+    (adds, muxes), (all_adds, all_muxes) = counts(p), counts(sig)
+    return adds, muxes, all_adds - adds, all_muxes - muxes
+
+
+_add32, _mux32, _, _ = _fp_add_counts(8, 24)
 C_MUX = (_V["H_FP32_ADD"] - C_ADD * _add32) / _mux32
 # FP multiplier: solve A2*s^2 + A1*s = H - C_ADD*(E+2) at FP32 (E8, s24) and FP16 (E5, s11).
 _r32 = _V["H_FP32_MUL"] - C_ADD * 10
@@ -314,15 +355,9 @@ def fp_mul_energy(f: FloatFormat) -> float:
 
 
 def fp_add_energy(f: FloatFormat) -> float:
-    """FP add (pJ)."""
-    adds, muxes = _fp_add_counts(f.exp_bits, f.sig_bits)
+    """FP add of two full-width operands (pJ)."""
+    adds, muxes, _, _ = _fp_add_counts(f.exp_bits, f.sig_bits)
     return C_ADD * adds + C_MUX * muxes
-
-
-def shifter_mux_bits(in_bits: int, shift_bits: int, out_bits: int) -> int:
-    """2:1 mux bits of a logarithmic left shifter: stage j (shift by 2**j) is as wide as the
-    value after it, ``in_bits + 2**(j+1) - 1``, capped at the output width."""
-    return sum(min(in_bits + (1 << (j + 1)) - 1, out_bits) for j in range(shift_bits))
 
 
 def resolve_acc_bits(design: Design, k_max: int) -> int:
@@ -345,8 +380,10 @@ class PartCounts:
     Energy (pJ per beat): ``C_UMUL*cells + C_IMUL*signed_cells + C_ADD*adds + C_MUX*muxes +
     C_REG*(regs + enabled_regs)``, or ``pj`` where a Horowitz-anchored law fixes the part's
     energy (the rounded FP multiplier). Area (adder-bit equivalents, ``pe_area``): the same
-    counts weighted by ``W_CELL``, ``W_SCELL``, 1, ``W_MUX``, ``W_REG``, ``W_EREG``. One
-    inventory serves both laws.
+    counts weighted by ``W_CELL``, ``W_SCELL``, 1, ``W_MUX``, ``W_REG``, ``W_EREG``, plus the
+    idle adder and mux bits (``idle_adds``, ``idle_muxes``: built, but carrying only bits an
+    accumulation step leaves constant, so they cost area and no energy; docs/cost_model.md §3,
+    *Narrow addends*). One inventory serves both laws.
     """
 
     cells: int = 0  # unsigned multiplier partial-product cells
@@ -355,6 +392,8 @@ class PartCounts:
     muxes: int = 0  # 2:1 mux bits (shifters, negates)
     regs: int = 0  # register bits without a load enable (pipeline, forwarding)
     enabled_regs: int = 0  # register bits with a load enable (accumulator, result)
+    idle_adds: int = 0  # adder bits whose inputs an accumulation step holds constant (area only)
+    idle_muxes: int = 0  # mux bits whose inputs an accumulation step holds constant (area only)
     pj: float | None = None
 
     @property
@@ -366,8 +405,8 @@ class PartCounts:
 
     @property
     def area(self) -> float:
-        return (W_CELL * self.cells + W_SCELL * self.signed_cells + self.adds + W_MUX * self.muxes
-                + W_REG * self.regs + W_EREG * self.enabled_regs)
+        return (W_CELL * self.cells + W_SCELL * self.signed_cells + self.adds + self.idle_adds
+                + W_MUX * (self.muxes + self.idle_muxes) + W_REG * self.regs + W_EREG * self.enabled_regs)
 
 
 def adder_tree_bits(lanes: int, node_bits, cap: int | None = None,
@@ -473,7 +512,7 @@ def _dot_counts(d: Design, k_max: int) -> dict[str, PartCounts]:
     lane_bits = window + 1
     tree_bits = 1 + (lanes * max_product).bit_length()
     tree_adds, tree_regs = adder_tree_bits(lanes, lambda n: 1 + (n * max_product).bit_length())
-    adds, muxes = fp32_wide_add_counts(tree_bits)
+    adds, muxes, idle_adds, idle_muxes = fp32_wide_add_counts(tree_bits)
     # four special-case flags (NaN, +Inf, -Inf, all -0) travel with the beat
     regs = _pe_registers(lanes * 2 * f.bits, lanes * lane_bits, stages, FP32.bits, per_stage=4)
     return {
@@ -481,7 +520,8 @@ def _dot_counts(d: Design, k_max: int) -> dict[str, PartCounts]:
         "exponent": PartCounts(adds=exp_bits * lanes),  # per lane: the product exponent (the shift amount)
         "aligner": PartCounts(muxes=lanes * (shifter_mux_bits(2 * s, elem_shift.bit_length(), window) + lane_bits)),
         "tree": PartCounts(adds=tree_adds),
-        "accumulator": PartCounts(adds=adds, muxes=muxes),  # the single-rounding FP32 add of the beat sum
+        # the single-rounding FP32 add of the beat sum
+        "accumulator": PartCounts(adds=adds, muxes=muxes, idle_adds=idle_adds, idle_muxes=idle_muxes),
         "registers": dataclasses.replace(regs, regs=regs.regs + tree_regs),
     }
 
@@ -497,18 +537,26 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     return {part: c.energy for part, c in pe_counts(d, k_max).items()}
 
 
-def fp32_wide_add_counts(sum_bits: int) -> tuple[int, int]:
-    """(adder bits, mux bits) of ``FP32WideAdder(sum_bits, ...)``: the accumulator's 24-bit
-    significand shifted into a window of ``window_bits = sum_bits + GUARD + 24 + 3`` bits (a log
-    shifter over the window), one two's-complement add and its sign-magnitude, a leading-zero
-    count and normalize shift over the window, the 24-bit rounding increment, the exponent
-    compare and result exponent (9 bits each), and the result select (``_FP_SELECT`` FP32 words:
-    the rounded sum, the accumulator, a special pattern)."""
-    window = sum_bits + FP32WideAdder.GUARD + FP32.sig_bits + 3
+def fp32_wide_add_counts(sum_bits: int) -> tuple[int, int, int, int]:
+    """``(adder bits, mux bits, idle adder bits, idle mux bits)`` of ``FP32WideAdder(sum_bits,
+    ...)``: the accumulator's 24-bit significand shifted into a window of ``window_bits =
+    sum_bits + GUARD + 24 + 3`` bits (a log shifter over the window), one two's-complement add
+    and its sign-magnitude, a leading-zero count and normalize shift over the window, the 24-bit
+    rounding increment, the exponent compare and result exponent (9 bits each), and the result
+    select (``_FP_SELECT`` FP32 words: the rounded sum, the accumulator, a special pattern).
+
+    Idle (area only, docs/cost_model.md §3, *Narrow addends*): the window's ``GUARD`` bits below
+    the beat sum's LSB in the three window-wide terms and the normalize shifter. There the sum
+    (shifted up by ``GUARD``) is constant zero and the accumulator's bits, fixed-point in the
+    window, are the ones the previous exact add left unchanged; a left normalize shift keeps
+    them zero. From the sum's LSB up everything switches: the sum is two's complement, so its
+    sign extension drives the window to the top."""
+    guard = FP32WideAdder.GUARD
+    window = sum_bits + guard + FP32.sig_bits + 3
     stages = math.ceil(math.log2(window))
-    muxes = shifter_mux_bits(FP32.sig_bits, stages, window) + window * stages + _FP_SELECT * FP32.bits
-    adds = 3 * window + (FP32.sig_bits + 1) + 2 * (FP32.exp_bits + 1)
-    return adds, muxes
+    muxes = shifter_mux_bits(FP32.sig_bits, stages, window) + (window - guard) * stages + _FP_SELECT * FP32.bits
+    adds = 3 * (window - guard) + (FP32.sig_bits + 1) + 2 * (FP32.exp_bits + 1)
+    return adds, muxes, 3 * guard, guard * stages
 
 
 def pe_energy(design: Design | str, k_max: int = 1, lane_utilization: float = 1.0) -> dict[str, float]:
@@ -562,13 +610,18 @@ def _scalar_counts(d: Design, k_max: int) -> dict[str, PartCounts]:
                           pj=fp_mul_energy(f) - C_ADD * (f.exp_bits + 2))
         expo = PartCounts(adds=f.exp_bits + 2)
         product_bits = f.bits
-    adds, muxes = _fp_add_counts(acc.exp_bits, acc.sig_bits)
+    # The addend's significant bits: an exact product has both significands' widths (2 s), a
+    # rounded one its format's s; at most the accumulator's (fp32: 24 into 24, nothing idle).
+    addend_sig = min(2 * f.sig_bits if d.exact_product else f.sig_bits, acc.sig_bits)
+    adds, muxes, idle_adds, idle_muxes = _fp_add_counts(acc.exp_bits, acc.sig_bits, addend_sig)
+    # the `first` select of the product or the sum (hw.baseline.systolic_pe), one accumulator
+    # word: its significand bits below the addend's are idle as in the adder
+    first_idle = acc.sig_bits - addend_sig
     return {
         "multiplier": mult,
         "exponent": expo,
-        # the FP adder's mux bits, and the `first` select of the product or the sum (hw.baseline.systolic_pe)
-        "aligner": PartCounts(muxes=muxes + acc.bits),
-        "accumulator": PartCounts(adds=adds),
+        "aligner": PartCounts(muxes=muxes + acc.bits - first_idle, idle_muxes=idle_muxes + first_idle),
+        "accumulator": PartCounts(adds=adds, idle_adds=idle_adds),
         "registers": _pe_registers(2 * f.bits, product_bits, 1, acc.bits),
     }
 

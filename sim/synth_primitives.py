@@ -5,7 +5,9 @@ bits. What one of each costs in this project's flow (yosys ``synth``, ``abc -g c
 transistor estimate) is measured here, one primitive at a time, and written into
 ``sim.energy.CONSTANTS`` (the ``SYN_*`` entries). ``python -m sim.synth_primitives`` synthesizes
 them again (cached under ``build/synth/``) and prints measured against tabled counts (with
-``--activity``, also what each costs in :mod:`hw.activity`'s switching proxy on random data);
+``--activity``, also what each costs in :mod:`hw.activity`'s switching proxy on random data, and
+the narrow-addend check of the energy law: the lone FP32 adder accumulating FP8 against FP32
+products of the captured conv, :func:`narrow_addend_activity`);
 ``tests/test_sim_energy.py`` fails if they drift apart.
 """
 
@@ -19,7 +21,8 @@ from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PRIMITIVES", "Primitive", "PrimitiveCircuit", "primitive_activity", "synthesize_primitives", "main"]
+__all__ = ["PRIMITIVES", "Primitive", "PrimitiveCircuit", "primitive_activity", "narrow_addend_activity",
+           "synthesize_primitives", "main"]
 
 
 @dataclass(frozen=True)
@@ -121,11 +124,49 @@ def primitive_activity(cycles: int = 400, lanes: int = 64, seed: int = 0) -> dic
     return out
 
 
+def narrow_addend_activity(k: int = 288, lanes: int = 64, source: str = "real") -> dict[str, float]:
+    """The lone ``hw.baseline.fp32_add.FP32Adder`` accumulating, as a PE does (``acc <-
+    fp32_add(acc, product)``, the first product loaded), the products of the captured conv
+    (:func:`hw.activity.real_operands`): FP32 products (24 significant bits, the FP32 PE) and
+    exact E4M3 products (8, the scalar FP8 PE). Returns the data toggles per add of each
+    (``fp32``, ``fp8``; :mod:`hw.activity`'s proxy) and their ratio (``measured``) beside the
+    energy law's (``law``: ``_fp_add_counts`` with an 8-bit addend over the full FP32 add),
+    the check of docs/cost_model.md §3, *Narrow addends*."""
+    import numpy as np
+
+    from hw.activity import GateNetlist, _fp8_codes, real_operands
+    from hw.baseline.fp32_add import FP32Adder
+    from hw.synth import synthesize
+    from model import baseline_arith as ba
+
+    from .energy import C_ADD, C_MUX, _fp_add_counts
+
+    top = "prim_fp32_add"
+    net = GateNetlist(synthesize(FP32Adder(), top).netlist, top)
+    a, w = real_operands(k, lanes, source=source)
+
+    def toggles(products: np.ndarray) -> float:
+        accs, acc = np.zeros_like(products), products[0]
+        for t in range(1, k):
+            accs[t] = acc
+            acc = ba.fp32_add(acc, products[t])
+        drive = {"a": accs[1:].astype(object), "b": products[1:].astype(object)}
+        _, tog = net.run(drive, k - 1, lanes)
+        return float((tog * 2 * net.fanout).sum()) / ((k - 2) * lanes)  # k - 2 transitions
+
+    fp32 = toggles(ba.fp32_mul(ba.f32_to_bits(a), ba.f32_to_bits(w)).astype(np.int64))
+    fp8 = toggles(ba.fp8_mul(_fp8_codes(a, "e4m3"), _fp8_codes(w, "e4m3")).astype(np.int64))
+    narrow, full = _fp_add_counts(8, 24, 8), _fp_add_counts(8, 24)
+    law = (C_ADD * narrow[0] + C_MUX * narrow[1]) / (C_ADD * full[0] + C_MUX * full[1])
+    return {"fp32": fp32, "fp8": fp8, "measured": fp8 / fp32, "law": law}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.synth_primitives", description=__doc__.split("\n\n")[0])
     parser.add_argument("--activity", action="store_true",
                         help="also print each primitive's gate toggles per unit under hw.activity's proxy, and "
-                             "the real-data switching of the report's PEs against the model's random-data price")
+                             "the real-data switching of the report's PEs against the model's random-data price, "
+                             "and the lone FP32 adder's switching on FP8 against FP32 products beside the energy law's")
     parser.add_argument("--synth-csv", default="reports/synth.csv",
                         help="synthesis results with data toggles per MAC (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -146,6 +187,10 @@ def main(argv=None) -> int:
             print(f"{p.constant:11s} {act[p.constant]:6.2f} gate toggles per unit and cycle "
                   f"(data + clock), {ratio:4.2f} adder bits")
         _real_data_logic(act["SYN_ADD32"], args.synth_csv)
+        narrow = narrow_addend_activity()
+        print(f"lone FP32 adder accumulating the captured conv's products: {narrow['fp32']:.0f} gate toggles per "
+              f"add (FP32 products), {narrow['fp8']:.0f} (exact E4M3 products, 8 significant bits): "
+              f"{narrow['measured']:.3f}; the energy law's 8-bit addend over its full add: {narrow['law']:.3f}")
     return 1 if bad else 0
 
 

@@ -42,6 +42,39 @@ def test_fp32_mac_is_horowitz():
     assert HOROWITZ["H_FP32_MUL"] == 3.7 and HOROWITZ["H_FP32_ADD"] == 0.9
 
 
+def test_narrow_addend_switches_only_its_bits():
+    """An FP32 adder accumulating FP8 products (at most 8 significant bits exact, 4 rounded) is
+    charged, in energy, only the bits an accumulation step can switch (docs/cost_model.md §3,
+    *Narrow addends*); the rest is idle: built (area) but never switching (no energy)."""
+    from sim.energy import _fp_add_counts
+    # E = 8, s = 24, p = 8: exponent difference 9, magnitude compare 8 + 8 - 1, sum 8 + 3,
+    # rounding increment 8, result exponent and carry 2 * 9
+    assert _fp_add_counts(8, 24, 8)[0] == 9 + 15 + 11 + 8 + 18
+    # swap 2 (8 + 8); align: the 11 bits (8 + guard, round, sticky) reach 12, 14, 18, 26, 27
+    # bits of the 5 stages; normalize 11 x 5; leading-zero count (8 + 4) * 5 / 2; select 3 (8 + 8)
+    assert _fp_add_counts(8, 24, 8)[1] == 32 + (12 + 14 + 18 + 26 + 27) + 55 + 30 + 48
+    full = _fp_add_counts(8, 24)
+    assert full == (9 + 31 + 27 + 24 + 18, 64 + 135 + 135 + 70 + 96, 0, 0)  # the FP32 add law: nothing idle
+    for p in (4, 8, 11, 16, 22, 24):
+        adds, muxes, idle_adds, idle_muxes = _fp_add_counts(8, 24, p)
+        assert (adds + idle_adds, muxes + idle_muxes) == full[:2]  # the whole adder is still built
+    exact, rounded = pe_counts("fp8e4m3-fp32acc+exact"), pe_counts("fp8e4m3-fp32acc")
+    assert exact["accumulator"] == PartCounts(adds=61, idle_adds=109 - 61)
+    # the `first` select passes 1 + 8 + 7 bits of the FP32 word; 16 significand bits stay zero
+    assert exact["aligner"] == PartCounts(muxes=262 + 16, idle_muxes=500 - 262 + 16)
+    assert rounded["accumulator"].adds == _fp_add_counts(8, 24, 4)[0] and rounded["aligner"].idle_muxes == \
+        _fp_add_counts(8, 24, 4)[3] + 20
+    assert pe_counts("fp16-fp32acc")["accumulator"].adds == _fp_add_counts(8, 24, 11)[0]
+    for name in ("fp32", "int8-int32acc", "mls-e2m1g3", "mls-e2m1g3-l9", "int8-dot9"):  # no narrow sign-magnitude addend
+        assert all(c.idle_adds == c.idle_muxes == 0 for c in pe_counts(name, 4096).values()), name
+    # the same FP32Adder (and `first` select) as the FP32 PE's: the same area, less energy
+    fp32 = pe_counts("fp32")
+    for part in ("aligner", "accumulator"):
+        assert exact[part].area == fp32[part].area and exact[part].energy < fp32[part].energy
+    with pytest.raises(ValueError, match=r"addend significand bits must be in \[1, 24\], got 25"):
+        _fp_add_counts(8, 24, 25)
+
+
 def test_other_anchors():
     fp16 = pe_energy("fp16-fp32acc")
     assert fp16["multiplier"] + fp16["exponent"] == pytest.approx(1.1, abs=1e-12)
@@ -171,8 +204,9 @@ def _check_laws(design, k_max=1):
         law = (c["C_UMUL"] * n.cells + c["C_IMUL"] * n.signed_cells + c["C_ADD"] * n.adds + c["C_MUX"] * n.muxes
                + c["C_REG"] * (n.regs + n.enabled_regs))
         assert energy[part] == pytest.approx(law if n.pj is None else n.pj, rel=1e-12)
-        area += (c["W_CELL"] * n.cells + c["W_SCELL"] * n.signed_cells + n.adds + c["W_MUX"] * n.muxes
-                 + c["W_REG"] * n.regs + c["W_EREG"] * n.enabled_regs)
+        # idle bits are built (area) but never switch (no energy)
+        area += (c["W_CELL"] * n.cells + c["W_SCELL"] * n.signed_cells + n.adds + n.idle_adds
+                 + c["W_MUX"] * (n.muxes + n.idle_muxes) + c["W_REG"] * n.regs + c["W_EREG"] * n.enabled_regs)
     assert pe_area(design, k_max) == pytest.approx(area, rel=1e-12)
 
 
@@ -304,11 +338,17 @@ def test_same_lane_baselines():
     sum_bits = 1 + (9 * fp8_dot_max_product("e4m3", "e4m3")).bit_length()
     window = FP32WideAdder(sum_bits, fp8_dot_product_lsb("e4m3", "e4m3")).window_bits
     stages = (window - 1).bit_length()
-    assert fp32_wide_add_counts(sum_bits) == (3 * window + 25 + 18,
-                                              shifter_mux_bits(24, stages, window) + window * stages + 3 * 32)
+    # the GUARD bits below the beat sum's LSB are built but idle in the three window-wide terms
+    # and the normalize shifter (the sum is zero there, the accumulator's bits unchanged)
+    guard = FP32WideAdder.GUARD
+    assert fp32_wide_add_counts(sum_bits) == (3 * (window - guard) + 25 + 18,
+                                              shifter_mux_bits(24, stages, window) + (window - guard) * stages + 3 * 32,
+                                              3 * guard, guard * stages)
     dot9 = pe_beat_energy("fp8e4m3-dot9")
-    adds, muxes = fp32_wide_add_counts(sum_bits)
+    adds, muxes, idle_adds, idle_muxes = fp32_wide_add_counts(sum_bits)
     assert dot9["accumulator"] == c_add * adds + c_mux * muxes
+    acc = pe_counts("fp8e4m3-dot9")["accumulator"]
+    assert (acc.idle_adds, acc.idle_muxes) == (idle_adds, idle_muxes)
     assert dot9["exponent"] == c_add * 5 * 9
     for name in ("fp8e4m3-dot9", "fp8e5m2-dot4", "int8-dot16", "mls-e3m3g3-l32"):
         _check_laws(name, 4096)
@@ -364,3 +404,17 @@ def test_primitive_circuit_errors():
         PrimitiveCircuit("div", 8)
     with pytest.raises(ValueError, match=r"width must be an int in \[2, 64\], got 1"):
         PrimitiveCircuit("add", 1)
+
+
+def test_narrow_addend_activity_is_the_lone_adder():
+    """The narrow-addend check (`python -m sim.synth_primitives --activity`) runs the FP32Adder
+    on accumulations of real conv products: exact E4M3 products switch it less than FP32 ones,
+    and the law it is set beside is the 8-bit-addend count over the full FP32 add."""
+    from sim.energy import _fp_add_counts
+    from sim.synth_primitives import narrow_addend_activity
+
+    c = HOROWITZ
+    got = narrow_addend_activity(k=24, lanes=4)
+    assert 0 < got["fp8"] < got["fp32"] and got["measured"] == got["fp8"] / got["fp32"]
+    (a8, m8, _, _), (a24, m24, _, _) = _fp_add_counts(8, 24, 8), _fp_add_counts(8, 24)
+    assert got["law"] == (c["C_ADD"] * a8 + c["C_MUX"] * m8) / (c["C_ADD"] * a24 + c["C_MUX"] * m24)
