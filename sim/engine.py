@@ -430,7 +430,7 @@ def _area_section(area_csv) -> list[str]:
            "(`sim/engine_area.py`); every other memory (the quantization units' ping-pong group buffers, read "
            "asynchronously) is mapped to flip-flops and logic and counted in its part. This is a 4 x 4 engine; "
            "the cycle and energy tables are for 8 x 8 ones (8 x 8 has 4x the PEs and twice the converter's "
-           "columns, and about twice the synthesis time).", ""]
+           "columns; its synthesis, not run, would take an estimated twice as long).", ""]
     out += markdown_table(["part", "modules", "cells", "transistors", "flip-flops", "share"],
                           [[name, parts[name]["modules"], parts[name]["cells"], parts[name]["transistors"],
                             parts[name]["flip_flops"], _pct(Fraction(parts[name]["transistors"], logic))]
