@@ -346,6 +346,15 @@ def boundary_cases(cfg: QuantUnitConfig, rng: np.random.Generator, add) -> None:
         x = np.float32(rng.uniform(-2, 2, gl))
         x[lane] = np.float32(-3e38 if lane % 2 else 3e38)
         add(f"overflow_lane{lane}", x, "nearest", inv_bits=_bits(2.0), invalid=True)
+    # the largest host inv: amax just above where elem_max / amax overflows FP32, so inv ~ 2**121 to
+    # 2**127, with zeros and subnormals (DAZ) in every lane: they must stay code 0, however large inv
+    n = 8 * lanes
+    tiny = np.exp2(rng.uniform(np.log2(fmt.elem_max) - 127, np.log2(fmt.elem_max) - 121, n))
+    tiny = tiny.astype(np.float32) * _signs(n, rng)
+    kind = (np.arange(n) % lanes + np.arange(n) // lanes) % 3  # rotates over the lanes word by word
+    tiny[kind == 0] = 0.0
+    tiny[kind == 1] = _f32(int(rng.integers(1, 1 << 23))) * _signs(int((kind == 1).sum()), rng)  # subnormal
+    add("largest_inv", _pad(tiny, gl), "nearest")
     # every FP32 exponent field 0..254 in every lane
     n = 255 * lanes
     exps = np.repeat(np.arange(255, dtype=np.uint32), lanes)

@@ -15,12 +15,16 @@ __all__ = ["Mutant", "Prepared", "UNITS", "Unit", "classify", "get_unit", "prepa
 
 
 def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equivalence: bool = True,
-             progress=None, reuse_sim: bool = False, rerun_survivors: bool = False, bmc: bool = True) -> dict:
+             progress=None, reuse_sim: bool = False, rerun_survivors: bool = False, bmc: bool = True,
+             jobs: int = 1) -> dict:
     """The whole flow for one unit; returns a JSON-able result (also saved as ``results.json``).
 
     ``rerun_survivors``: simulate only the mutants that the saved ``results.json`` (same ``n`` and
     ``seed``) does not list as killed, e.g. after checks were added; the earlier kills are kept
-    and marked ``killed_in_earlier_run``.
+    and marked ``killed_in_earlier_run``; a mutant that still survives keeps its saved
+    equivalence verdict (a property of the mutant and the design, not of the checks). ``reuse_sim``: classify the saved simulation results
+    again (and keep the saved equivalence verdicts and simulation time of that run). ``jobs``:
+    equivalence checks run in parallel (each is one yosys process).
     """
     import dataclasses
     import json
@@ -37,14 +41,15 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
         progress(f"{name}: {n} mutants drawn (seed {seed}); simulating with {sim}")
     from .flow import read_results
 
-    earlier, verdicts = {}, {}
-    if rerun_survivors:
+    earlier, verdicts, old = {}, {}, None
+    if rerun_survivors or (reuse_sim and (work_dir / "results.json").exists()):
         old = json.loads((work_dir / "results.json").read_text())
         if (old["n"], old["seed"]) != (n, seed):
             raise ValueError(f"{name}: the saved results are for -n {old['n']} --seed {old['seed']}, not {n} {seed}")
-        earlier = {m["id"]: m for m in old["mutants"] if m["outcome"] == "killed"}
         verdicts = {m["id"]: (m["equivalence"], m["equivalence_detail"]) for m in old["mutants"]
                     if m["outcome"] == "survived" and m["equivalence"]}
+    if rerun_survivors:
+        earlier = {m["id"]: m for m in old["mutants"] if m["outcome"] == "killed"}
     saved = read_results(work_dir / "results.jsonl") if reuse_sim else []
     entries = saved or simulate(prep, sim=sim, progress=progress,
                                 ids=[m.id for m in prep.mutants if m.id not in earlier] if earlier else None)
@@ -56,6 +61,8 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
         if m.id in earlier:
             m.extra["killed_in_earlier_run"] = True
     wall = time.monotonic() - start
+    if saved and old is not None:  # the simulation whose results were reused
+        wall = old["wall_s"]
     survivors = [m for m in prep.mutants if m.outcome == "survived"]
     if progress:
         progress(f"{name}: {sum(m.outcome == 'killed' for m in prep.mutants)} killed, {len(survivors)} survived "
@@ -69,11 +76,22 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
 
     result = save()
     if equivalence:
-        for m in survivors:  # saved after each check, so a stopped run keeps what it proved
-            if reuse_sim and m.id in verdicts:  # the same mutant and design: its verdict stands
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        todo = []
+        for m in survivors:
+            if m.id in verdicts:  # the same mutant and design (new checks or not): its verdict stands
                 m.equivalence, m.equivalence_detail = verdicts[m.id]
-                continue
-            m.equivalence, m.equivalence_detail = check_equivalence(m, unit.toplevel, work_dir, bmc=bmc,
-                                                                    timeout=unit.equiv_timeout)
-            result = save()
+            else:
+                todo.append(m)
+        result = save()
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each check is a yosys process
+            futures = {pool.submit(check_equivalence, m, unit.toplevel, work_dir, bmc=bmc,
+                                   timeout=unit.equiv_timeout): m for m in todo}
+            for future in as_completed(futures):  # saved after each check: a stopped run keeps what it proved
+                m = futures[future]
+                m.equivalence, m.equivalence_detail = future.result()
+                result = save()
+                if progress:
+                    progress(f"{name}: mutant {m.id}: {m.equivalence}")
     return result

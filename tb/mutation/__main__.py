@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="simulate only the mutants the saved results (same -n and --seed) do not list as "
                              "killed, keeping the earlier kills (after checks were added)")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="equivalence checks run in parallel (one yosys process each; default 1)")
     parser.add_argument("--report-only", action="store_true",
                         help="only rewrite the reports from the units' saved results.json in --work")
     args = parser.parse_args(argv)
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown unit {unknown[0]!r}; choose from {', '.join(unit_names())}, all")
     if not 1 <= args.n <= 4095:
         parser.error(f"-n must be in [1, 4095], got {args.n}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file, not a directory")
 
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
             result = run_unit(name, args.n, args.seed, args.work, sim=args.sim,
                               equivalence=not args.no_equivalence, progress=progress,
                               reuse_sim=args.reuse_sim, rerun_survivors=args.rerun_survivors,
-                              bmc=not args.no_bmc)
+                              bmc=not args.no_bmc, jobs=args.jobs)
             s = summary(result)
             progress(f"{name}: {s['mutants']} mutants, {s['killed']} killed, {s['equivalent']} equivalent, "
                      f"{s['survived']} survived, {s['errors']} errors: {s['kill_pct']:.1f}% of non-equivalent killed")
