@@ -95,6 +95,7 @@ __all__ = [
     "pe_area_per_mac",
     "pe_beat_energy",
     "pe_energy",
+    "pe_idle_energy",
     "quantize_energy",
     "convert_energy",
     "sram_bit_energy",
@@ -535,6 +536,13 @@ def pe_beat_energy(design: Design | str, k_max: int = 1) -> dict[str, float]:
     if not d.is_dot:
         return pe_energy(d, k_max)
     return {part: c.energy for part, c in pe_counts(d, k_max).items()}
+
+
+def pe_idle_energy(design: Design | str, k_max: int = 1) -> float:
+    """Energy per beat (pJ) the idle adder and mux bits of one PE would cost if they switched
+    like the rest (``C_ADD * idle_adds + C_MUX * idle_muxes`` over its parts): what the
+    narrow-addend rule saves, for the sensitivity case that charges every adder in full."""
+    return sum(C_ADD * c.idle_adds + C_MUX * c.idle_muxes for c in pe_counts(design, k_max).values())
 
 
 def fp32_wide_add_counts(sum_bits: int) -> tuple[int, int, int, int]:
