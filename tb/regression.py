@@ -129,7 +129,11 @@ def _run_native(arr, macs: int, seed: int, shapes, stall_sets, sparse, batch_til
     planned = done_macs = beats_total = cycles_total = batches = 0
 
     def prepare():
-        """Draw, pack and compute the golden rows of the next batch (while the last one streams)."""
+        """Draw, pack and compute the golden rows of the next batch (while the last one streams);
+        None when every MAC asked for is planned."""
+        nonlocal planned
+        if planned >= macs:
+            return None
         k, k_chunk = rng.choice(shapes)
         stalls = stall_sets[rng.randrange(len(stall_sets))]
         tiles = max(1, min(batch_tiles, -(-(macs - planned) // (R * C * k))))
@@ -142,8 +146,10 @@ def _run_native(arr, macs: int, seed: int, shapes, stall_sets, sparse, batch_til
         check_twins(batch, L, acc_bits, beats, golden,
                     (_binstr(a_bits[:tile_beats]), _binstr(w_bits[:tile_beats])), packers, a_data_bits)
         expect = words_of_bits(expected_row_bits(*golden, acc_bits))
+        planned += tiles * R * C * k
         return dict(k=k, tiles=tiles, stalls=stalls, tile_beats=tile_beats, a_bits=a_bits, w_bits=w_bits,
-                    expect=expect, seed=rng.getrandbits(64))
+                    expect=expect, seed=rng.getrandbits(64), rows=tiles * R,
+                    max_cycles=50 * tiles * tile_beats + 100 * (R + C + arr.pe_latency))
 
     def finish(job):
         nonlocal done_macs, beats_total, cycles_total, batches, stream_s
@@ -168,25 +174,36 @@ def _run_native(arr, macs: int, seed: int, shapes, stall_sets, sparse, batch_til
         if bar is not None:
             bar.update(n)
 
-    with sim:
-        in_flight = None
-        while True:
-            job = prepare() if planned < macs else None
-            if job is not None:
-                planned += job["tiles"] * R * C * job["k"]
-            if in_flight is not None:
-                finish(in_flight)
-            if job is None:
-                break
-            sim.submit(job["a_bits"], job["w_bits"], job["tiles"] * R, job["stalls"], seed=job["seed"],
-                       max_cycles=50 * job["tiles"] * job["tile_beats"] + 100 * (R + C + arr.pe_latency))
-            in_flight = job
-        wall = time.perf_counter() - t0
-        sim.check_no_spurious_row(R + C + arr.pe_latency + 4)
+    # One torch thread: the simulation process takes a core of its own, and torch's intra-op
+    # threads on an oversubscribed machine cost far more than they give on these small tensors
+    # (one 64-tile batch of the 8x8 L = 16 array: golden 0.98 s with 2 threads at load 9, 0.18 s with 1).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with sim:
+            _stream_batches(sim, prepare, finish)
+            wall = time.perf_counter() - t0
+            sim.check_no_spurious_row(R + C + arr.pe_latency + 4)
+    finally:
+        torch.set_num_threads(threads)
     if bar is not None:
         bar.close()
     return {"macs": done_macs, "beats": beats_total, "cycles": cycles_total, "batches": batches,
             "stream_s": stream_s, "wall_s": wall, "acc_bits": acc_bits, "total_s": build_s + wall}
+
+
+def _stream_batches(sim, prepare, finish) -> None:
+    """Prepare batch n + 1 while batch n streams; ``finish`` collects and checks each."""
+    in_flight = None
+    while True:
+        job = prepare()
+        if in_flight is not None:
+            finish(in_flight)
+        if job is None:
+            return
+        sim.submit(job["a_bits"], job["w_bits"], job["rows"], job["stalls"], seed=job["seed"],
+                   max_cycles=job["max_cycles"])
+        in_flight = job
 
 
 def run_preset(preset, macs: int, seed: int, sim: str, rows=None, cols=None, max_k: int = 1024,
