@@ -228,6 +228,14 @@ def _dot_fit_line(lanes: int, dsp_map: str, rs: list[dict]) -> str:
     return f"- **Largest e2m1g3 dot L={lanes} array, {how}**: " + "; ".join(parts + [est]) + "."
 
 
+def _row_steps(row: dict) -> str:
+    """How far the build of a ``fpga.csv`` row went (its ``Config.steps``, part of the cache key):
+    the fit rows are packed only, and so is any row noted so or without a place-and-route time
+    (a packed row that does not fit is noted only "does not fit")."""
+    packed = row["role"] == "fit" or "pack-only" in (row.get("note") or "") or not row.get("pnr_s")
+    return "pack" if packed else "pnr"
+
+
 def _reused_rows(path: pathlib.Path) -> dict:
     """Rows of a committed ``fpga.csv`` by configuration key (for ``--reuse-csv``)."""
     import csv
@@ -237,8 +245,7 @@ def _reused_rows(path: pathlib.Path) -> dict:
         for row in csv.DictReader(f):
             lanes = int(row.get("lanes") or 1)
             fmt = {"FP32 PE": "fp32"}.get(row["format"], row["format"].split(" ")[0])
-            # the fit rows are packed only, and so is any row noted so
-            steps = "pack" if row["role"] == "fit" or "pack-only" in (row.get("note") or "") else "pnr"
+            steps = _row_steps(row)
             cfg = Config(row["board"], row["design"], fmt, int(row["rows"]), int(row["cols"]), row["role"],
                          dsp=row["dsp_map"] == "yes", steps=steps, lanes=lanes)
             out[cfg.key] = {k: _typed(k, v) for k, v in row.items() if k != "role"}

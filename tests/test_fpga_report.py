@@ -64,7 +64,7 @@ def test_committed_report_regenerates_from_cached_builds(tmp_path, monkeypatch):
 
         cfg = Config(rec["board"], rec["design"], rec["format"].split(" ")[0] if rec["design"] == "mls" else rec["design"],
                      int(rec["rows"]), int(rec["cols"]), rec["role"], dsp=rec["dsp_map"] == "yes",
-                     steps="pack" if rec["role"] == "fit" or "pack-only" in rec["note"] else "pnr",
+                     steps=fpga_report._row_steps(rec),
                      lanes=int(rec.get("lanes") or 1))
         result = {k: num(k) for k in ("luts", "luts_avail", "ffs", "dsps", "dsps_avail", "brams", "lutram")}
         result.update(fmax_mhz=num("fmax_mhz", float), fits={"True": True, "False": False, "": None}[rec["fits"]],
