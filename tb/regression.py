@@ -243,7 +243,11 @@ def write_report(path: pathlib.Path, args, results, wall: float) -> None:
         lines += ["", f"This run verified {macs:,} MACs, fewer than the 10^9 of the full regression "
                   "(`python -m tb.regression --macs 1e9`)."]
     lines += ["", "\"run s\" counts generation, packing, the golden model, streaming and comparing; \"total s\" "
-              "adds the build and the simulator start-up.", ""]
+              "adds the build and the simulator start-up."]
+    if args.sim == "verilator-native":
+        lines += ["", "\"stream s\" is the time of the native driver's C++ clock loop (`tb/native_array.py`); the host "
+                  "prepares the next batch meanwhile, so \"run s\" is less than stream s plus the host's work."]
+    lines += [""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

@@ -143,3 +143,4 @@ def test_regression_cli_native_tiny(tmp_path):
                  "--rows", "2", "--cols", "3", "--max-k", "64", "--report", str(report), "--no-progress"]) == 0
     text = report.read_text()
     assert "| e2m1g3-l4 | e2m1g3 | 4 | 2x3 |" in text and "simulator: verilator-native" in text
+    assert "native driver's C++ clock loop" in text
