@@ -39,7 +39,7 @@ from amaranth.back import rtlil
 
 from model.formats import DEFAULT_MAX_K
 
-__all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "SynthError", "BUILD_DIR",
+__all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "parse_module_stats", "SynthError", "BUILD_DIR",
            "PEConfig", "pe_configs", "dot_pe_configs", "DOT_LANES", "build_pe", "synthesize_configs", "main", "parse_formats_and_lanes"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
@@ -118,7 +118,17 @@ def _is_ff(cell_type: str) -> bool:
     return "DFF" in cell_type or "DLATCH" in cell_type
 
 
-def _parse(gates: dict, cmos: dict, top: str) -> tuple[ModuleStats, ...]:
+def _estimate(stats: dict) -> int:
+    # yosys appends "+" when a module holds cells it cannot estimate (memories kept as $mem_v2
+    # macros, sim/engine_area.py); the number is then the estimate of the other cells
+    return int(str(stats.get("estimated_num_transistors", 0)).rstrip("+"))
+
+
+def parse_module_stats(gates: dict, cmos: dict, top: str) -> tuple[ModuleStats, ...]:
+    """Per-module cells, transistors and flip-flops of yosys's ``stat -json`` on the gate
+    netlist (``gates``) and its CMOS estimate (``cmos``), each module without its sub-modules,
+    the top first. Memory macros (``$mem_v2`` cells kept unmapped) are not cells of a module:
+    their callers count them in bits."""
     g_mods = {k.lstrip("\\"): v for k, v in gates["modules"].items()}
     c_mods = {k.lstrip("\\"): v for k, v in cmos["modules"].items()}
     if top not in g_mods:
@@ -128,11 +138,10 @@ def _parse(gates: dict, cmos: dict, top: str) -> tuple[ModuleStats, ...]:
     for name in sorted(g_mods, key=lambda n: (n != top, n)):
         types = g_mods[name]["num_cells_by_type"]
         subs = {t: n for t, n in types.items() if t.lstrip("\\") in names}
-        own_types = {t: n for t, n in types.items() if t not in subs}
+        own_types = {t: n for t, n in types.items() if t not in subs and t != "$mem_v2"}
         # yosys's per-module transistor estimate includes instantiated sub-modules: subtract them.
-        est = int(c_mods[name].get("estimated_num_transistors", 0))
         c_subs = {t: n for t, n in c_mods[name]["num_cells_by_type"].items() if t.lstrip("\\") in names}
-        own_t = est - sum(n * int(c_mods[t.lstrip("\\")].get("estimated_num_transistors", 0)) for t, n in c_subs.items())
+        own_t = _estimate(c_mods[name]) - sum(n * _estimate(c_mods[t.lstrip("\\")]) for t, n in c_subs.items())
         out.append(ModuleStats(name, sum(own_types.values()), own_t,
                                sum(n for t, n in own_types.items() if _is_ff(t)), own_types))
     return tuple(out)
@@ -166,7 +175,7 @@ def synthesize(component, top: str, *, build_dir: pathlib.Path | str | None = No
                          + " | ".join(tail))
     gates = json.loads((work / "gates.json").read_text())
     cmos = json.loads((work / "cmos.json").read_text())
-    modules = _parse(gates, cmos, top)
+    modules = parse_module_stats(gates, cmos, top)
     result = SynthResult(top, key, sum(m.cells for m in modules), sum(m.transistors for m in modules),
                          sum(m.flip_flops for m in modules), modules, netlist=str(work / "netlist.json"))
     result_path.write_text(json.dumps(result.to_json(), indent=1))

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from hw.synth import BUILD_DIR, GATES, SynthError
+from hw.synth import BUILD_DIR, GATES, SynthError, parse_module_stats
 
 __all__ = ["ENGINE_PARTS", "MemoryMacro", "ModuleArea", "EngineArea", "synthesize_with_macros",
            "synthesize_engine", "engine_part", "MACRO_MEMORIES"]
@@ -127,31 +127,6 @@ class EngineArea:
                    tuple(MemoryMacro(*m) for m in data["macros"]), cached)
 
 
-def _is_ff(cell_type: str) -> bool:
-    return "DFF" in cell_type or "DLATCH" in cell_type
-
-
-def _estimate(stats: dict) -> int:
-    # yosys appends "+" when the module holds cells it cannot estimate (the $mem_v2 macros)
-    return int(str(stats.get("estimated_num_transistors", 0)).rstrip("+"))
-
-
-def _parse(gates: dict, cmos: dict, top: str) -> tuple[ModuleArea, ...]:
-    g_mods = {k.lstrip("\\"): v for k, v in gates["modules"].items()}
-    c_mods = {k.lstrip("\\"): v for k, v in cmos["modules"].items()}
-    if top not in g_mods:
-        raise SynthError(f"top module {top!r} missing from yosys statistics ({sorted(g_mods)})")
-    names = set(g_mods)
-    out = []
-    for name in sorted(g_mods, key=lambda n: (n != top, n)):
-        types = g_mods[name]["num_cells_by_type"]
-        own = {t: n for t, n in types.items() if t.lstrip("\\") not in names and t != "$mem_v2"}
-        c_subs = {t: n for t, n in c_mods[name]["num_cells_by_type"].items() if t.lstrip("\\") in names}
-        own_t = _estimate(c_mods[name]) - sum(n * _estimate(c_mods[t.lstrip("\\")]) for t, n in c_subs.items())
-        out.append(ModuleArea(name, sum(own.values()), own_t, sum(n for t, n in own.items() if _is_ff(t))))
-    return tuple(out)
-
-
 def _macros(netlist: dict) -> tuple[MemoryMacro, ...]:
     out = []
     for module, body in netlist["modules"].items():
@@ -200,7 +175,9 @@ def synthesize_with_macros(component, top: str, macros, *, build_dir=None, force
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
         raise SynthError(f"yosys failed on {top} (exit {proc.returncode}); see {work / 'synth.log'}: "
                          + " | ".join(tail))
-    modules = _parse(json.loads((work / "gates.json").read_text()), json.loads((work / "cmos.json").read_text()), top)
+    modules = tuple(ModuleArea(m.name, m.cells, m.transistors, m.flip_flops)
+                    for m in parse_module_stats(json.loads((work / "gates.json").read_text()),
+                                                json.loads((work / "cmos.json").read_text()), top))
     found = _macros(json.loads((work / "macros.json").read_text()))
     wanted = sorted((f"{top}{'.' + p if p else ''}", n) for p, n in macros)
     if sorted((m.module, m.name) for m in found) != wanted:

@@ -63,11 +63,20 @@ def _stat(modules):
 def test_parse_subtracts_submodules():
     gates = _stat({"top": ({"$_AND_": 3, "$_SDFF_PP0_": 2, "top.sub": 1}, None), "top.sub": ({"$_XOR_": 5}, None)})
     cmos = _stat({"top": ({"$_NAND_": 4, "$_DFF_P_": 2, "top.sub": 1}, 4 * 4 + 2 * 16 + 40), "top.sub": ({"$_NOR_": 10}, 40)})
-    mods = {m.name: m for m in synth._parse(gates, cmos, "top")}
+    mods = {m.name: m for m in synth.parse_module_stats(gates, cmos, "top")}
     assert (mods["top"].cells, mods["top"].transistors, mods["top"].flip_flops) == (5, 48, 2)
     assert (mods["top.sub"].cells, mods["top.sub"].transistors, mods["top.sub"].flip_flops) == (5, 40, 0)
     with pytest.raises(synth.SynthError, match="top module 'nope' missing"):
-        synth._parse(gates, cmos, "nope")
+        synth.parse_module_stats(gates, cmos, "nope")
+
+
+def test_parse_leaves_memory_macros_out():
+    """A module holding a $mem_v2 macro: yosys marks its estimate with '+', the macro is no cell."""
+    gates = _stat({"top": ({"$_AND_": 3, "$mem_v2": 1, "top.sub": 1}, None), "top.sub": ({"$_XOR_": 5}, None)})
+    cmos = _stat({"top": ({"$_NAND_": 4, "$mem_v2": 1, "top.sub": 1}, "56+"), "top.sub": ({"$_NOR_": 10}, 40)})
+    mods = {m.name: m for m in synth.parse_module_stats(gates, cmos, "top")}
+    assert (mods["top"].cells, mods["top"].transistors, mods["top"].flip_flops) == (3, 16, 0)
+    assert "$mem_v2" not in mods["top"].cell_types
 
 
 def test_bad_top_name():
