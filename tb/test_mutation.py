@@ -18,7 +18,8 @@ from tb.mutation.units import UNITS
 
 def test_sample_flow(tmp_path):
     # under the simulator of the run (SIM); raises if the original fails a check
-    result = run_unit("int8_mac", n=20, seed=3, work_root=tmp_path, sim=SIM)
+    # two equivalence checks at a time (the parallel path of --jobs)
+    result = run_unit("int8_mac", n=20, seed=3, work_root=tmp_path, sim=SIM, jobs=2)
     outcomes = [m["outcome"] for m in result["mutants"]]
     assert len(outcomes) == 20 and set(outcomes) <= {"killed", "survived"}, outcomes
     assert outcomes.count("killed") >= 10, outcomes

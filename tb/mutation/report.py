@@ -28,9 +28,9 @@ REASONS: dict[tuple[str, int, int], dict[int, str]] = {
         53: "drain_final without c.valid: in a 2x2 array row 1 is always full when row 0 has drained",
         77: "`sticky & first` instead of `sticky & ~first` in the copy of the flag that feeds PE (1, 0)'s "
             "sticky register: after an overflow the flag is dropped at the second in-range beat. A real gap: "
-            "in saturation_rows one largest product already exceeds the 22-bit accumulator, so a saturating "
-            "row overflows on every beat but at most one before the last (K = 2: +P, -P; K = 5: three +P, "
-            "then hi - P in range, hi - 2P below lo); a tile that saturates and then stays in range for two "
+            "in saturation_rows one largest product P already exceeds the 22-bit accumulator, so a saturating "
+            "row never has two in-range beats after its last overflow (K = 2: +P, then -P last; K = 5: three "
+            "+P, hi - P in range, then hi - 2P below lo); a tile that saturates and then stays in range for two "
             "beats (e.g. +P, then three small negative products) would kill it",
         84: "full[1] stuck at 1: row 1 is read only right after row 0, when it is full anyway (2x2)",
         111: "row 1 marked full by row 0's done: row 1 is drained only after row 0, by when it is done (2x2)",
