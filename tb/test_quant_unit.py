@@ -196,7 +196,8 @@ def product_sticky_tensor(fmt: MLSFormat, sticky_bit: int) -> tuple[np.ndarray, 
             factors = [int(a) for a in small[odd % small == 0]]
             candidates = [f << i for f in factors + [odd // a for a in factors] for i in range(sticky_bit + 1)]
             for inv_sig in candidates:
-                if (1 << 23) <= inv_sig < (1 << 24) and prod % inv_sig == 0 and (1 << 23) <= prod // inv_sig < (1 << 24):
+                fits = (1 << 23) <= inv_sig < (1 << 24) and (1 << 23) <= prod // inv_sig < (1 << 24)
+                if fits and prod % inv_sig == 0:
                     x = np.float32(np.ldexp(float(prod // inv_sig), e - top))
                     return np.array([x]), _bits(np.ldexp(float(inv_sig), -23))
     return None
@@ -430,7 +431,8 @@ def test_boundary_stimulus(fmt):
     assert below in targets and above_tie in (2.0 ** (3 - 23), 2.0 ** (3 - 24)), (below, above_tie)
     bits = midpoint_bit_tensor(fmt, 2).view(np.uint32).astype(np.int64)
     base = {_bits(v) for v in targets}
-    steps = {abs(int(b) - t) for b in bits for t in base if abs(int(b) - t) and not (abs(int(b) - t) & (abs(int(b) - t) - 1))}
+    diffs = {abs(int(b) - t) for b in bits for t in base}
+    steps = {d for d in diffs if d and not d & (d - 1)}  # single-bit steps from a boundary value
     assert {1 << k for k in range(23)} <= steps, "every single bit below the boundary bits, above and below"
 
 

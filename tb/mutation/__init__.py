@@ -22,9 +22,10 @@ def run_unit(name: str, n: int, seed: int, work_root, sim: str = "icarus", equiv
     ``rerun_survivors``: simulate only the mutants that the saved ``results.json`` (same ``n`` and
     ``seed``) does not list as killed, e.g. after checks were added; the earlier kills are kept
     and marked ``killed_in_earlier_run``; a mutant that still survives keeps its saved
-    equivalence verdict (a property of the mutant and the design, not of the checks). ``reuse_sim``: classify the saved simulation results
-    again (and keep the saved equivalence verdicts and simulation time of that run). ``jobs``:
-    equivalence checks run in parallel (each is one yosys process).
+    equivalence verdict (a property of the mutant and the design, not of the checks).
+    ``reuse_sim``: classify the saved simulation results again (and keep the saved equivalence
+    verdicts and simulation time of that run). ``jobs``: equivalence checks run in parallel
+    (each is one yosys process).
     """
     import dataclasses
     import json

@@ -32,10 +32,12 @@ def main(argv=None) -> int:
                         help="equivalence: only the equiv_induct proofs, no bounded search for a counterexample "
                              "(survivors not proven equivalent are 'unknown')")
     parser.add_argument("--reuse-sim", action="store_true",
-                        help="keep the simulation results saved in --work (same -n and --seed) and redo the rest")
+                        help="keep the simulation results saved in --work (same -n and --seed) and redo the rest, keeping "
+                             "the equivalence verdicts already saved")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="simulate only the mutants the saved results (same -n and --seed) do not list as "
-                             "killed, keeping the earlier kills (after checks were added)")
+                             "killed, keeping the earlier kills and the survivors' equivalence verdicts (after "
+                             "checks were added)")
     parser.add_argument("-j", "--jobs", type=int, default=1,
                         help="equivalence checks run in parallel (one yosys process each; default 1)")
     parser.add_argument("--report-only", action="store_true",
