@@ -39,7 +39,7 @@ def _fp32_wild(rng, shape):
     return np.where(rng.random(n) < 0.3, uniform, near).astype(np.uint32).reshape(shape)
 
 
-def _operands(rng, kind, fmt, shape, style):
+def baseline_operands(rng, kind, fmt, shape, style):
     """Raw operand codes (uint32 FP32 bits, FP8 codes, or signed INT8 values) of one matrix."""
     if kind == "fp32":
         if style == "wild":
@@ -103,8 +103,8 @@ def setup():
 
 def make_tile(p, rng, k, style):
     R, C = p["rows"], p["cols"]
-    a = _operands(rng, p["kind"], p["fmt_a"], (R, k), style)
-    w = _operands(rng, p["kind"], p["fmt_w"], (k, C), style)
+    a = baseline_operands(rng, p["kind"], p["fmt_a"], (R, k), style)
+    w = baseline_operands(rng, p["kind"], p["fmt_w"], (k, C), style)
     return BaselineTile(array_of(p), a, w)
 
 

@@ -279,6 +279,38 @@ async def _idle(dut, n=3):
         await FallingEdge(dut.clk)
 
 
+# -- the three runs every dot-array testbench makes (shared with array_baseline_dot_cocotb.py) ---
+#: (stall_a, stall_w, stall_c) probabilities of the stalled runs.
+STALL_MIXES = ((0.3, 0.0, 0.0), (0.0, 0.3, 0.5), (0.4, 0.4, 0.7))
+
+
+async def run_single_tiles(dut, p, timing, tiles, rng):
+    """Each tile alone, no stalls: its rows bit-exact and its cycles exact (``check_cycles``)."""
+    for tile in tiles:
+        rows, ins, outs = await run_tiles(dut, [tile], p, rng, 0, 0, 0)
+        check_rows([tile], rows, p["rows"])
+        check_cycles([tile], ins, outs, timing, p["rows"])
+        await _idle(dut)
+
+
+async def run_back_to_back(dut, p, timing, tiles, rng):
+    """The tiles back to back without stalls: bit-exact, every tile's timing."""
+    rows, ins, outs = await run_tiles(dut, tiles, p, rng, 0, 0, 0)
+    check_rows(tiles, rows, p["rows"])
+    check_cycles(tiles, ins, outs, timing, p["rows"])
+
+
+async def run_stalled(dut, p, timing, make_tiles, rng):
+    """For each of ``STALL_MIXES``: the first ``p["stall_tiles"]`` of ``make_tiles()`` back to
+    back under random stalls on ``a``, ``w`` and ``c``; bit-exact, rows in order, never faster
+    than the stall-free timing."""
+    for stall_a, stall_w, stall_c in STALL_MIXES:
+        tiles = make_tiles()[: p["stall_tiles"]]
+        rows, ins, outs = await run_tiles(dut, tiles, p, rng, stall_a, stall_w, stall_c)
+        check_rows(tiles, rows, p["rows"])
+        assert outs[-1] - ins[0] + 1 >= timing.tiles_cycles_from_beats([t.beats for t in tiles])
+
+
 @cocotb.test()
 async def single_tiles(dut):
     """Each tile alone (K = 1, ragged chunks, random chunks, K = max_k, ...): bit-exact, and
@@ -287,11 +319,7 @@ async def single_tiles(dut):
     await reset(dut)
     rng = random.Random(p["seed"])
     tiles = plan(p, fa, fw, rng, packers)
-    for tile in tiles:
-        rows, ins, outs = await run_tiles(dut, [tile], p, rng, 0, 0, 0)
-        check_rows([tile], rows, p["rows"])
-        check_cycles([tile], ins, outs, timing, p["rows"])
-        await _idle(dut)
+    await run_single_tiles(dut, p, timing, tiles, rng)
     if p["narrow"]:
         assert any(t.saturated for t in tiles), "a narrow accumulator that never saturated tests nothing"
 
@@ -302,10 +330,7 @@ async def back_to_back(dut):
     p, fa, fw, timing, packers = setup(dut)
     await reset(dut)
     rng = random.Random(p["seed"] + 1)
-    tiles = plan(p, fa, fw, rng, packers)
-    rows, ins, outs = await run_tiles(dut, tiles, p, rng, 0, 0, 0)
-    check_rows(tiles, rows, p["rows"])
-    check_cycles(tiles, ins, outs, timing, p["rows"])
+    await run_back_to_back(dut, p, timing, plan(p, fa, fw, rng, packers), rng)
 
 
 @cocotb.test()
@@ -314,11 +339,7 @@ async def stalls(dut):
     p, fa, fw, timing, packers = setup(dut)
     await reset(dut)
     rng = random.Random(p["seed"] + 2)
-    for stall_a, stall_w, stall_c in ((0.3, 0.0, 0.0), (0.0, 0.3, 0.5), (0.4, 0.4, 0.7)):
-        tiles = plan(p, fa, fw, rng, packers)[: p["stall_tiles"]]
-        rows, ins, outs = await run_tiles(dut, tiles, p, rng, stall_a, stall_w, stall_c)
-        check_rows(tiles, rows, p["rows"])
-        assert outs[-1] - ins[0] + 1 >= timing.tiles_cycles_from_beats([t.beats for t in tiles])
+    await run_stalled(dut, p, timing, lambda: plan(p, fa, fw, rng, packers), rng)
 
 
 @cocotb.test()
@@ -330,11 +351,5 @@ async def conv_gemm_tiles(dut):
     await reset(dut)
     rng = random.Random(p["seed"] + 3)
     tiles = conv_tiles(p, fa, fw, rng, packers)
-    for tile in tiles:
-        rows, ins, outs = await run_tiles(dut, [tile], p, rng, 0, 0, 0)
-        check_rows([tile], rows, p["rows"])
-        check_cycles([tile], ins, outs, timing, p["rows"])
-        await _idle(dut)
-    rows, ins, outs = await run_tiles(dut, tiles, p, rng, 0, 0, 0)
-    check_rows(tiles, rows, p["rows"])
-    check_cycles(tiles, ins, outs, timing, p["rows"])
+    await run_single_tiles(dut, p, timing, tiles, rng)
+    await run_back_to_back(dut, p, timing, tiles, rng)
