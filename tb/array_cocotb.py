@@ -62,18 +62,23 @@ def random_tile(fmt, R, C, k, acc_bits, arr, gen, style):
     return Tile(element_ints(fmt, ca, ga, axis=1), element_ints(fmt, cw, gw, axis=0), acc_bits, arr)
 
 
-def saturate_return_tile(fmt, R, C, k, acc_bits, arr, gen, parity):
+def saturate_return_tile(fmt, R, C, k, acc_bits, arr, gen, parity, stay=False):
     """Rows i with i % 2 == parity: K largest products, the first half positive and the rest
     negative (a narrow accumulator saturates, then comes back into range: the sticky flag must
     stay set); the other rows: small products that never overflow, so neighbouring rows' flags
-    and data differ."""
+    and data differ. ``stay``: one largest positive product, then K - 1 small negative ones, so
+    a saturated row stays in range for several beats and the flag must survive all of them (a
+    flag kept for one in-range beat only is caught here, not by the rows that swing back)."""
     ng = fmt.max_group_exp + 1
     mag = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
     sign = 1 << (fmt.exp_bits + fmt.man_bits)
     ca = torch.randint(fmt.code_count, (R, k), generator=gen)
     ga = torch.full((R, k), ng - 1)
     for i in range(R):
-        if i % 2 == parity:
+        if i % 2 == parity and stay:
+            ca[i] = torch.tensor([mag] + [1 | sign] * (k - 1))   # +largest, then the smallest negatives
+            ga[i] = torch.tensor([0] + [ng - 1] * (k - 1))
+        elif i % 2 == parity:
             ca[i] = torch.tensor([mag if n < (k + 1) // 2 else mag | sign for n in range(k)])
             ga[i] = 0
     cw = torch.full((k, C), mag)
@@ -278,12 +283,21 @@ async def stalls(dut):
 @cocotb.test()
 async def saturation_rows(dut):
     """Tiles where alternate rows saturate and come back while the others stay small (see
-    ``saturate_return_tile``), each parity and K = 2 and 5, back to back."""
+    ``saturate_return_tile``), each parity and K = 2 and 5, then rows that saturate once and
+    stay in range for three beats (K = 4), back to back."""
     p, fmt, timing, arr = setup(dut)
     await reset(dut)
     gen, rng = torch.Generator().manual_seed(p["seed"] + 3), random.Random(p["seed"] + 3)
     tiles = [saturate_return_tile(fmt, p["rows"], p["cols"], k, p["acc_bits"], arr, gen, parity)
              for parity in (0, 1) for k in (2, 5)]
+    stay = [saturate_return_tile(fmt, p["rows"], p["cols"], 4, p["acc_bits"], arr, gen, parity, stay=True)
+            for parity in (0, 1)]
+    if not arr.exact:  # the intended case: saturated, then back in range (below hi) with the flag set
+        hi = (1 << (p["acc_bits"] - 1)) - 1
+        for parity, t in enumerate(stay):
+            row = t.acc[parity]
+            assert all(t.ovf[parity]) and all(v < hi for v in row), f"stay tile {parity}: {row} {t.ovf[parity]}"
+    tiles += stay
     rows, ins, outs = await run_tiles(dut, tiles, p["rows"], p["cols"], p["acc_bits"], rng, 0, 0, 0)
     check_rows(tiles, rows, p["rows"])
     if not arr.exact:

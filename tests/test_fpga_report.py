@@ -207,3 +207,22 @@ def test_energy_report_reads_fpga_luts_per_mac(tmp_path):
     got = _read_fpga(tmp_path / "fpga.csv")
     assert got == {"mls-e2m1g3": 125.0, "fp32": 500.0, "mls-e2m1g3-l9": 100.0}   # the sweep row is not read
     assert _read_fpga(tmp_path / "missing.csv") == {}
+
+
+def test_energy_report_takes_the_largest_routed_dot_array(tmp_path):
+    """Several rows of one dot design: the largest array that fits and was routed counts, the one
+    without DSP blocks at equal size; a packed-only or non-fitting larger array does not."""
+    import csv
+
+    from sim.report import _read_fpga
+
+    fields = ["role", "board", "design", "format", "rows", "cols", "lanes", "dsp_map", "luts", "fits", "routed"]
+    rows = [("2", "2", "yes", "4000", "True", "True"), ("4", "4", "yes", "16200", "True", "True"),
+            ("4", "4", "no", "16000", "True", "True"), ("9", "9", "no", "76000", "True", "False"),
+            ("9", "10", "no", "84000", "False", "False")]
+    with open(tmp_path / "fpga.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(fields)
+        for r, c, dsp, luts, fits, routed in rows:
+            w.writerow(["dot", "ulx3s", "mls", "e2m1g3 dot L=9", r, c, "9", dsp, luts, fits, routed])
+    assert _read_fpga(tmp_path / "fpga.csv") == {"mls-e2m1g3-l9": 16000 / 144}
