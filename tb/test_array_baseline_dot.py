@@ -24,12 +24,20 @@ from hw.baseline.int8_dot_pe import INT8DotPE, int8_dot_pe_signature
 from tb.harness import run_cocotb
 
 
+def _formats_of(pe: str) -> tuple:
+    """``(kind, A format, W format)`` that the name ``fp8-<A>[-<W>]`` or ``int8`` asks for."""
+    kind, *fmts = pe.split("-")
+    return (kind, fmts[0], fmts[-1]) if fmts else (kind, None, None)
+
+
 def _run(pe, lanes, rows, cols, seed=1, stall_tiles=4):
     probe = SystolicArray(None, rows, cols, pe=pe, lanes=lanes)
     # max_k: room for the plan's tiles of drain + 1 beats
     max_k = (probe.timing.drain_cycles + 2) * lanes + 3
     arr = SystolicArray(None, rows, cols, max_k=max_k, pe=pe, lanes=lanes)
     kind, fa, fw = arr.pe_formats
+    # the formats the name asks for ("fp8-<A format>[-<W format>]"), not the factory's word for them
+    assert (kind, fa, fw) == _formats_of(pe), f"pe={pe!r} built a {(kind, fa, fw)} array"
     # the array is made of the same-lane PE, with that PE's beat as its operand and its latency
     assert isinstance(arr.pe_factory, BaselineDotPEFactory) and arr.is_baseline and arr.is_dot
     assert arr.lanes == lanes and arr.timing.lanes == lanes and arr.acc_bits == 32
