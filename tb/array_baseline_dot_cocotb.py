@@ -6,8 +6,9 @@ k); a baseline operand has no group exponent, so a tile is one chunk and only it
 padded, with zero codes (``model.baseline_arith``: "padding lanes carry zero codes"). Beats are
 packed from the array's own ``a_layout`` / ``w_layout`` by ``hw.layout_pack.pack``; the expected
 rows are ``fp8_dot_accumulate`` / ``int8_dot_accumulate`` of exactly those beats (one FP32
-rounding per beat; wrapping INT32), the INT8 ones also the plain wrapped sum of products, which
-does not depend on the beats. Operands come from the scalar baseline testbench
+rounding per beat; wrapping INT32). Two checks do not depend on the beats: INT8 rows are also the
+plain wrapped sum of products, and FP8 rows are the same word with the last beat cut to its real
+lanes (but for a zero's sign). Operands come from the scalar baseline testbench
 (``array_baseline_cocotb.baseline_operands``: random, sparse/subnormal/signed-zero, and special
 codes), and the stream driver, the cycle checks against ``hw.array.timing`` (in beats) and the
 no-spurious-row check are the MLS dot array's (``array_dot_cocotb``).
