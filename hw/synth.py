@@ -39,17 +39,17 @@ from amaranth.back import rtlil
 
 from model.formats import DEFAULT_MAX_K
 
-__all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "parse_module_stats", "SynthError", "BUILD_DIR",
+__all__ = ["GATES", "ModuleStats", "SynthResult", "synthesize", "parse_module_stats", "STAT_STEPS", "SynthError", "BUILD_DIR",
            "PEConfig", "pe_configs", "dot_pe_configs", "DOT_LANES", "build_pe", "synthesize_configs", "main", "parse_formats_and_lanes"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 _FLOW_VERSION = 2
 BUILD_DIR = pathlib.Path(os.environ.get("MLS_SYNTH_BUILD", pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"))
 
-_SCRIPT = """\
-read_rtlil design.il
-hierarchy -check -top {top}
-synth -top {top}
+#: The counting steps every synthesis script of the project ends with: map to the generic
+#: gates (``{gates}``) and count (gates.json), then legalize the flip-flops, map to CMOS and
+#: take yosys's transistor estimate (cmos.json). ``parse_module_stats`` reads both files.
+STAT_STEPS = """\
 abc -g {gates}
 opt_clean
 tee -q -o gates.json stat -json
@@ -57,6 +57,13 @@ dfflegalize -cell $_DFF_P_ 01
 abc -g cmos2
 opt_clean
 tee -q -o cmos.json stat -json -tech cmos
+"""
+
+_SCRIPT = """\
+read_rtlil design.il
+hierarchy -check -top {top}
+synth -top {top}
+""" + STAT_STEPS + """\
 flatten
 opt_clean
 write_json netlist.json

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from hw.synth import BUILD_DIR, GATES, SynthError, parse_module_stats
+from hw.synth import BUILD_DIR, GATES, STAT_STEPS, SynthError, parse_module_stats
 
 __all__ = ["ENGINE_PARTS", "MemoryMacro", "ModuleArea", "EngineArea", "synthesize_with_macros",
            "synthesize_engine", "engine_part", "MACRO_MEMORIES"]
@@ -54,14 +54,7 @@ abc
 opt -fast
 hierarchy -check
 check
-abc -g {gates}
-opt_clean
-tee -q -o gates.json stat -json
-dfflegalize -cell $_DFF_P_ 01
-abc -g cmos2
-opt_clean
-tee -q -o cmos.json stat -json -tech cmos
-"""
+""" + STAT_STEPS
 
 #: The parts of the report, in order.
 ENGINE_PARTS = ("quantization units", "buffer fill logic", "array", "output converter", "sequencer and control")
