@@ -122,8 +122,8 @@ def _saturating_sum(products: torch.Tensor, acc_bits: int, product_bits: int) ->
 
     ``model.arith.accumulate`` (exact, int64) wherever the accumulator and every product fit its
     63 bits; wider, the same add-then-clamp in float64 (within 2**-53 relative), because int64
-    cannot hold them. A deficit larger than the exact width leaves ``acc_bits < 2``, which
-    ``accumulate`` refuses; the sweep keeps such points (float64 clamp) as it always has.
+    cannot hold them. ``python -m sim.dse`` refuses a deficit that leaves any point under 2
+    bits, so ``acc_bits < 2`` reaches here only from a direct call (float64 clamp).
     """
     if 2 <= acc_bits <= MAX_EXACT_BITS and product_bits <= MAX_EXACT_BITS:
         return accumulate(products.to(torch.int64), acc_bits)[0].double()
@@ -675,6 +675,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("the sweep has no format (every E+M is 0)")
         if any(d < 0 for d in spec.acc_deficits):
             raise ValueError(f"accumulator deficits must be >= 0, got {spec.acc_deficits}")
+        # a deficit at or beyond the exact width leaves no accumulator to build (2 bits: sign + 1)
+        for net in spec.networks:
+            k_max = max(g.k for g in network_gemms(net))
+            narrowest = min(formats, key=lambda f: f.acc_bits_exact(k_max))
+            acc = narrowest.acc_bits_exact(k_max) - max(spec.acc_deficits)
+            if acc < 2:
+                raise ValueError(f"--acc-deficits {max(spec.acc_deficits)}: {narrowest} on {net} (K up to {k_max}, "
+                                 f"exact width {narrowest.acc_bits_exact(k_max)}) would leave a {acc}-bit "
+                                 "accumulator; at least 2 bits are needed")
         if args.plot_array not in spec.arrays:
             raise ValueError(f"--plot-array {args.plot_array!r} is not one of the swept arrays {spec.arrays}")
         if args.train_epochs < 0:

@@ -165,6 +165,28 @@ def test_cli_errors(args, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("below", [1, 0])
+def test_cli_refuses_a_deficit_that_leaves_no_accumulator(below, capsys):
+    """A deficit that leaves the narrowest format's accumulator under 2 bits (sign + 1) on the
+    network's longest reduction is refused, naming the width; one bit more is accepted by the check."""
+    from model.formats import MLSFormat
+    from sim.workloads import network_gemms
+
+    k_max = max(g.k for g in network_gemms("resnet20"))
+    exact = MLSFormat.parse("e1m0g1").acc_bits_exact(k_max)
+    deficit = exact - 2 + below
+    with pytest.raises(SystemExit) as info:
+        main(["--exp-bits", "1", "--man-bits", "0", "--group-bits", "1", "--networks", "resnet20",
+              "--acc-deficits", f"0,{deficit}", "--plot-array", "4x4", "--out", "/nonexistent/never-written"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    if below:
+        assert (f"--acc-deficits {deficit}: e1m0g1 on resnet20 (K up to {k_max}, exact width {exact}) would leave "
+                f"a 1-bit accumulator; at least 2 bits are needed") in err
+    else:   # 2 bits left: past the width check, stopped by the next one (the plot array is not swept)
+        assert "would leave" not in err and "--plot-array '4x4' is not one of the swept arrays" in err
+
+
 def test_lanes_and_gc_sweep(tmp_path):
     """`--lanes 1,9,16 --gc 1,4`: every (L, Gc) point's energy is the energy model on the workload
     traced with that Gc and counted in beats on an L-lane array (L = 1: the scalar MLS PE); its
