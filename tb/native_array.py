@@ -25,14 +25,13 @@ import hashlib
 import re
 import json
 import os
-import pathlib
 import shutil
 import struct
 import subprocess
 
 import numpy as np
 
-from tb.harness import BUILD_ROOT, VERILATOR_OPT
+from tb.harness import BUILD_ROOT, VERILATOR_WARNING_ARGS, verilator_make_vars
 
 __all__ = ["NativeArray", "StreamResult", "words_of_bits", "native_opt"]
 
@@ -211,11 +210,8 @@ class NativeArray:
                             get_c=_copy_words("c__payload", self.c_width, False))
         main = re.sub(r"top->(\w+__\w+)", lambda m: "top->" + _cname(m.group(1)), main)
         opt = native_opt()
-        args = ["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
-                "-Wno-UNUSEDSIGNAL", "-Wno-UNOPTFLAT", "--top-module", toplevel, "-CFLAGS", opt]
-        make_vars = [f"OPT_FAST={opt}", f"OPT_SLOW=-O0", f"OPT_GLOBAL={opt}", "CFG_CXXFLAGS_PCH_I=-include"]
-        if os.environ.get("MLS_CCACHE", "1") != "0" and shutil.which("ccache") is not None:
-            make_vars.append("OBJCACHE=ccache")
+        args = ["--cc", "--exe", "--build", "-j", "2", *VERILATOR_WARNING_ARGS, "--top-module", toplevel, "-CFLAGS", opt]
+        make_vars = verilator_make_vars(opt, opt_slow="-O0")   # the run-once code needs no optimising
         key = hashlib.sha1(json.dumps([source, main, args, make_vars]).encode()).hexdigest()
         self.build_dir = BUILD_ROOT / "verilator-native" / f"{toplevel}_{build_tag or key[:12]}"
         binary = self.build_dir / "obj" / f"V{toplevel}"
