@@ -40,6 +40,20 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _batched_row(args, sim: str, lanes: int) -> dict:
+    """One row of the long regression's batched driver (``tb.regression.run_array``: cocotb under
+    ``sim``, or ``verilator-native``) on the benchmark's tiles; ``wall_s`` is the streaming time,
+    ``run_s`` adds generation, packing and the golden model."""
+    from tb.regression import run_array
+
+    f = run_array(args.format, lanes, args.rows, args.cols, args.k, args.tiles * args.rows * args.cols * args.k,
+                  1, sim, [(args.k, args.k_chunk)], [(0.0, 0.0, 0.0)], batch_tiles=args.batch_tiles or args.tiles)
+    f["run_s"], f["wall_s"] = f["wall_s"], f["stream_s"]
+    f["macs_per_s"] = f["macs"] / f["wall_s"]
+    f["cycles_per_s"] = f["cycles"] / f["wall_s"]
+    return f
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=8)
@@ -74,15 +88,8 @@ def main(argv=None) -> int:
     for sim in args.sims.split(","):
         if sim == "verilator-native":
             # tb.native_array: the clock loop in C++; the regression's tiles, golden model and checks
-            from tb.regression import run_array
             for lanes in args.lanes:
-                f = run_array(args.format, lanes, args.rows, args.cols, args.k, args.tiles * args.rows * args.cols * args.k,
-                              1, sim, [(args.k, args.k_chunk)], [(0.0, 0.0, 0.0)],
-                              batch_tiles=args.batch_tiles or args.tiles)
-                f["run_s"], f["wall_s"] = f["wall_s"], f["stream_s"]
-                f["macs_per_s"] = f["macs"] / f["wall_s"]
-                f["cycles_per_s"] = f["cycles"] / f["wall_s"]
-                results[(sim, lanes)] = f
+                results[(sim, lanes)] = _batched_row(args, sim, lanes)
             continue
         harness.SIM = sim
         for lanes in args.lanes:
@@ -105,13 +112,7 @@ def main(argv=None) -> int:
             results[(sim, lanes)] = r
             if args.fast:
                 # tb/regression_cocotb: the same tiles' shape, batched golden and packing, cheap driver
-                from tb.regression import run_array
-                f = run_array(args.format, lanes, args.rows, args.cols, args.k, args.tiles * args.rows * args.cols * args.k,
-                              1, sim, [(args.k, args.k_chunk)], [(0.0, 0.0, 0.0)], batch_tiles=args.tiles)
-                f["run_s"], f["wall_s"] = f["wall_s"], f["stream_s"]   # run_s: with generation, packing, golden
-                f["macs_per_s"] = f["macs"] / f["wall_s"]
-                f["cycles_per_s"] = f["cycles"] / f["wall_s"]
-                results[(sim + "-fast", lanes)] = f
+                results[(sim + "-fast", lanes)] = _batched_row(args, sim, lanes)
     base_key = next(iter(results))
     base = results[base_key]
     print(f"{args.rows}x{args.cols} {args.format} array, {args.tiles} tiles of K={args.k} (chunks of {args.k_chunk}) "
