@@ -39,6 +39,7 @@ __all__ = [
     "mls_matmul",
     "output_convert",
     "saturate",
+    "split_k_matmul",
 ]
 
 #: int64 holds every accumulator up to this width exactly.
@@ -269,8 +270,56 @@ class AccumulatorOverflowWarning(RuntimeWarning):
     """A finite accumulator saturated and the caller did not ask for the overflow flags."""
 
 
+def _k_slice(t: MLSTensor | GemmOperand, start: int, stop: int, role: str) -> GemmOperand:
+    line = t if isinstance(t, GemmOperand) else (GemmOperand.rows(t) if role == "A" else GemmOperand.columns(t))
+    return GemmOperand(line.fmt, line.codes[:, start:stop], line.group_exp[:, start:stop], line.group_id[:, start:stop])
+
+
+def split_k_matmul(a: MLSTensor, b: MLSTensor, k_segment: int, acc_bits: int | None = None, *,
+                   lanes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A GEMM whose K is split into segments, as an engine with a partial-sum buffer runs it:
+    ``(C_int, overflow)``.
+
+    K is cut into segments of ``k_segment`` (the last may be shorter). Each segment's integer
+    result is computed from zero exactly as the PE computes a whole GEMM (``finite_matmul`` for
+    the scalar PE, ``chunked_matmul`` over the segment's own chunks for an L-lane PE; exact for
+    ``acc_bits=None``), then the partial sums are added segment by segment in order,
+    ``psum <- sat(psum + part)`` at ``acc_bits`` (docs/numerics.md §3.2). With an accumulator
+    that cannot saturate (``acc_bits=None``, or wide enough for the whole K) this equals the
+    unsplit GEMM bit for bit; where one saturates it need not (saturation is not associative),
+    and ``overflow`` is set for that output either way.
+    """
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"split_k_matmul needs [M, K] x [K, N], got {a.shape} x {b.shape}")
+    if isinstance(k_segment, bool) or not isinstance(k_segment, int) or k_segment < 1:
+        raise ValueError(f"k_segment must be a positive int, got {k_segment!r}")
+    k = a.shape[1]
+    if acc_bits is None:
+        _check_width(a.fmt, b.fmt, k, "split_k_matmul")
+        lo, hi = -(1 << (MAX_EXACT_BITS - 1)), (1 << (MAX_EXACT_BITS - 1)) - 1   # never reached
+    else:
+        _check_acc_bits(acc_bits)
+        lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    psum = torch.zeros((a.shape[0], b.shape[1]), dtype=torch.int64)
+    overflow = torch.zeros(psum.shape, dtype=torch.bool)
+    products = matmul_products(a, b) if lanes is None and acc_bits is not None else None
+    for start in range(0, k, k_segment):
+        stop = min(start + k_segment, k)
+        if lanes is not None:
+            part, saturated = chunked_matmul(_k_slice(a, start, stop, "A"), _k_slice(b, start, stop, "W"), lanes, acc_bits)
+        elif acc_bits is not None:
+            part, saturated = accumulate(products[..., start:stop], acc_bits)
+        else:
+            part = a.to_int()[:, start:stop] @ b.to_int()[start:stop]
+            saturated = torch.zeros(psum.shape, dtype=torch.bool)
+        # sat(psum + part), never forming a sum past int64 (acc_bits may be 63)
+        psum, carried = _saturating_shifted_add(psum, part, torch.zeros_like(part), lo, hi)
+        overflow |= saturated | carried
+    return psum, overflow
+
+
 def mls_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int | None = None, *, lanes: int | None = None,
-               return_overflow: bool = False):
+               return_overflow: bool = False, k_segment: int | None = None):
     """FP32 result of an MLS GEMM as the hardware computes it (exact or finite accumulator).
 
     ``lanes=None`` is the scalar PE (saturation after every product, ``finite_matmul``); an int
@@ -278,8 +327,11 @@ def mls_matmul(a: MLSTensor, b: MLSTensor, acc_bits: int | None = None, *, lanes
     ``return_overflow=True`` returns ``(result, overflow)``, the per-output sticky flags (all
     False for the exact accumulator). Otherwise a saturated output raises an
     ``AccumulatorOverflowWarning`` naming how many outputs saturated, so it is never silent.
+    ``k_segment`` splits K as an engine with a partial-sum buffer does (:func:`split_k_matmul`).
     """
-    if acc_bits is None and lanes is None:
+    if k_segment is not None and k_segment < a.shape[-1]:
+        c_int, overflow = split_k_matmul(a, b, k_segment, acc_bits, lanes=lanes)
+    elif acc_bits is None and lanes is None:
         c_int = exact_matmul(a, b)
         overflow = torch.zeros(c_int.shape, dtype=torch.bool)
     elif lanes is None:

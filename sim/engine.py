@@ -98,15 +98,23 @@ class EngineCycles:
     def load(self, lines: int, k: int) -> int:
         return self._words(lines, k) + self.config.group_len // self.config.quant_lanes + LOAD_OVERHEAD
 
-    def gemm(self, m: int, n: int, k: int) -> int:
+    def gemm(self, m: int, n: int, k: int, store: bool = False) -> int:
+        """One GEMM command over a K (segment) of ``k``; ``store``: its rows go into the
+        partial-sum buffer (every K segment but the last) instead of through the converter."""
         cfg = self.config
+        if k > cfg.segment_k(m, n):
+            raise ValueError(f"k {k} of one GEMM command over {m} x {n} must be at most {cfg.segment_k(m, n)} "
+                             f"(one K segment)")
         cfg.check_gemm(m, n, k)
+        if store and not cfg.psum_depth:
+            raise ValueError("store needs a partial-sum buffer (psum_depth > 0)")
         tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
         beats = cfg.beats_per_line(k)
         array = self.timing.tiles_cycles_from_beats([beats] * tiles)
         # the array's count includes its first-transfer cycle; done is set by the edge of the
-        # final row's transfer out of the converter
-        return Engine.ISSUE_LATENCY - 1 + array + OutputConverter.LATENCY
+        # final row's transfer out of the converter (or, storing, into the partial-sum buffer)
+        tail = Engine.psum_latency_of(cfg) + (0 if store else OutputConverter.LATENCY)
+        return Engine.ISSUE_LATENCY - 1 + array + tail
 
     def whole(self, m: int, n: int, k: int) -> GemmCycles:
         return GemmCycles(self.amax(m, k), self.amax(n, k), self.load(m, k), self.load(n, k), self.gemm(m, n, k),

@@ -10,7 +10,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.engine import EngineConfig, Op, command_layout
-from hw.engine.host import host_scale, operand_words, output_order
+from hw.engine.host import gemm_commands, host_scale, operand_words, output_order, segment_seed
 from model.fp32 import fp32_bits
 from model.quant_stream import reference_amax
 from sim.engine import EngineCycles
@@ -24,9 +24,10 @@ CYCLES = EngineCycles.of(CFG)
 C = CFG.cols
 
 
-def _cmd(op, m=0, n=0, chunks=0, stochastic=0):
+def _cmd(op, m=0, n=0, chunks=0, stochastic=0, psum_add=0, psum_store=0):
     word = 0
-    for name, value in (("op", int(op)), ("m", m), ("n", n), ("chunks", chunks), ("stochastic", stochastic)):
+    for name, value in (("op", int(op)), ("m", m), ("n", n), ("chunks", chunks), ("stochastic", stochastic),
+                        ("psum_add", psum_add), ("psum_store", psum_store)):
         field = CMD[name]
         assert 0 <= value < (1 << Shape.cast(field.shape).width), f"{name}={value} does not fit the command"
         word |= value << field.offset
@@ -46,10 +47,10 @@ async def _reset(dut):
     await RisingEdge(dut.clk)
 
 
-async def run_op(dut, op, *, m=0, n=0, chunks=0, stochastic=0, words=None, port=None, inv=0, seed=0,
-                 scales=(0, 0), rng=None, p_in=1.0, p_out=1.0, limit=200000):
+async def run_op(dut, op, *, m=0, n=0, chunks=0, stochastic=0, psum_add=0, psum_store=0, words=None, port=None,
+                 inv=0, seed=0, scales=(0, 0), rng=None, p_in=1.0, p_out=1.0, limit=200000):
     """One command: returns (cycles from the start edge to done, C rows received)."""
-    dut.cmd.value = _cmd(op, m, n, chunks, stochastic)
+    dut.cmd.value = _cmd(op, m, n, chunks, stochastic, psum_add, psum_store)
     dut.inv.value, dut.seed.value = inv, seed
     dut.scale_a.value, dut.scale_w.value = scales
     dut.start.value = 1
@@ -94,29 +95,50 @@ def _flags(dut):
 
 
 async def run_gemm(dut, name, rng, p_in=1.0, p_out=1.0, check_cycles=True):
+    """One whole GEMM as ``hw.engine.host.gemm_commands`` sequences it (K zero-padded, split into
+    segments through the partial-sum buffer when longer than a line): C bit for bit, flags, and
+    every command's cycles against ``sim.engine.EngineCycles``."""
     a = torch.from_numpy(DATA[f"{name}_a"])
     w = torch.from_numpy(DATA[f"{name}_w"])
     meta = DATA[f"{name}_meta"].tolist()   # stochastic_a, stochastic_w, seed_a, seed_w
     M, K = a.shape
     N = w.shape[1]
-    chunks = K // CFG.group_len
-    words_a, words_w = operand_words(a, CFG, "A"), operand_words(w, CFG, "W")
-    cycles = {}
     await run_op(dut, Op.CLEAR, rng=rng)
     assert _flags(dut) == {"overflow": 0, "infinite": 0, "invalid": 0, "refused": 0}
-    cycles["amax_a"], _ = await run_op(dut, Op.AMAX_A, m=M, n=N, chunks=chunks, words=words_a, port="a", rng=rng, p_in=p_in)
-    amax_a = int(dut.amax.value)
-    cycles["amax_w"], _ = await run_op(dut, Op.AMAX_W, m=M, n=N, chunks=chunks, words=words_w, port="w", rng=rng, p_in=p_in)
-    amax_w = int(dut.amax.value)
-    assert amax_a == reference_amax(a) and amax_w == reference_amax(w), "amax differs from the golden model"
-    scale_a, _, inv_a = host_scale(amax_a, CFG.fmt_a)
-    scale_w, _, inv_w = host_scale(amax_w, CFG.fmt_w)
-    cycles["load_a"], _ = await run_op(dut, Op.LOAD_A, m=M, n=N, chunks=chunks, stochastic=int(meta[0]), words=words_a,
-                                       port="a", inv=inv_a, seed=int(meta[2]), rng=rng, p_in=p_in)
-    cycles["load_w"], _ = await run_op(dut, Op.LOAD_W, m=M, n=N, chunks=chunks, stochastic=int(meta[1]), words=words_w,
-                                       port="w", inv=inv_w, seed=int(meta[3]), rng=rng, p_in=p_in)
-    sa, sw = (int(fp32_bits(torch.tensor([s], dtype=torch.float32))[0]) for s in (scale_a, scale_w))
-    cycles["gemm"], rows = await run_op(dut, Op.GEMM, m=M, n=N, chunks=chunks, scales=(sa, sw), rng=rng, p_out=p_out)
+    amax = {"A": 0, "W": 0}
+    scales, invs, rows, measured, model = {}, {}, [], [], []
+    for cmd in gemm_commands(CFG, M, N, K):
+        op = Op[cmd.op]
+        seg_k = cmd.bounds[1] - cmd.bounds[0]
+        lines = M if cmd.role == "A" else N
+        kw = dict(m=M, n=N, chunks=cmd.chunks, rng=rng)
+        if cmd.role is not None:
+            words = operand_words(a if cmd.role == "A" else w, CFG, cmd.role, cmd.bounds)
+            kw.update(words=words, port=cmd.role.lower(), p_in=p_in)
+        if cmd.op.startswith("LOAD") and cmd.role not in scales:
+            fmt = CFG.fmt_a if cmd.role == "A" else CFG.fmt_w
+            scales[cmd.role], _, invs[cmd.role] = host_scale(amax[cmd.role], fmt)
+        if cmd.op.startswith("LOAD"):
+            index = 0 if cmd.role == "A" else 1
+            kw.update(stochastic=int(meta[index]), inv=invs[cmd.role], seed=segment_seed(int(meta[2 + index]), cmd.segment))
+        if op == Op.GEMM:
+            sa, sw = (int(fp32_bits(torch.tensor([scales[r]], dtype=torch.float32))[0]) for r in ("A", "W"))
+            kw.update(scales=(sa, sw), psum_add=cmd.psum_add, psum_store=cmd.psum_store, p_out=p_out)
+        cycles, got = await run_op(dut, op, **kw)
+        if cmd.op.startswith("AMAX"):
+            # FP32 amaxes are non-negative, so their bit patterns order as the values do
+            amax[cmd.role] = max(amax[cmd.role], int(dut.amax.value))
+        if op == Op.GEMM and cmd.psum_store:
+            assert not got, f"segment {cmd.segment}: {len(got)} rows of C left while storing partial sums"
+        rows += got
+        measured.append((cmd.op, cmd.segment, cycles))
+        if cmd.op.startswith("AMAX"):
+            model.append((cmd.op, cmd.segment, CYCLES.amax(lines, seg_k)))
+        elif cmd.op.startswith("LOAD"):
+            model.append((cmd.op, cmd.segment, CYCLES.load(lines, seg_k)))
+        else:
+            model.append((cmd.op, cmd.segment, CYCLES.gemm(M, N, seg_k, store=bool(cmd.psum_store))))
+    assert amax["A"] == reference_amax(a) and amax["W"] == reference_amax(w), "amax differs from the golden model"
     order = output_order(CFG, M, N)
     assert len(rows) == len(order), f"{len(rows)} rows of C for {len(order)} expected"
     expected = DATA[f"{name}_c"]
@@ -130,11 +152,9 @@ async def run_gemm(dut, name, rng, p_in=1.0, p_out=1.0, check_cycles=True):
     assert flags["invalid"] == 0 and flags["refused"] == 0, f"flags {flags}"
     assert flags["infinite"] == int(DATA[f"{name}_infinite"]), f"infinite flag {flags}"
     if check_cycles:
-        model = {"amax_a": CYCLES.amax(M, K), "amax_w": CYCLES.amax(N, K), "load_a": CYCLES.load(M, K),
-                 "load_w": CYCLES.load(N, K), "gemm": CYCLES.gemm(M, N, K)}
-        dut._log.info(f"{name}: measured cycles {cycles}, model {model}")
-        assert cycles == model, f"{name}: measured cycles {cycles}, model {model}"
-    return cycles
+        dut._log.info(f"{name}: measured cycles {measured}, model {model}")
+        assert measured == model, f"{name}: measured cycles {measured}, model {model}"
+    return measured
 
 
 @cocotb.test()

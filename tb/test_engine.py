@@ -22,8 +22,11 @@ import torch.nn.functional as F
 
 from hw.engine import Engine, EngineConfig
 from hw.engine.host import gemm_reference
+from model.arith import mls_matmul
 from model.capture import load_tensors
 from model.fp32 import fp32_bits
+from model.grouping import Grouping
+from model.quantize import quantize
 from tb.harness import run_cocotb
 
 
@@ -46,7 +49,7 @@ def small_conv(seed: int, cin: int, cout: int, hw: int) -> tuple[torch.Tensor, t
 def _case(store: dict, name: str, cfg: EngineConfig, a, w, *, stochastic=(False, False), seeds=(0, 0)):
     c, overflow = gemm_reference(cfg, a, w, stochastic_a=stochastic[0], stochastic_w=stochastic[1],
                                  seed_a=seeds[0], seed_w=seeds[1])
-    cfg.check_gemm(a.shape[0], w.shape[1], a.shape[1])
+    cfg.check_gemm(a.shape[0], w.shape[1], cfg.padded_k(a.shape[1]))
     store[f"{name}_a"] = a.numpy().astype(np.float32)
     store[f"{name}_w"] = w.numpy().astype(np.float32)
     store[f"{name}_c"] = np.asarray(fp32_bits(c)).astype(np.int64).reshape(tuple(c.shape))
@@ -61,7 +64,8 @@ def _run(cfg: EngineConfig, store: dict, gemms, stall_gemms, tmp_path, testcase=
     np.savez(path, **store)
     config = {"fmt_a": str(cfg.fmt_a), "fmt_w": str(cfg.fmt_w), "rows": cfg.rows, "cols": cfg.cols,
               "lanes": cfg.lanes, "group_len": cfg.group_len, "quant_lanes": cfg.quant_lanes,
-              "a_depth": cfg.a_depth, "w_depth": cfg.w_depth, "acc_bits": cfg.acc_bits, "sr_bits": cfg.sr_bits}
+              "a_depth": cfg.a_depth, "w_depth": cfg.w_depth, "acc_bits": cfg.acc_bits, "sr_bits": cfg.sr_bits,
+              "psum_depth": cfg.psum_depth, "split_k_max": cfg.split_k_max}
     run_cocotb(Engine(cfg), "mls_engine", "engine_cocotb", testcase=testcase,
                params={"config": config, "data": str(path), "gemms": gemms, "stall_gemms": stall_gemms, "seed": 3})
 
@@ -82,6 +86,28 @@ def test_engine_scalar(tmp_path, testcase=None):
     _case(store, "ragged", cfg, *_ragged(2, 5, 7, 18), stochastic=(True, True), seeds=(11, 12))
     _case(store, "tiny", cfg, *_ragged(3, 1, 1, 9))
     _run(cfg, store, ["conv", "ragged", "tiny"], ["ragged"], tmp_path)
+
+
+def test_engine_split_k(tmp_path):
+    """K longer than one buffer line, and K not a multiple of the group: the host zero-pads K and
+    runs one GEMM command per K segment through the partial-sum buffer (3 x 2 scalar array,
+    groups of 4, lines of at most 8 chunks = K 32). A backward-weight-shaped GEMM (K = 75 ->
+    80, three segments, stochastic rounding on both operands), a two-segment one whose K is a
+    multiple of neither, and a one-segment GEMM with ragged K on the same engine; C equals
+    ``mls_matmul(..., k_segment=max_k)`` and, with the exact accumulator, the unsplit GEMM."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=3, cols=2, lanes=1, group_len=4, quant_lanes=1,
+                       a_depth=24, w_depth=24, psum_depth=12, split_k_max=256)
+    store = {}
+    a, w = _ragged(21, 5, 4, 75)
+    _case(store, "long", cfg, a, w, stochastic=(True, True), seeds=(5, 9))
+    _case(store, "two", cfg, *_ragged(22, 3, 3, 37))
+    _case(store, "short", cfg, *_ragged(23, 4, 3, 10))
+    for name in ("two", "short"):   # nearest rounding: the padded, split GEMM is the plain one
+        qa = quantize(torch.from_numpy(store[f"{name}_a"]), cfg.fmt_a, Grouping.blocks(4, axis=-1))
+        qw = quantize(torch.from_numpy(store[f"{name}_w"]), cfg.fmt_w, Grouping.blocks(4, axis=0))
+        plain = fp32_bits(mls_matmul(qa, qw, cfg.accumulator_bits, lanes=1))
+        assert np.array_equal(np.asarray(plain).astype(np.int64).reshape(store[f"{name}_c"].shape), store[f"{name}_c"])
+    _run(cfg, store, ["long", "two", "short"], ["long"], tmp_path)
 
 
 def test_engine_dot_padded(tmp_path):

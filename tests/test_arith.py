@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import model.arith as arith
 from model.arith import (
     accumulate,
+    chunked_matmul,
     exact_conv2d,
     exact_matmul,
     finite_matmul,
@@ -20,6 +21,7 @@ from model.arith import (
     mls_conv2d,
     mls_matmul,
     output_convert,
+    split_k_matmul,
 )
 from model.formats import MLSFormat
 from model.grouping import Grouping
@@ -287,3 +289,73 @@ def test_mls_matmul_reports_the_overflow_flag():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a wide enough accumulator does not warn
         mls_matmul(a, b, acc_bits=a.fmt.acc_bits_exact(32))
+
+
+# -- split K (the engine's partial-sum buffer) --------------------------------------------------
+def _split_operands(seed: int, m: int, n: int, k: int, spread: float = 4.0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=gen) * torch.exp2(torch.randint(-6, 6, (m, 1), generator=gen).float() / spread)
+    w = torch.randn(k, n, generator=gen) * torch.exp2(torch.randint(-6, 6, (1, n), generator=gen).float() / spread)
+    return (quantize(a, "e2m1g3", Grouping.blocks(9, axis=-1)), quantize(w, "e2m1g3", Grouping.blocks(9, axis=0)))
+
+
+@pytest.mark.parametrize("lanes", [None, 1, 4, 9])
+@pytest.mark.parametrize("segment", [9, 18, 27, 36, 40])
+def test_split_k_exact_equals_unsplit(lanes, segment):
+    """An accumulator that cannot saturate: the split GEMM is the exact GEMM, for every segment
+    length (a multiple of the group or not) and every lane count."""
+    qa, qw = _split_operands(1, 5, 6, 41)
+    for acc_bits in (None, qa.fmt.acc_bits_exact(41, qw.fmt)):
+        c_int, overflow = split_k_matmul(qa, qw, segment, acc_bits, lanes=lanes)
+        assert torch.equal(c_int, exact_matmul(qa, qw)) and not overflow.any()
+
+
+def test_split_k_saturates_per_segment_then_per_add():
+    """A narrow accumulator: each segment saturates from zero as the PE does, then the partial
+    sums add with saturation, which differs from saturating the whole K in one run; the flags
+    cover both kinds of saturation."""
+    qa, qw = _split_operands(2, 4, 4, 36, spread=16.0)
+    qa_pos = MLSTensor(qa.fmt, qa.grouping, torch.zeros_like(qa.sign), qa.exp, qa.man, qa.group_exp, qa.scale)
+    qw_pos = MLSTensor(qw.fmt, qw.grouping, torch.zeros_like(qw.sign), qw.exp, qw.man, qw.group_exp, qw.scale)
+    exact = exact_matmul(qa_pos, qw_pos)
+    acc_bits = int(exact.max()).bit_length() + 1   # the whole sum fits; each partial fits too
+    c_int, overflow = split_k_matmul(qa_pos, qw_pos, 18, acc_bits, lanes=9)
+    assert torch.equal(c_int, exact) and not overflow.any()
+    # one bit narrower than the largest sum: exactly the outputs past the range saturate, at hi
+    narrow = acc_bits - 1
+    hi = (1 << (narrow - 1)) - 1
+    c_int, overflow = split_k_matmul(qa_pos, qw_pos, 18, narrow, lanes=9)
+    assert torch.equal(overflow, exact > hi) and overflow.any() and not overflow.all()
+    assert torch.equal(c_int, exact.clamp(max=hi))
+    # both-signed operands: the reference by hand, segment by segment
+    for lanes in (None, 4):
+        c_int, overflow = split_k_matmul(qa, qw, 9, 10, lanes=lanes)
+        lo, hi = -(1 << 9), (1 << 9) - 1
+        psum = torch.zeros(4, 4, dtype=torch.int64)
+        flags = torch.zeros(4, 4, dtype=torch.bool)
+        for start in range(0, 36, 9):
+            a_seg = qa.to_int()[:, start:start + 9]
+            w_seg = qw.to_int()[start:start + 9]
+            if lanes is None:
+                part, sat = accumulate(a_seg[:, None, :] * w_seg.T[None, :, :], 10)
+            else:
+                qa_s = MLSTensor(qa.fmt, qa.grouping, qa.sign[:, start:start + 9], qa.exp[:, start:start + 9],
+                                 qa.man[:, start:start + 9], qa.group_exp[:, start // 9:start // 9 + 1], qa.scale)
+                qw_s = MLSTensor(qw.fmt, qw.grouping, qw.sign[start:start + 9], qw.exp[start:start + 9],
+                                 qw.man[start:start + 9], qw.group_exp[start // 9:start // 9 + 1], qw.scale)
+                part, sat = chunked_matmul(qa_s, qw_s, lanes, 10)
+            total = psum + part
+            flags |= sat | (total > hi) | (total < lo)
+            psum = total.clamp(lo, hi)
+        assert torch.equal(c_int, psum) and torch.equal(overflow, flags)
+        assert overflow.any()
+
+
+def test_split_k_in_mls_matmul_and_errors():
+    qa, qw = _split_operands(3, 3, 2, 27)
+    assert torch.equal(mls_matmul(qa, qw, k_segment=9), mls_matmul(qa, qw))
+    assert torch.equal(mls_matmul(qa, qw, 40, lanes=9, k_segment=100), mls_matmul(qa, qw, 40, lanes=9))
+    with pytest.raises(ValueError, match=r"^k_segment must be a positive int, got 0$"):
+        split_k_matmul(qa, qw, 0)
+    with pytest.raises(ValueError, match=r"^split_k_matmul needs \[M, K\] x \[K, N\], got \(3, 27\) x \(3, 27\)$"):
+        split_k_matmul(qa, qa, 9)

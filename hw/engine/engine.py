@@ -15,6 +15,7 @@ from ..convert.converter import OutputConverter
 from ..pe.layout import beat_layout
 from .config import EngineConfig
 from .loader import OperandLoader
+from .psum import PartialSumBuffer
 
 __all__ = ["Engine", "Op", "command_layout", "flags_layout"]
 
@@ -30,13 +31,16 @@ class Op(enum.IntEnum):
 
 
 def command_layout(config: EngineConfig) -> data.StructLayout:
-    """``op``, the GEMM shape (``m``, ``n``, ``chunks`` = K / group_len) and ``stochastic``."""
+    """``op``, the GEMM shape (``m``, ``n``, ``chunks`` = K / group_len of the command's K
+    segment), ``stochastic`` (loads) and the split-K controls ``psum_add``/``psum_store`` (GEMM)."""
     return data.StructLayout({
         "op": 3,
         "m": range(config.max_m + 1).stop.bit_length(),
         "n": range(config.max_n + 1).stop.bit_length(),
         "chunks": range(config.max_chunks + 1).stop.bit_length(),
         "stochastic": 1,
+        "psum_add": 1,     # GEMM: add the partial-sum buffer's rows (every K segment but the first)
+        "psum_store": 1,   # GEMM: store the sums there instead of sending C (every segment but the last)
     })
 
 
@@ -111,6 +115,15 @@ class Engine(wiring.Component):
         cfg = self._config
         return OutputConverter(cfg.accumulator_bits, cfg.lsb_exponent, cfg.cols)
 
+    def make_psum(self) -> PartialSumBuffer | None:
+        cfg = self._config
+        return PartialSumBuffer(cfg.accumulator_bits, cfg.cols, cfg.psum_depth) if cfg.psum_depth else None
+
+    @staticmethod
+    def psum_latency_of(config: EngineConfig) -> int:
+        """Register stages the partial-sum buffer adds between the array and the converter (0 without one)."""
+        return PartialSumBuffer.LATENCY if config.psum_depth else 0
+
     def make_loaders(self) -> tuple[OperandLoader, OperandLoader]:
         cfg = self._config
         return (OperandLoader(cfg.fmt_a, cfg.rows, cfg.lanes, cfg.quant_lanes, cfg.group_len, cfg.a_depth, cfg.sr_bits),
@@ -142,6 +155,7 @@ class Engine(wiring.Component):
         op = Signal(3)
         busy, done = Signal(), Signal()
         m_, n_, chunks = Signal.like(self.cmd.m), Signal.like(self.cmd.n), Signal.like(self.cmd.chunks)
+        psum_add, psum_store = Signal(), Signal()
         scale_a, scale_w = Signal(32), Signal(32)
         flags = Signal(flags_layout())
         set_flags = Signal(flags_layout())
@@ -150,12 +164,17 @@ class Engine(wiring.Component):
         zero_dim = (cmd.m == 0) | (cmd.n == 0) | (cmd.chunks == 0)
         takes = Signal()
         m.d.comb += takes.eq(self.start & ~busy)
+        # a split-K GEMM on an engine without the partial-sum buffer is refused
+        no_psum = Signal()
+        if not cfg.psum_depth:
+            m.d.comb += no_psum.eq((cmd.op == Op.GEMM) & (cmd.psum_add | cmd.psum_store))
         with m.If(self.start & busy):
             m.d.comb += set_flags.refused.eq(1)
         with m.If(takes):
             m.d.sync += [op.eq(cmd.op), m_.eq(cmd.m), n_.eq(cmd.n), chunks.eq(cmd.chunks), done.eq(0),
-                         scale_a.eq(self.scale_a), scale_w.eq(self.scale_w)]
-            with m.If((cmd.op == Op.CLEAR) | (cmd.op > Op.GEMM) | ((cmd.op != Op.CLEAR) & zero_dim)):
+                         scale_a.eq(self.scale_a), scale_w.eq(self.scale_w),
+                         psum_add.eq(cmd.psum_add), psum_store.eq(cmd.psum_store)]
+            with m.If((cmd.op == Op.CLEAR) | (cmd.op > Op.GEMM) | ((cmd.op != Op.CLEAR) & zero_dim) | no_psum):
                 m.d.sync += done.eq(1)
                 with m.If(cmd.op != Op.CLEAR):
                     m.d.comb += set_flags.refused.eq(1)
@@ -170,7 +189,7 @@ class Engine(wiring.Component):
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.flags.eq(flags)]
 
         # -- quantization passes -----------------------------------------------------------
-        valid_cmd = takes & ~zero_dim
+        valid_cmd = takes & ~zero_dim & ~no_psum
         for loader, stream_in, amax_op, load_op, lines in ((load_a, self.a, Op.AMAX_A, Op.LOAD_A, cmd.m),
                                                           (load_w, self.w, Op.AMAX_W, Op.LOAD_W, cmd.n)):
             mine = (cmd.op == amax_op) | (cmd.op == load_op)
@@ -268,11 +287,25 @@ class Engine(wiring.Component):
             m.d.comb += arr.w.payload.data[j].eq(beat_of(load_w.rd_codes[j], load_w.rd_g[j], cfg.fmt_w, col_mask[j]))
         m.d.comb += [arr.a.payload.last.eq(beat_last), arr.a.valid.eq(beat_valid), arr.w.valid.eq(beat_valid)]
 
-        # -- array -> converter -> C rows ----------------------------------------------------
-        m.d.comb += [
-            conv.i.payload.eq(arr.c.payload.data), conv.i.valid.eq(arr.c.valid), arr.c.ready.eq(conv.i.ready),
-            conv.scale_a.eq(scale_a), conv.scale_b.eq(scale_w),
-        ]
+        # -- array -> [partial sums] -> converter -> C rows -----------------------------------
+        psum = self.make_psum()
+        stored = Signal()   # a row went into the partial-sum buffer (psum_store)
+        if psum is None:
+            m.d.comb += [conv.i.payload.eq(arr.c.payload.data), conv.i.valid.eq(arr.c.valid),
+                         arr.c.ready.eq(conv.i.ready)]
+        else:
+            m.submodules.psum = psum
+            m.d.comb += [
+                psum.i.payload.eq(arr.c.payload.data), psum.i.valid.eq(arr.c.valid), arr.c.ready.eq(psum.i.ready),
+                conv.i.payload.eq(psum.o.payload), conv.i.valid.eq(psum.o.valid), psum.o.ready.eq(conv.i.ready),
+                psum.start.eq(gemm_start), psum.add.eq(psum_add), psum.store.eq(psum_store),
+                stored.eq(psum.stored),
+            ]
+            with m.If(psum.overflow):
+                m.d.comb += set_flags.overflow.eq(1)
+            with m.If(psum.refused):
+                m.d.comb += set_flags.refused.eq(1)
+        m.d.comb += [conv.scale_a.eq(scale_a), conv.scale_b.eq(scale_w)]
         with m.If(arr.c.valid & arr.c.ready & arr.c.payload.overflow.any()):
             m.d.comb += set_flags.overflow.eq(1)
 
@@ -291,10 +324,13 @@ class Engine(wiring.Component):
         for j in range(C):
             word = conv.o.payload[j]
             infinite = infinite | ((word[23:31] == 0xFF) & (word[:23] == 0))
+        # a row of the command is done when it leaves the converter, or (psum_store) when it is
+        # written into the partial-sum buffer
+        converted = conv.o.valid & conv.o.ready
         with m.If(gemm_start):
             m.d.sync += [out_row.eq(0), out_mt.eq(0), out_nt.eq(0)]
-        with m.Elif(conv.o.valid & conv.o.ready):
-            with m.If(row_ok):
+        with m.Elif(converted | stored):
+            with m.If(converted & row_ok):
                 m.d.comb += [set_flags.infinite.eq(infinite), set_flags.invalid.eq(conv.nan)]
             with m.If(out_row == R - 1):
                 m.d.sync += out_row.eq(0)
