@@ -83,5 +83,5 @@ def test_hw_build_board_passes_the_pe(tmp_path):
 
 
 def test_unknown_array_design():
-    with pytest.raises(ValueError, match=r"^unknown design 'bf16'; known: demo, mls, fp32, fp8-e4m3, fp8-e5m2, int8$"):
+    with pytest.raises(ValueError, match=r"^unknown design 'bf16'; known: demo, mls, fp32, fp8-e4m3, fp8-e5m2, int8, engine$"):
         make_design("bf16")
