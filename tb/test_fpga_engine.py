@@ -115,6 +115,20 @@ def test_dot_engine_mixed_formats():
     assert got.flags == {"overflow": int(overflow.any()), "infinite": 0, "invalid": 0, "refused": 0}
 
 
+def test_split_k_and_ragged_k():
+    """K = 40 (not a multiple of group_len: zero-padded to 45) on an engine whose buffers hold one
+    chunk per line at M = N = 3: five K segments through the partial-sum buffer (psum_add /
+    psum_store packed by name), 25 commands, C sent once, bit for bit."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=2, lanes=1, group_len=9, quant_lanes=1, a_depth=18,
+                       w_depth=18, psum_depth=8, split_k_max=45)
+    a, w = _operands(5, 3, 40, 3)
+    got = _run(EngineHost, a, w, cfg=cfg, stochastic_a=True, seed_a=7)
+    want, overflow = gemm_reference(cfg, a, w, stochastic_a=True, seed_a=7)
+    assert got.commands == 25 and got.rows == 6
+    assert got.c_bits == _bits(want)
+    assert got.flags == {"overflow": int(overflow.any()), "infinite": 0, "invalid": 0, "refused": 0}
+
+
 def test_serial_path_sends_the_same_bytes():
     """The blocking (serial-port) path runs the same driver code: replayed against the bytes of a
     simulated session it writes exactly the bytes the simulation received and decodes the same C;
@@ -209,7 +223,7 @@ def test_manifest_drives_the_host():
     host = EngineHost.from_manifest(NoBytes(), manifest)
     assert host.config == CFG
     assert [f["name"] for f in host.command_fields] == [name for name, _ in command_layout(CFG)]
-    with pytest.raises(ValueError, match="k 10 must be a multiple of group_len 9"):
-        run_blocking(host.gemm(torch.ones(2, 10), torch.ones(10, 2)))
+    with pytest.raises(ValueError, match="longer than one buffer line"):
+        run_blocking(host.gemm(torch.ones(2, 40), torch.ones(40, 2)))
     with pytest.raises(ValueError, match="m must be in"):
         run_blocking(host.gemm(torch.ones(99, 9), torch.ones(9, 2)))

@@ -24,8 +24,8 @@ def make_design(design: str, *, fmt: str = "e2m1g3", rows: int = 2, cols: int = 
     """Return ``(factory, description)``: ``factory()`` builds the component to wrap.
 
     ``engine``: the other ``EngineConfig`` options of design "engine" (``fmt_w``, ``lanes``,
-    ``group_len``, ``quant_lanes``, ``a_depth``, ``w_depth``, ``acc_bits``; None: the board
-    defaults of ``hw.fpga.engine_adapter.ENGINE_DEFAULTS``)."""
+    ``group_len``, ``quant_lanes``, ``a_depth``, ``w_depth``, ``acc_bits``, ``psum_depth``,
+    ``split_k_max``; None: the board defaults of ``hw.fpga.engine_adapter.ENGINE_DEFAULTS``)."""
     if design == "demo":
         return DotDemo, {"design": "demo", "component": "hw.fpga.demo.DotDemo"}
     if design == "engine":
@@ -51,9 +51,13 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--a-depth", type=int, help="beat rows per A buffer bank (default 256)")
     group.add_argument("--w-depth", type=int, help="beat rows per W buffer bank (default 256)")
     group.add_argument("--acc-bits", type=int, help="accumulator width (default: exact for the largest K the buffers hold)")
+    group.add_argument("--psum-depth", type=int, help="rows of the partial-sum buffer for split K (default 0: none)")
+    group.add_argument("--split-k-max", type=int, help="longest split K the default accumulator is exact for "
+                                                      "(default: one buffer line; needs --psum-depth)")
 
 
-_ENGINE_ONLY = ("format_w", "lanes", "group_len", "quant_lanes", "a_depth", "w_depth", "acc_bits")
+_ENGINE_ONLY = ("format_w", "lanes", "group_len", "quant_lanes", "a_depth", "w_depth", "acc_bits", "psum_depth",
+                "split_k_max")
 
 
 def design_from_args(args):

@@ -11,37 +11,47 @@ configuration, the limits, the command and flags layouts by field name, the engi
 
 from __future__ import annotations
 
+import dataclasses
+
 __all__ = ["ENGINE_DEFAULTS", "engine_factory", "config_to_json", "config_from_json"]
 
-#: Board defaults: a configuration that fits the ULX3S 85F with room to spare.
+#: Board defaults: a configuration that fits the ULX3S 85F with room to spare. Every other
+#: ``EngineConfig`` field keeps the dataclass's default.
 ENGINE_DEFAULTS = {"fmt_a": "e2m1g3", "fmt_w": None, "rows": 2, "cols": 2, "lanes": 1, "group_len": 9,
-                   "quant_lanes": 1, "a_depth": 256, "w_depth": 256, "acc_bits": None, "sr_bits": 8}
+                   "quant_lanes": 1, "a_depth": 256, "w_depth": 256}
 
 
 def config_to_json(config) -> dict:
-    """The ``EngineConfig`` arguments as JSON (``config_from_json`` inverts it)."""
-    return {"fmt_a": str(config.fmt_a), "fmt_w": str(config.fmt_w), "rows": config.rows, "cols": config.cols,
-            "lanes": config.lanes, "group_len": config.group_len, "quant_lanes": config.quant_lanes,
-            "a_depth": config.a_depth, "w_depth": config.w_depth, "acc_bits": config.acc_bits,
-            "sr_bits": config.sr_bits}
+    """Every ``EngineConfig`` field as JSON (formats by name); ``config_from_json`` inverts it."""
+    out = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        out[field.name] = str(value) if field.name in ("fmt_a", "fmt_w") else value
+    return out
 
 
 def config_from_json(d: dict):
+    """The ``EngineConfig`` of a manifest's ``design.config`` (a field it lacks keeps its default;
+    a field this checkout does not know is an error naming it)."""
     from ..engine import EngineConfig
-    return EngineConfig(d["fmt_a"], d["fmt_w"], rows=d["rows"], cols=d["cols"], lanes=d["lanes"],
-                        group_len=d["group_len"], quant_lanes=d["quant_lanes"], a_depth=d["a_depth"],
-                        w_depth=d["w_depth"], acc_bits=d["acc_bits"], sr_bits=d["sr_bits"])
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"the manifest's engine configuration has fields {unknown} this checkout's "
+                         f"EngineConfig does not know (known: {', '.join(sorted(known))})")
+    return EngineConfig(**d)
 
 
 def engine_factory(**options):
     """``(factory, description)`` of ``Engine(EngineConfig(**options))`` (``ENGINE_DEFAULTS`` fill
-    what is not given; ``fmt_w`` None: A's format)."""
+    what is not given or None; ``fmt_w`` None: A's format)."""
     from ..engine import Engine, EngineConfig
     from ..engine.build import engine_manifest
 
-    unknown = set(options) - set(ENGINE_DEFAULTS)
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    unknown = set(options) - known
     if unknown:
-        raise ValueError(f"unknown engine options {sorted(unknown)}; known: {', '.join(ENGINE_DEFAULTS)}")
+        raise ValueError(f"unknown engine options {sorted(unknown)}; known: {', '.join(sorted(known))}")
     opts = {**ENGINE_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     fmt_a = opts.pop("fmt_a")
     fmt_w = opts.pop("fmt_w") or fmt_a

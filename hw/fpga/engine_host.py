@@ -1,14 +1,20 @@
 """Host driver of the engine on a board: a WHOLE GEMM over the bridge protocol of ``hw.fpga``.
 
-``EngineHost.gemm(A, W)`` runs the engine's five commands (docs/engine.md) through a
-:class:`~hw.fpga.bridge.HostBridge` around ``hw.engine.Engine``:
+``EngineHost.gemm(A, W)`` runs the engine's commands (docs/engine.md), in the order of
+``hw.engine.host.gemm_commands``, through a :class:`~hw.fpga.bridge.HostBridge` around
+``hw.engine.Engine``:
 
-1. ``CLEAR``; ``AMAX_A`` and ``AMAX_W``: the FP32 operand words (``hw.engine.host.operand_words``)
-   stream into the ``a`` / ``w`` FIFO, ``start`` is pulsed, ``done`` is polled, ``amax`` is read;
+1. ``CLEAR``; ``AMAX_A`` and ``AMAX_W``: the FP32 operand words (``hw.engine.host.operand_words``,
+   K zero-padded to ``group_len``) stream into the ``a`` / ``w`` FIFO, ``start`` is pulsed,
+   ``done`` is polled, ``amax`` is read;
 2. the host computes ``S_t, inv = host_scale(amax, fmt)`` (``model.quant_stream``);
 3. ``LOAD_A`` and ``LOAD_W`` with ``inv`` and ``seed``: the same words again;
 4. ``GEMM`` with ``scale_a`` / ``scale_w``: every row of C is read from the ``c`` FIFO and put in
    place with ``hw.engine.host.output_order``; then ``flags`` and the bridge's counters.
+
+A K longer than one buffer line runs in segments through the partial-sum buffer (an engine
+built with ``psum_depth`` > 0): steps 1, 3 and 4 per segment, ``psum_add``/``psum_store`` set
+as ``gemm_commands`` lists them, and only the last GEMM sends C.
 
 The command word is packed **by field name** from the command layout (the manifest's
 ``design.command.layout``, or ``hw.engine.command_layout(config)``): a field this driver does not
@@ -135,6 +141,7 @@ class GemmResult:
     scale_w: int
     counters: object           # hw.fpga.host.Counters at the end (cycles since the 'G' of this GEMM)
     rows: int                  # transfers read from the c FIFO (len(output_order))
+    commands: int              # engine commands after CLEAR (hw.engine.host.gemm_commands)
 
 
 def _f32_bits(x: float) -> int:
@@ -289,13 +296,19 @@ class EngineHost:
     # -- a whole GEMM --------------------------------------------------------------------------
     async def gemm(self, a, w, *, stochastic_a: bool = False, stochastic_w: bool = False, seed_a: int = 0,
                    seed_w: int = 0, check: bool = True) -> GemmResult:
-        """C = A x W on the engine: A FP32 [M, K], W FP32 [K, N] (K a multiple of group_len).
+        """C = A x W on the engine: A FP32 [M, K], W FP32 [K, N], any K the engine takes.
+
+        The commands are ``hw.engine.host.gemm_commands``: K zero-padded to ``group_len``; a K
+        longer than one buffer line split into segments through the partial-sum buffer (one amax
+        pass per segment, the largest amax per operand; per segment a convert pass of each
+        operand with LFSR seed ``segment_seed(seed, s)`` and a GEMM with ``psum_add`` /
+        ``psum_store``). Only the last GEMM sends rows of C.
 
         Raises ``ValueError`` (naming value and limit) if the GEMM does not fit the engine, and with
         ``check`` :class:`EngineError` if the engine refused a command, a row's ``last`` bit is wrong,
-        or the bridge dropped a word or lost a byte (``C``'s flags)."""
+        a storing segment sent rows, or the bridge dropped a word or lost a byte (``C``'s flags)."""
         from ..engine import Op as EOp
-        from ..engine.host import operand_words, output_order
+        from ..engine.host import gemm_commands, operand_words, output_order, segment_seed
         from model.quant_stream import host_scale
 
         cfg = self.config
@@ -305,32 +318,44 @@ class EngineHost:
             raise ValueError(f"need A [M, K] and W [K, N], got {tuple(a.shape)} and {tuple(w.shape)}")
         M, K = a.shape
         N = w.shape[1]
-        cfg.check_gemm(M, N, K)
-        shape = {"m": M, "n": N, "chunks": K // cfg.group_len}
-        words_a, words_w = operand_words(a, cfg, "A"), operand_words(w, cfg, "W")
+        commands = gemm_commands(cfg, M, N, K)   # ValueError naming value and limit if it does not fit
+        operands = {"A": (a, cfg.fmt_a, stochastic_a, seed_a), "W": (w, cfg.fmt_w, stochastic_w, seed_w)}
+        amax = {"A": 0, "W": 0}
+        scale, inv = {}, {}
+        order = output_order(cfg, M, N)
+        raw_rows, stray = [], 0
         self.polls = 0
         if await self.identify() != len(self.ports):
             raise EngineError(f"the bridge reports a different port count than the {len(self.ports)} of the manifest")
         await self.io.send(encode_simple(Op.GO))   # feed the FIFOs from now on; counters restart
         await self.command(EOp.CLEAR)
-        await self.command(EOp.AMAX_A, port="a", words=words_a, **shape)
-        amax_a = await self._read("amax")
-        await self.command(EOp.AMAX_W, port="w", words=words_w, **shape)
-        amax_w = await self._read("amax")
-        scale_a, _, inv_a = host_scale(amax_a, cfg.fmt_a)
-        scale_w, _, inv_w = host_scale(amax_w, cfg.fmt_w)
-        await self.command(EOp.LOAD_A, port="a", words=words_a, inv=inv_a, seed=seed_a,
-                           stochastic=int(stochastic_a), **shape)
-        await self.command(EOp.LOAD_W, port="w", words=words_w, inv=inv_w, seed=seed_w,
-                           stochastic=int(stochastic_w), **shape)
-        sa, sw = _f32_bits(scale_a), _f32_bits(scale_w)
-        order = output_order(cfg, M, N)
-        await self._write("cmd", self.command_word(EOp.GEMM, **shape))
-        await self._write("scale_a", sa)
-        await self._write("scale_w", sw)
-        await self.io.send(encode_pulse(self.ports["start"], 1))
-        raw_rows = await self._read_rows(len(order))
-        await self._wait_done()
+        for cmd in commands:
+            op = EOp[cmd.op]
+            shape = {"m": M, "n": N, "chunks": cmd.chunks}
+            if cmd.role is not None:
+                x, fmt, stochastic, seed = operands[cmd.role]
+                words = operand_words(x, cfg, cmd.role, cmd.bounds)
+                port = cmd.role.lower()
+            if cmd.op.startswith("AMAX"):
+                await self.command(op, port=port, words=words, **shape)
+                # FP32 amaxes are non-negative: their bit patterns order as their values
+                amax[cmd.role] = max(amax[cmd.role], await self._read("amax"))
+            elif cmd.op.startswith("LOAD"):
+                if cmd.role not in scale:
+                    s_t, _, inv[cmd.role] = host_scale(amax[cmd.role], fmt)
+                    scale[cmd.role] = _f32_bits(s_t)
+                await self.command(op, port=port, words=words, inv=inv[cmd.role],
+                                   seed=segment_seed(seed, cmd.segment), stochastic=int(stochastic), **shape)
+            else:
+                await self._write("cmd", self.command_word(op, psum_add=cmd.psum_add, psum_store=cmd.psum_store, **shape))
+                await self._write("scale_a", scale["A"])
+                await self._write("scale_w", scale["W"])
+                await self.io.send(encode_pulse(self.ports["start"], 1))
+                if not cmd.psum_store:
+                    raw_rows = await self._read_rows(len(order))
+                await self._wait_done()
+                if cmd.psum_store:
+                    stray += await self._level("c")
         flags = await self.flags()
         counters = await self.counters()
         leftover = await self._level("c")
@@ -346,15 +371,18 @@ class EngineHost:
             for j in range(C):
                 if col0 + j < N:
                     bits[row][col0 + j] = (raw >> (data_off + 32 * j)) & 0xFFFFFFFF
-        result = GemmResult(c=bits_fp32(torch.tensor(bits, dtype=torch.int64).reshape(M, N)), c_bits=bits,
-                            flags=flags, amax_a=amax_a, amax_w=amax_w, inv_a=inv_a, inv_w=inv_w, scale_a=sa,
-                            scale_w=sw, counters=counters, rows=len(raw_rows))
+        result = GemmResult(c=bits_fp32(bits).reshape(M, N),
+                            c_bits=bits, flags=flags, amax_a=amax["A"], amax_w=amax["W"], inv_a=inv["A"],
+                            inv_w=inv["W"], scale_a=scale["A"], scale_w=scale["W"], counters=counters,
+                            rows=len(raw_rows), commands=len(commands))
         if check:
             problems = []
             if flags.get("refused"):
                 problems.append("the engine refused a command (flags.refused)")
             if bad_last:
                 problems.append(f"wrong 'last' bit on C transfers {bad_last[:4]}")
+            if stray:
+                problems.append(f"{stray} rows of C sent by segments that store partial sums")
             if leftover:
                 problems.append(f"{leftover} unexpected words left in the c FIFO")
             if counters.flags:
