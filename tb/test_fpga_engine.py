@@ -204,6 +204,25 @@ def test_command_packed_by_field_name():
     assert (view.op, view.m, view.n, view.chunks, view.stochastic) == (Op.GEMM, 3, 3, 2, 0)
 
 
+def test_board_cli_over_a_serial_port(tmp_path, monkeypatch, capsys):
+    """``python -m hw.fpga.engine_host --manifest --port``: from the manifest alone, over a
+    (replayed) serial port, one GEMM checked against gemm_reference; exit 0."""
+    serial = pytest.importorskip("serial", reason="pyserial is not installed")
+    from hw.fpga import engine_host
+
+    _, desc = make_design("engine", fmt="e2m1g3", rows=2, cols=2, engine={"group_len": 9, "a_depth": 36, "w_depth": 36})
+    ports = HostBridge(Engine(CFG)).ports
+    manifest = {"design": desc, "baud": 115200,
+                "bridge": {"in_depth": IN_DEPTH, "out_depth": OUT_DEPTH, "ports": [p.to_json() for p in ports]}}
+    path = tmp_path / "board.json"
+    path.write_text(__import__("json").dumps(manifest))
+    log = []
+    _run(EngineHost, *engine_host.random_operands(4, 18, 3, 4), log=log)
+    monkeypatch.setattr(serial, "Serial", lambda *args, **kw: _ReplaySerial(log))
+    assert engine_host.main(["--manifest", str(path), "--port", "/dev/ttyUSB9", "--m", "4", "--seed", "4"]) == 0
+    assert "0 of 12 outputs differ from gemm_reference" in capsys.readouterr().out
+
+
 def test_manifest_drives_the_host():
     """The board manifest's design entry rebuilds the configuration and the layouts; a GEMM that
     does not fit is refused on the host before any byte is sent."""

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from .boards import BOARDS, MissingPackage, get_board
 from .protocol import FLAG_BITS, Op
 from .toolchain import FlowError, FlowResult, run_plan
-from .top import DEFAULT_BAUD, BoardTop
+from .top import DEFAULT_BAUD, BoardTop, ecp5_pll_config
 
 __all__ = ["build_for_board", "add_board_arguments", "board_main"]
 
@@ -27,18 +27,26 @@ STEPS = ("files", "synth", "pack", "pnr", "bitstream")
 def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "top",
                     steps: str = "bitstream", baud: int = DEFAULT_BAUD, in_depth: int = 64,
                     out_depth: int = 64, design: dict | None = None, dsp: bool = True,
-                    timeout: float | None = None) -> tuple[FlowResult, pathlib.Path]:
+                    timeout: float | None = None, clock_mhz: float | None = None) -> tuple[FlowResult, pathlib.Path]:
     """Wrap ``dut`` for ``board``, run the flow up to ``steps`` and write ``board.json``.
 
     Returns the flow result and the manifest path. ``design`` (format, array size, ...) is
     copied into the manifest so that the report can label the row. ``dsp=False`` keeps Yosys from
     mapping multipliers to DSP blocks (``synth_ecp5 -nodsp``): it maps every multiplier of 2x2
     bits or more to a MULT18X18D by default, even the MLS PE's tiny significand product.
+    ``clock_mhz`` (ECP5 boards) runs the design from a PLL at that frequency instead of the board
+    clock (``hw.fpga.top.ecp5_pll_config``); the UART divisor, the timing constraint and the
+    manifest's ``clock_hz`` follow it.
     """
     spec = get_board(board)
     platform = spec.make_platform()
-    top = BoardTop(dut, baud=baud, in_depth=in_depth, out_depth=out_depth)
-    clk_hz = platform.default_clk_frequency
+    pll = None
+    if clock_mhz is not None:
+        if spec.family != "ecp5":
+            raise ValueError(f"--clock-mhz needs an ECP5 board (a PLL); {spec.name} is {spec.family}")
+        pll = ecp5_pll_config(platform.default_clk_frequency, clock_mhz * 1e6)
+    top = BoardTop(dut, baud=baud, in_depth=in_depth, out_depth=out_depth, pll=pll)
+    clk_hz = top.clock_hz(platform)
     core = top.core(clk_hz)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +65,7 @@ def build_for_board(dut: wiring.Component, board: str, out_dir, *, name: str = "
         "clock_hz": clk_hz,
         "baud": top.baud,
         "uart_divisor": top.divisor(clk_hz),
+        "pll": None if pll is None else {"board_clock_hz": platform.default_clk_frequency, **pll},
         "design": design or {"component": type(dut).__qualname__},
         "dsp": dsp,
         "bridge": {
@@ -86,6 +95,9 @@ def add_board_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     group.add_argument("--no-dsp", dest="dsp", action="store_false",
                        help="keep multipliers out of DSP blocks (Yosys maps even 2x2-bit products to them)")
+    group.add_argument("--clock-mhz", type=float, default=None,
+                       help="run the design from an ECP5 PLL at this frequency instead of the board clock "
+                            "(e.g. 15 for the engine, whose Fmax is below the ULX3S's 25 MHz)")
     group.add_argument("--fifo-depth", type=int, default=64,
                        help="words per input/output stream FIFO of the host bridge (default 64)")
 
@@ -110,7 +122,7 @@ def run_board_cli(dut_factory, args, design: dict, out_dir) -> int:
         dut = dut_factory()
         result, manifest_path = build_for_board(dut, args.board, out_dir, steps=args.steps, baud=args.baud,
                                                 in_depth=args.fifo_depth, out_depth=args.fifo_depth, design=design,
-                                                dsp=args.dsp)
+                                                dsp=args.dsp, clock_mhz=args.clock_mhz)
     except (MissingPackage, FlowError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
