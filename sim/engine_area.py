@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from hw.synth import BUILD_DIR, GATES, STAT_STEPS, SynthError, parse_module_stats
 
 __all__ = ["ENGINE_PARTS", "MemoryMacro", "ModuleArea", "EngineArea", "synthesize_with_macros",
-           "synthesize_engine", "engine_part", "MACRO_MEMORIES"]
+           "synthesize_engine", "engine_part", "MACRO_MEMORIES", "PSUM_MEMORY"]
 
 _FLOW_VERSION = 1
 
@@ -57,10 +57,13 @@ check
 """ + STAT_STEPS
 
 #: The parts of the report, in order.
-ENGINE_PARTS = ("quantization units", "buffer fill logic", "array", "output converter", "sequencer and control")
+ENGINE_PARTS = ("quantization units", "buffer fill logic", "array", "partial sums", "output converter",
+                "sequencer and control")
 
 #: The engine's memories that are operand buffers (module path below the top, memory name).
 MACRO_MEMORIES = (("load_a", "codes"), ("load_a", "groups"), ("load_w", "codes"), ("load_w", "groups"))
+#: The partial-sum buffer's memory (an engine with ``psum_depth > 0``): also a macro.
+PSUM_MEMORY = ("psum", "mem")
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def synthesize_engine(config, top: str = "mls_engine", **kwargs) -> EngineArea:
     """The engine of ``config`` (an ``hw.engine.EngineConfig``) through :func:`synthesize_with_macros`."""
     from hw.engine.engine import Engine
 
-    return synthesize_with_macros(Engine(config), top, MACRO_MEMORIES, **kwargs)
+    macros = MACRO_MEMORIES + ((PSUM_MEMORY,) if config.psum_depth else ())
+    return synthesize_with_macros(Engine(config), top, macros, **kwargs)
 
 
 def engine_part(module: str, top: str = "mls_engine") -> str:
@@ -198,6 +202,8 @@ def engine_part(module: str, top: str = "mls_engine") -> str:
         return "quantization units" if len(path) > 1 and path[1] == "quant" else "buffer fill logic"
     if path[0] == "array":
         return "array"
+    if path[0] == "psum":
+        return "partial sums"
     if path[0] == "convert":
         return "output converter"
     raise ValueError(f"module {module!r}: no engine part for {path[0]!r}")

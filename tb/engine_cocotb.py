@@ -198,3 +198,18 @@ async def engine_invalid_and_refused(dut):
     await run_op(dut, Op.LOAD_A, m=lines, n=1, chunks=chunks, words=operand_words(big, CFG, "A"), port="a",
                  inv=0x3F800000, rng=rng)
     assert _flags(dut)["refused"] == 1
+    await run_op(dut, Op.CLEAR, rng=rng)
+    if not CFG.psum_depth:
+        # a split-K GEMM on an engine without the partial-sum buffer: refused at once, nothing runs
+        cycles, rows = await run_op(dut, Op.GEMM, m=1, n=1, chunks=1, psum_add=1, rng=rng)
+        assert _flags(dut)["refused"] == 1 and not rows and cycles == 0
+    else:
+        # storing more rows than the partial-sum buffer holds: the rows past it are dropped and
+        # refused is raised; the command still finishes
+        m = CFG.rows * (CFG.a_depth // CFG.beats_per_chunk)
+        assert CFG.psum_rows(m, 1) > CFG.psum_depth
+        cycles, rows = await run_op(dut, Op.GEMM, m=m, n=1, chunks=1, psum_store=1, rng=rng)
+        assert _flags(dut)["refused"] == 1 and not rows
+        await run_op(dut, Op.CLEAR, rng=rng)
+        cycles, rows = await run_op(dut, Op.GEMM, m=CFG.rows, n=1, chunks=1, psum_store=1, rng=rng)
+        assert _flags(dut)["refused"] == 0 and not rows

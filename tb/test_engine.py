@@ -225,3 +225,15 @@ def test_engine_build_lints_and_manifest(tmp_path):
     assert (conv["lanes"], conv["acc_bits"], conv["latency_cycles"], conv["lsb_exponent"]) == (4, 40, 2, 16)
     _lint_clean(tmp_path / "mls_convert.v", "mls_convert")
     assert main(["--target", "engine", "--out", str(tmp_path), "--quant-lanes", "3"]) == 2
+    # with a partial-sum buffer: its size and latency in the manifest, lint-clean
+    assert main(["--target", "engine", "--out", str(tmp_path), "--rows", "2", "--cols", "3", "--psum-depth", "64",
+                 "--split-k-max", "8192", "--name", "mls_engine_psum"]) == 0
+    split = json.loads((tmp_path / "mls_engine_psum.json").read_text())
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=3, group_len=16, a_depth=1024, w_depth=1024, psum_depth=64,
+                       split_k_max=8192)
+    assert split["acc_bits"] == cfg.accumulator_bits == cfg.fmt_a.acc_bits_exact(8192, cfg.fmt_w)
+    assert split["partial_sums"] == {"rows": 64, "accumulators_per_row": 3, "bits": 64 * 3 * cfg.accumulator_bits,
+                                     "latency_cycles": 1}
+    assert split["limits"]["split_k_max"] == 8192
+    _lint_clean(tmp_path / "mls_engine_psum.v", "mls_engine_psum")
+    assert main(["--target", "engine", "--out", str(tmp_path), "--split-k-max", "64"]) == 2

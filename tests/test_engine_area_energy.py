@@ -65,6 +65,7 @@ def test_engine_part_names():
     assert engine_part("mls_engine.load_w.quant.convert.mul0") == "quantization units"
     assert engine_part("mls_engine.array.pe_1_2.acc") == "array"
     assert engine_part("mls_engine.convert.scale_mul") == "output converter"
+    assert engine_part("mls_engine.psum") == "partial sums"
     with pytest.raises(ValueError, match=r"^module 'other.x' is not inside 'mls_engine'$"):
         engine_part("other.x")
     with pytest.raises(ValueError, match=r"no engine part for 'dsp'"):
@@ -82,12 +83,15 @@ def test_committed_area_csv_parts_sum_and_buffer_bits():
         assert sum(p[key] for p in parts.values()) == sum(r[key] for r in logic)
     assert sum(p["modules"] for p in parts.values()) == len(logic)
     assert all(r["part"] == engine_part(r["module"]) for r in logic)
-    # the SRAM macros are exactly the operand buffers of the engine's manifest, bit for bit
-    manifest = engine_manifest(Engine(cfg), "mls_engine")["buffers"]
-    assert sum(r["bits"] for r in sram) == manifest["a"]["bits"] + manifest["w"]["bits"]
+    # the SRAM macros are exactly the operand buffers and the partial-sum buffer of the engine's
+    # manifest, bit for bit
+    manifest = engine_manifest(Engine(cfg), "mls_engine")
+    buffers = [r for r in sram if r["part"] == "operand buffers"]
+    assert sum(r["bits"] for r in buffers) == manifest["buffers"]["a"]["bits"] + manifest["buffers"]["w"]["bits"]
+    assert [r["bits"] for r in sram if r["part"] == "partial-sum buffer"] == [manifest["partial_sums"]["bits"]]
     assert sorted((r["module"], r["memory"]) for r in sram) == [
         ("mls_engine.load_a", "codes"), ("mls_engine.load_a", "groups"),
-        ("mls_engine.load_w", "codes"), ("mls_engine.load_w", "groups")]
+        ("mls_engine.load_w", "codes"), ("mls_engine.load_w", "groups"), ("mls_engine.psum", "mem")]
     # the array's PEs are all there: R x C of them, each with its four sub-modules
     pes = {r["module"].split(".")[2] for r in logic if r["module"].startswith("mls_engine.array.pe_")}
     assert len(pes) == cfg.rows * cfg.cols
@@ -149,19 +153,52 @@ def test_energy_blocks_and_padding():
     assert big.elements_a == 100 * 36 and big.outputs == (6 * 4 * 3 + 1 * 3) * 16
 
 
+def test_energy_split_k_by_hand():
+    """K = 400 (padded 405) on 4 x 4 scalar PEs with a 32-row partial-sum buffer: one 8 x 8 block
+    of 2 x 2 tiles in segments 5 x 72 + 45. Every segment loads both slices (padding zeros
+    included); the partial-sum buffer is read for 5 segments and written for 5, a row of 4
+    accumulators per tile row; only the last segment's accumulators reach the converter."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, lanes=1, group_len=9, quant_lanes=1, a_depth=160,
+                       w_depth=160, psum_depth=32, split_k_max=1000)
+    e = engine_energy(EngineCycles.of(cfg), 8, 8, 400)
+    acc = cfg.accumulator_bits
+    assert acc == cfg.fmt_a.acc_bits_exact(1000, cfg.fmt_w)
+    assert (e.elements_a, e.elements_w) == (8 * 405, 8 * 405)
+    assert e.psum_bits == 4 * 4 * (4 * acc) * (5 + 5)
+    assert e.outputs == 4 * 16 and e.pe_beats == 4 * 16 * 405
+    psum_kib = 32 * 4 * acc / 8192
+    assert psum_kib < 1 and e.energy["psum"] == pytest.approx(e.psum_bits * E.sram_bit_energy(1), rel=1e-12)
+    d = "mls-e2m1g3"
+    assert e.energy["array"] == e.pe_beats * sum(E.pe_energy(d, 1000).values())
+    assert e.energy["total"] == sum(e.energy[p] for p in ENERGY_PARTS)
+
+
 def test_step_energy_skips_what_does_not_fit():
     cfg = EngineConfig("e2m1g3", "e2m1g3", rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096)
     gemms = network_gemms("resnet20")
     total, skipped = step_energy(cfg, gemms)
-    assert skipped == [g for g in gemms if g.k % 9 or g.k > cfg.max_k] and skipped
-    assert all(g in skipped for g in gemms if g.pass_ == "backward-weight")
+    # without a partial-sum buffer: the GEMMs whose padded K is longer than a line
+    assert skipped == [g for g in gemms if cfg.padded_k(g.k) > cfg.max_k] and skipped
+    assert all(g.pass_ == "backward-weight" for g in skipped)
     assert total["total"] == pytest.approx(sum(total[p] for p in ENERGY_PARTS), rel=1e-12)
+    assert total["psum"] == 0
     model = EngineCycles.of(cfg)
     by_hand = sum(engine_energy(model, g.m, g.n, g.k, g.a_role == "error").energy["quantize_a"]
                   for g in gemms if g not in skipped)
     assert total["quantize_a"] == pytest.approx(by_hand, rel=1e-12)
+    # with the report's partial-sum buffer every GEMM runs
+    split = EngineConfig("e2m1g3", "e2m1g3", rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096,
+                         w_depth=4096, psum_depth=1024, split_k_max=131076)
+    total, skipped = step_energy(split, gemms)
+    assert skipped == [] and total["psum"] > 0
     with pytest.raises(ValueError, match=r"one MLS format, got A e2m3g2 and W e2m1g3"):
         engine_energy(EngineCycles.of(EngineConfig("e2m3g2", "e2m1g3", rows=2, cols=2, group_len=4)), 2, 2, 4)
+
+
+def test_area_config_is_the_report_scalar_engine():
+    from sim.engine import AREA_CONFIG, REPORT_CONFIGS
+
+    assert AREA_CONFIG == REPORT_CONFIGS["scalar 8x8 L=1 q=1"]
 
 
 def test_area_csv_errors(tmp_path):

@@ -48,7 +48,7 @@ def engine_manifest(engine: Engine, name: str) -> dict:
         "acc_bits": cfg.accumulator_bits, "acc_bits_exact_for_max_k": cfg.acc_bits is None,
         "lsb_exponent": cfg.lsb_exponent,
         "limits": {"max_m": cfg.max_m, "max_n": cfg.max_n, "max_k": cfg.max_k, "max_chunks": cfg.max_chunks,
-                   "k_multiple_of": cfg.group_len},
+                   "k_multiple_of": cfg.group_len, "split_k_max": cfg.exact_k if cfg.psum_depth else None},
         "buffers": {
             "a": {"banks": cfg.rows, "beat_rows": cfg.a_depth, "beat_bits_per_bank": cfg.lanes * cfg.fmt_a.elem_bits,
                   "group_rows": loader_a.gdepth, "group_bits_per_bank": cfg.fmt_a.group_bits,
@@ -57,6 +57,9 @@ def engine_manifest(engine: Engine, name: str) -> dict:
                   "group_rows": loader_w.gdepth, "group_bits_per_bank": cfg.fmt_w.group_bits,
                   "bits": cfg.w_depth * w_row_bits + loader_w.gdepth * cfg.cols * cfg.fmt_w.group_bits},
         },
+        "partial_sums": {"rows": cfg.psum_depth, "accumulators_per_row": cfg.cols,
+                         "bits": cfg.psum_depth * cfg.cols * cfg.accumulator_bits,
+                         "latency_cycles": Engine.psum_latency_of(cfg)},
         "command": {"layout": layout_fields(command_layout(cfg)), "ops": {op.name: int(op) for op in Op},
                     "flags": layout_fields(flags_layout())},
         "latency_cycles": {
@@ -65,7 +68,8 @@ def engine_manifest(engine: Engine, name: str) -> dict:
             "quant_convert_first_in_to_first_out": ConvertPass.latency_for(loader_a.quant_config),
         },
         "cycles": "sim.engine.EngineCycles: amax = words + 1; load = words + group_len/quant_lanes + 2; "
-                  "gemm = ISSUE_LATENCY - 1 + ArrayTiming.tiles_cycles_from_beats + converter latency",
+                  "gemm = ISSUE_LATENCY - 1 + ArrayTiming.tiles_cycles_from_beats + partial-sum latency + "
+                  "converter latency (none when psum_store)",
         "ports": _ports(engine),
     }
     for loader in (loader_a, loader_w):   # made for their sizes only
@@ -96,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--a-depth", type=int, default=1024, help="beat rows per A buffer bank (default 1024)")
     parser.add_argument("--w-depth", type=int, default=1024, help="beat rows per W buffer bank (default 1024)")
     parser.add_argument("--acc-bits", type=int, help="accumulator width (default: exact for the largest K the buffers hold)")
+    parser.add_argument("--psum-depth", type=int, default=0,
+                        help="rows of the partial-sum buffer for K longer than a buffer line (default 0: none)")
+    parser.add_argument("--split-k-max", type=int, default=None,
+                        help="longest K of a split GEMM the default accumulator is exact for (needs --psum-depth)")
     parser.add_argument("--sr-bits", type=int, default=8, help="random bits per element for stochastic rounding (default 8)")
     parser.add_argument("--name", default="mls_engine", help="Verilog top module and file name (default mls_engine)")
 
@@ -111,4 +119,5 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
                         cols=preset.cols if args.cols is None else args.cols,
                         lanes=preset.lanes if args.lanes is None else args.lanes, group_len=args.group_len,
                         quant_lanes=args.quant_lanes, a_depth=args.a_depth, w_depth=args.w_depth,
-                        acc_bits=args.acc_bits, sr_bits=args.sr_bits)
+                        acc_bits=args.acc_bits, sr_bits=args.sr_bits, psum_depth=args.psum_depth,
+                        split_k_max=args.split_k_max)
