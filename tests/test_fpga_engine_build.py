@@ -65,8 +65,9 @@ def test_engine_board_manifest_and_pll(tmp_path):
     assert [p["name"] for p in m["bridge"]["ports"]] == ["a", "w", "c", "cmd", "start", "inv", "seed", "scale_a",
                                                          "scale_w", "busy", "done", "amax", "flags"]
     lpf = (tmp_path / "top.lpf").read_text()
-    assert 'FREQUENCY NET "pll_clk" 15000000.0 HZ;' in lpf
-    assert "EHXPLLL" in (tmp_path / "top.il").read_text()
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf   # nextpnr derives the PLL output's
+    il = (tmp_path / "top.il").read_text()
+    assert "EHXPLLL" in il and "parameter \\CLKOP_DIV 40" in il and "parameter \\CLKI_DIV 5" in il
     host = EngineHost.from_manifest(_NoPort(), m)
     assert host.config == cfg and host.in_depth == 32 and host.out_depth == 16
     dut = factory()
