@@ -115,6 +115,17 @@ def test_dot_engine_mixed_formats():
     assert got.flags == {"overflow": int(overflow.any()), "infinite": 0, "invalid": 0, "refused": 0}
 
 
+def test_saturating_accumulator_raises_overflow():
+    """A narrow accumulator (6 bits) saturates: the overflow flag comes back through the bridge,
+    and C is still bit for bit the golden model's saturated result."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=2, group_len=9, a_depth=36, w_depth=36, acc_bits=6)
+    a, w = _operands(6, 3, 18, 2)
+    got = _run(EngineHost, a, w, cfg=cfg)
+    want, overflow = gemm_reference(cfg, a, w)
+    assert overflow.any() and got.flags["overflow"] == 1 and got.flags["refused"] == 0
+    assert got.c_bits == _bits(want)
+
+
 def test_split_k_and_ragged_k():
     """K = 40 (not a multiple of group_len: zero-padded to 45) on an engine whose buffers hold one
     chunk per line at M = N = 3: five K segments through the partial-sum buffer (psum_add /
