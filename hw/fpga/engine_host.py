@@ -159,7 +159,8 @@ class EngineHost:
     in_depth, out_depth : the bridge's FIFO depths (``--fifo-depth``)
     command_fields, flags_fields : layouts by field name (default: this checkout's
         ``command_layout(config)`` / ``flags_layout()``; :meth:`from_manifest` takes the bitstream's)
-    poll_limit : most polls of ``done`` or of the ``c`` level before ``TimeoutError``
+    poll_limit : most looks at ``done`` or at a FIFO level in a row without progress (not done, no
+        room, no row) before ``TimeoutError``
     """
 
     def __init__(self, transport, config, ports, *, in_depth: int, out_depth: int, command_fields=None,
@@ -190,7 +191,8 @@ class EngineHost:
             raise ValueError(f"the bridge's a/c ports ({self.ports['a'].width}/{self.ports['c'].width} bits) do not "
                              f"match {config} ({self._a_width}/{self._c_layout.size} bits)")
         self.poll_limit = poll_limit
-        self.polls = 0   # done/level polls of the last gemm (how long the host waited)
+        self.polls = 0   # done/level looks during the last gemm (how long the host waited)
+        self._idle = 0   # looks in a row without progress
 
     @classmethod
     def from_manifest(cls, transport, manifest: dict, **kwargs) -> "EngineHost":
@@ -240,24 +242,28 @@ class EngineHost:
     # -- one engine command --------------------------------------------------------------------
     async def _stream(self, name, words, start_at: int):
         """Push ``words[start_at:]`` into in-stream ``name`` without overfilling its FIFO."""
-        room = self.in_depth - await self._level(name) if start_at < len(words) else 0
-        i = start_at
+        i, room = start_at, 0
         while i < len(words):
             if room <= 0:
                 room = self.in_depth - await self._level(name)
-                self._poll()
+                self._waited(progress=room > 0)
                 continue
             await self._write(name, words[i])
             i, room = i + 1, room - 1
 
-    def _poll(self):
+    def _waited(self, progress: bool):
+        """Count one look at the board; ``poll_limit`` looks in a row without progress: TimeoutError."""
         self.polls += 1
-        if self.polls > self.poll_limit:
-            raise TimeoutError(f"the engine did not finish within {self.poll_limit} polls")
+        self._idle = 0 if progress else self._idle + 1
+        if self._idle > self.poll_limit:
+            raise TimeoutError(f"the engine did not finish: {self.poll_limit} polls in a row without progress")
 
     async def _wait_done(self):
-        while not await self._read("done"):
-            self._poll()
+        while True:
+            done = await self._read("done")
+            self._waited(progress=bool(done))
+            if done:
+                return
 
     async def command(self, op, *, port: str | None = None, words=(), inv: int | None = None,
                       seed: int | None = None, scales: tuple[int, int] | None = None, **fields) -> None:
@@ -286,9 +292,7 @@ class EngineHost:
         rows = []
         while len(rows) < count:
             n = min(await self._level("c"), count - len(rows))
-            if not n:
-                self._poll()
-                continue
+            self._waited(progress=n > 0)
             for _ in range(n):
                 rows.append(await self._read("c"))
         return rows
@@ -324,7 +328,7 @@ class EngineHost:
         scale, inv = {}, {}
         order = output_order(cfg, M, N)
         raw_rows, stray = [], 0
-        self.polls = 0
+        self.polls = self._idle = 0
         if await self.identify() != len(self.ports):
             raise EngineError(f"the bridge reports a different port count than the {len(self.ports)} of the manifest")
         await self.io.send(encode_simple(Op.GO))   # feed the FIFOs from now on; counters restart
