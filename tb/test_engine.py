@@ -60,6 +60,7 @@ def _case(store: dict, name: str, cfg: EngineConfig, a, w, *, stochastic=(False,
 
 
 def _run(cfg: EngineConfig, store: dict, gemms, stall_gemms, tmp_path, testcase=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "engine.npz"
     np.savez(path, **store)
     config = {"fmt_a": str(cfg.fmt_a), "fmt_w": str(cfg.fmt_w), "rows": cfg.rows, "cols": cfg.cols,
@@ -108,6 +109,33 @@ def test_engine_split_k(tmp_path):
         plain = fp32_bits(mls_matmul(qa, qw, cfg.accumulator_bits, lanes=1))
         assert np.array_equal(np.asarray(plain).astype(np.int64).reshape(store[f"{name}_c"].shape), store[f"{name}_c"])
     _run(cfg, store, ["long", "two", "short"], ["long"], tmp_path)
+
+
+def test_engine_wide_quantization(tmp_path):
+    """More FP32 elements per cycle than lanes: the scalar array (L = 1) fed 3 elements per cycle
+    (groups of 9: every word is 3 beats, written into 3 sub-banks at once, read back through a
+    divide-by-3 of the beat address), and a 2-lane array fed 4 per cycle (2 beats per word); with
+    a split, ragged K, stochastic rounding, stalls; cycles = sim.engine with q = 3 and 4."""
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=3, cols=2, lanes=1, group_len=9, quant_lanes=3,
+                       a_depth=54, w_depth=54, psum_depth=12, split_k_max=512)
+    store = {}
+    _case(store, "conv", cfg, *small_conv(8, 2, 3, 3))                  # M=9, K=18, N=3
+    _case(store, "split", cfg, *_ragged(24, 4, 3, 60), stochastic=(True, False), seeds=(3, 0))   # K 63: 4 segments
+    _run(cfg, store, ["conv", "split"], ["split"], tmp_path / "q3")
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=2, lanes=2, group_len=8, quant_lanes=4, a_depth=64, w_depth=64)
+    store = {}
+    _case(store, "ragged", cfg, *_ragged(25, 5, 3, 30), stochastic=(False, True), seeds=(0, 4))
+    _run(cfg, store, ["ragged"], ["ragged"], tmp_path / "q4")
+    # a narrow accumulator saturates mid-line, so the order of the beats inside a word matters
+    # (with an exact one, reading the sub-banks in a rotated order would go unseen)
+    cfg = EngineConfig("e2m1g3", "e2m1g3", rows=2, cols=2, lanes=1, group_len=9, quant_lanes=3,
+                       a_depth=54, w_depth=54, acc_bits=12)
+    a, w = _ragged(26, 3, 3, 27, spread=16.0)
+    a[:, :9], w[:9] = a[:, :9].abs() * 4, w[:9].abs() * 4          # a big positive first group, then mixed
+    store = {}
+    overflow = _case(store, "sat", cfg, a, w)
+    assert overflow.all()
+    _run(cfg, store, ["sat"], [], tmp_path / "sat")
 
 
 def test_engine_dot_padded(tmp_path):
@@ -168,8 +196,15 @@ def test_engine_captured_conv_layer_whole(tmp_path):
 
 
 def test_engine_config_errors():
-    with pytest.raises(ValueError, match=r"^quant_lanes 3 must divide lanes 4 and group_len 9$"):
+    with pytest.raises(ValueError, match=r"^quant_lanes 3 must divide group_len 9 and divide or be a multiple of "
+                                         r"lanes 4$"):
         EngineConfig("e2m1g3", "e2m1g3", lanes=4, group_len=9, quant_lanes=3)
+    with pytest.raises(ValueError, match=r"^quant_lanes 2 must divide group_len 9 and divide or be a multiple of "
+                                         r"lanes 1$"):
+        EngineConfig("e2m1g3", "e2m1g3", lanes=1, group_len=9, quant_lanes=2)
+    with pytest.raises(ValueError, match=r"^w_depth 100 must be a multiple of quant_lanes / lanes = 3 \(a word of 3 "
+                                         r"codes is 3 beats, one per sub-bank\)$"):
+        EngineConfig("e2m1g3", "e2m1g3", lanes=1, group_len=9, quant_lanes=3, a_depth=99, w_depth=100)
     with pytest.raises(ValueError, match=r"^rows must be in \[1, 64\], got 65$"):
         EngineConfig("e2m1g3", "e2m1g3", rows=65)
     with pytest.raises(ValueError, match=r"^fmt_w needs group_bits >= 1 \(the quantization unit\), got e2m1g0$"):

@@ -38,8 +38,9 @@ class EngineConfig:
     rows, cols : the array, R x C, each in [1, 64].
     lanes : element pairs per beat L (1: the scalar PE when the formats agree).
     group_len : elements of a group along K (the chunk); K must be a multiple of it.
-    quant_lanes : FP32 elements per cycle into each quantization unit, q; divides ``lanes``
-        and ``group_len``.
+    quant_lanes : FP32 elements per cycle into each quantization unit, q; divides
+        ``group_len``, and divides ``lanes`` or is a multiple of it (then a word is q / L beats,
+        written into q / L sub-banks at once; the depths must be multiples of q / L).
     a_depth, w_depth : beat rows per bank of the A and W buffers (bank i of A holds rows
         m = i (mod R), bank j of W columns n = j (mod C)).
     acc_bits : accumulator width; None: exact for K up to ``max(max_k, split_k_max)``.
@@ -79,9 +80,15 @@ class EngineConfig:
         _int("a_depth", self.a_depth, 1, MAX_DEPTH)
         _int("w_depth", self.w_depth, 1, MAX_DEPTH)
         _int("sr_bits", self.sr_bits, 1, MAX_SR_BITS)
-        if self.lanes % self.quant_lanes or self.group_len % self.quant_lanes:
-            raise ValueError(f"quant_lanes {self.quant_lanes} must divide lanes {self.lanes} and "
-                             f"group_len {self.group_len}")
+        if (self.lanes % self.quant_lanes and self.quant_lanes % self.lanes) or self.group_len % self.quant_lanes:
+            raise ValueError(f"quant_lanes {self.quant_lanes} must divide group_len {self.group_len} and divide "
+                             f"or be a multiple of lanes {self.lanes}")
+        if self.quant_lanes > self.lanes:
+            k = self.quant_lanes // self.lanes
+            for name in ("a_depth", "w_depth"):
+                if getattr(self, name) % k:
+                    raise ValueError(f"{name} {getattr(self, name)} must be a multiple of quant_lanes / lanes = {k} "
+                                     f"(a word of {self.quant_lanes} codes is {k} beats, one per sub-bank)")
         if self.a_depth < self.beats_per_chunk or self.w_depth < self.beats_per_chunk:
             raise ValueError(f"a_depth {self.a_depth} and w_depth {self.w_depth} must hold one chunk "
                              f"({self.beats_per_chunk} beats)")

@@ -55,11 +55,15 @@ class OperandLoader(wiring.Component):
         self._fmt = MLSFormat.parse(fmt)
         self._banks, self._lanes, self._q, self._gl, self._depth = banks, lanes, quant_lanes, group_len, depth
         self._qconfig = QuantUnitConfig(self._fmt, quant_lanes, group_len, sr_bits)
-        if lanes % quant_lanes:
-            raise ValueError(f"quant_lanes {quant_lanes} must divide lanes {lanes}")
+        if lanes % quant_lanes and quant_lanes % lanes:
+            raise ValueError(f"quant_lanes {quant_lanes} must divide lanes {lanes} or be a multiple of it")
+        #: beats per input word (> 1: a word fills several beats, written to as many sub-banks)
+        self._k = max(1, quant_lanes // lanes)
         self._bpc = -(-group_len // lanes)
         if depth < self._bpc:
             raise ValueError(f"depth {depth} must hold one chunk ({self._bpc} beats)")
+        if depth % self._k:
+            raise ValueError(f"depth {depth} must be a multiple of quant_lanes / lanes = {self._k}")
         self._gdepth = depth // self._bpc
         fmt = self._fmt
         super().__init__({
@@ -73,6 +77,7 @@ class OperandLoader(wiring.Component):
         })
 
     depth = property(lambda self: self._depth)
+    beats_per_word = property(lambda self: self._k)
     gdepth = property(lambda self: self._gdepth)
     beats_per_chunk = property(lambda self: self._bpc)
     quant_config = property(lambda self: self._qconfig)
@@ -86,18 +91,37 @@ class OperandLoader(wiring.Component):
         m = Module()
         fmt, B, L, q, gl = self._fmt, self._banks, self._lanes, self._q, self._gl
         eb, G = fmt.elem_bits, fmt.group_bits
-        words_per_beat, words_per_chunk = L // q, gl // q
+        words_per_beat, words_per_chunk = max(1, L // q), gl // q
         m.submodules.quant = qu = QuantUnit(self._qconfig)
-        m.submodules.codes = codes = Memory(shape=unsigned(B * L * eb), depth=self._depth, init=[])
+        k = self._k
+        if k == 1:
+            m.submodules.codes = codes = Memory(shape=unsigned(B * L * eb), depth=self._depth, init=[])
+            cw = codes.write_port(granularity=L * eb)
+            cr = codes.read_port()
+            m.d.comb += [cr.en.eq(self.rd_en), cr.addr.eq(self.rd_addr), self.rd_codes.eq(cr.data)]
+        else:
+            # a word of q = k * L codes is k beats: beat row r lives in sub-bank r mod k at row
+            # r // k, so one word is one write into each of the k sub-banks at the same row
+            subs = []
+            for j in range(k):
+                mem = Memory(shape=unsigned(B * L * eb), depth=self._depth // k, init=[])
+                m.submodules[f"codes{j}"] = mem
+                subs.append(mem)
+            sub_w = [mem.write_port(granularity=L * eb) for mem in subs]
+            sub_r = [mem.read_port() for mem in subs]
+            rd_sub = Signal(range(k))          # the sub-bank of the read in flight
+            for port in sub_r:
+                m.d.comb += [port.en.eq(self.rd_en), port.addr.eq(self.rd_addr // k)]
+            with m.If(self.rd_en):
+                m.d.sync += rd_sub.eq(self.rd_addr % k)
+            with m.Switch(rd_sub):
+                for j, port in enumerate(sub_r):
+                    with m.Case(j):
+                        m.d.comb += self.rd_codes.eq(port.data)
         m.submodules.groups = groups = Memory(shape=unsigned(B * G), depth=self._gdepth, init=[])
-        cw = codes.write_port(granularity=L * eb)
         gw = groups.write_port(granularity=G)
-        cr = codes.read_port()
         gr = groups.read_port()
-        m.d.comb += [
-            cr.en.eq(self.rd_en), cr.addr.eq(self.rd_addr), self.rd_codes.eq(cr.data),
-            gr.en.eq(self.rd_en), gr.addr.eq(self.rd_gaddr), self.rd_g.eq(gr.data),
-        ]
+        m.d.comb += [gr.en.eq(self.rd_en), gr.addr.eq(self.rd_gaddr), self.rd_g.eq(gr.data)]
 
         lines, chunks, mode = Signal.like(self.lines), Signal.like(self.chunks), Signal()
         active = Signal()          # input words are still expected
@@ -129,47 +153,76 @@ class OperandLoader(wiring.Component):
                 m.d.sync += [active.eq(0), amax_done.eq(~mode)]
 
         # code side: assemble beats of L codes, write beat rows bank by bank
-        beat = Signal(L * eb)
-        lane_word = Signal(range(words_per_beat + 1))   # + 1: never zero-width
-        chunk_word = Signal(range(words_per_chunk + 1))
-        t = Signal(range(self._gdepth * self._bpc + 1))        # beat within the line
-        bank = Signal(range(B + 1))
-        line_base = Signal(range(self._gdepth * self._gdepth * self._bpc + 1))   # never wraps
         c_lines = Signal.like(self.lines)                      # lines fully written
-        bpl = Signal.like(t)
-        m.d.comb += bpl.eq(chunks * self._bpc)
-        # the beat with this word in its slot; one continuous assignment (no process), so an
-        # event-driven simulator sees it defined from time 0 even while its inputs never change
-        filled = Signal(L * eb)
-        word_bits = q * eb
-        m.d.comb += filled.eq(Cat(Mux(lane_word == k, qu.o.payload.as_value(), beat[k * word_bits:(k + 1) * word_bits])
-                                  for k in range(words_per_beat)))
-        close = (lane_word == words_per_beat - 1) | (chunk_word == words_per_chunk - 1)
-        addr = line_base + t
         overrun = Signal()
-        m.d.comb += [cw.addr.eq(addr), cw.data.eq(filled.replicate(B))]
-        with m.If(qu.o.valid & close):
-            with m.If(addr < self._depth):
-                m.d.comb += cw.en.eq(1 << bank)
-            with m.Else():
-                m.d.sync += overrun.eq(1)
-        with m.If(self.start):
-            m.d.sync += [beat.eq(0), lane_word.eq(0), chunk_word.eq(0), t.eq(0), bank.eq(0),
-                         line_base.eq(0), c_lines.eq(0)]
-        with m.Elif(qu.o.valid):
-            m.d.sync += chunk_word.eq(Mux(chunk_word == words_per_chunk - 1, 0, chunk_word + 1))
-            with m.If(close):
-                m.d.sync += [beat.eq(0), lane_word.eq(0)]
-                with m.If(t + 1 == bpl):
-                    m.d.sync += [t.eq(0), c_lines.eq(c_lines + 1)]
+        if k == 1:
+            beat = Signal(L * eb)
+            lane_word = Signal(range(words_per_beat + 1))   # + 1: never zero-width
+            chunk_word = Signal(range(words_per_chunk + 1))
+            t = Signal(range(self._gdepth * self._bpc + 1))        # beat within the line
+            bank = Signal(range(B + 1))
+            line_base = Signal(range(self._gdepth * self._gdepth * self._bpc + 1))   # never wraps
+            bpl = Signal.like(t)
+            m.d.comb += bpl.eq(chunks * self._bpc)
+            # the beat with this word in its slot; one continuous assignment (no process), so an
+            # event-driven simulator sees it defined from time 0 even while its inputs never change
+            filled = Signal(L * eb)
+            word_bits = q * eb
+            m.d.comb += filled.eq(Cat(Mux(lane_word == k, qu.o.payload.as_value(), beat[k * word_bits:(k + 1) * word_bits])
+                                      for k in range(words_per_beat)))
+            close = (lane_word == words_per_beat - 1) | (chunk_word == words_per_chunk - 1)
+            addr = line_base + t
+            m.d.comb += [cw.addr.eq(addr), cw.data.eq(filled.replicate(B))]
+            with m.If(qu.o.valid & close):
+                with m.If(addr < self._depth):
+                    m.d.comb += cw.en.eq(1 << bank)
+                with m.Else():
+                    m.d.sync += overrun.eq(1)
+            with m.If(self.start):
+                m.d.sync += [beat.eq(0), lane_word.eq(0), chunk_word.eq(0), t.eq(0), bank.eq(0),
+                             line_base.eq(0), c_lines.eq(0)]
+            with m.Elif(qu.o.valid):
+                m.d.sync += chunk_word.eq(Mux(chunk_word == words_per_chunk - 1, 0, chunk_word + 1))
+                with m.If(close):
+                    m.d.sync += [beat.eq(0), lane_word.eq(0)]
+                    with m.If(t + 1 == bpl):
+                        m.d.sync += [t.eq(0), c_lines.eq(c_lines + 1)]
+                        with m.If(bank == B - 1):
+                            m.d.sync += [bank.eq(0), line_base.eq(line_base + bpl)]
+                        with m.Else():
+                            m.d.sync += bank.eq(bank + 1)
+                    with m.Else():
+                        m.d.sync += t.eq(t + 1)
+                with m.Else():
+                    m.d.sync += [beat.eq(filled), lane_word.eq(lane_word + 1)]
+        else:
+            # every word closes k beats; count in rows of k beats (t_row: word within the line)
+            words_per_line = Signal(range(self._gdepth * words_per_chunk + 1))
+            m.d.comb += words_per_line.eq(chunks * words_per_chunk)
+            t_row = Signal.like(words_per_line)
+            bank = Signal(range(B + 1))
+            row_base = Signal(range(self._gdepth * self._gdepth * words_per_chunk + 1))   # never wraps
+            row = row_base + t_row
+            word = qu.o.payload.as_value()
+            for j, port in enumerate(sub_w):
+                m.d.comb += [port.addr.eq(row), port.data.eq(word[j * L * eb:(j + 1) * L * eb].replicate(B))]
+            with m.If(qu.o.valid):
+                with m.If(row < self._depth // k):
+                    for port in sub_w:
+                        m.d.comb += port.en.eq(1 << bank)
+                with m.Else():
+                    m.d.sync += overrun.eq(1)
+            with m.If(self.start):
+                m.d.sync += [t_row.eq(0), bank.eq(0), row_base.eq(0), c_lines.eq(0)]
+            with m.Elif(qu.o.valid):
+                with m.If(t_row + 1 == words_per_line):
+                    m.d.sync += [t_row.eq(0), c_lines.eq(c_lines + 1)]
                     with m.If(bank == B - 1):
-                        m.d.sync += [bank.eq(0), line_base.eq(line_base + bpl)]
+                        m.d.sync += [bank.eq(0), row_base.eq(row_base + words_per_line)]
                     with m.Else():
                         m.d.sync += bank.eq(bank + 1)
                 with m.Else():
-                    m.d.sync += t.eq(t + 1)
-            with m.Else():
-                m.d.sync += [beat.eq(filled), lane_word.eq(lane_word + 1)]
+                    m.d.sync += t_row.eq(t_row + 1)
 
         # group side: one g per chunk
         gc = Signal.like(self.chunks)
