@@ -442,6 +442,10 @@ REPORT_SPLIT_K = 131076   # 131072 padded to a multiple of 9
 REPORT_CONFIGS = {
     "scalar 8x8 L=1 q=1": dict(rows=8, cols=8, lanes=1, group_len=9, quant_lanes=1, a_depth=4096, w_depth=4096,
                                psum_depth=REPORT_PSUM_DEPTH, split_k_max=REPORT_SPLIT_K),
+    # the scalar engine fed a whole group (9 elements) per cycle: 9 sub-banks per buffer, so the
+    # depth is a multiple of 9
+    "scalar 8x8 L=1 q=9": dict(rows=8, cols=8, lanes=1, group_len=9, quant_lanes=9, a_depth=4095, w_depth=4095,
+                               psum_depth=REPORT_PSUM_DEPTH, split_k_max=REPORT_SPLIT_K),
     "dot 8x8 L=9 q=9": dict(rows=8, cols=8, lanes=9, group_len=9, quant_lanes=9, a_depth=4096, w_depth=4096,
                             psum_depth=REPORT_PSUM_DEPTH, split_k_max=REPORT_SPLIT_K),
 }
