@@ -17,6 +17,21 @@ from ..quant_unit.top import QuantUnit
 __all__ = ["OperandLoader"]
 
 
+def _walk_lines(m: Module, position, per_line, bank, banks: int, base, lines_done) -> None:
+    """One step of a buffer write walk: ``position`` counts the rows of the current line (of
+    ``per_line``); after a line's last row the next line goes to the next bank, and after the
+    last bank the base row moves on by one line (bank ``l mod banks`` holds line l at row
+    ``(l // banks) * per_line``)."""
+    with m.If(position + 1 == per_line):
+        m.d.sync += [position.eq(0), lines_done.eq(lines_done + 1)]
+        with m.If(bank == banks - 1):
+            m.d.sync += [bank.eq(0), base.eq(base + per_line)]
+        with m.Else():
+            m.d.sync += bank.eq(bank + 1)
+    with m.Else():
+        m.d.sync += position.eq(position + 1)
+
+
 class OperandLoader(wiring.Component):
     """FP32 lines in, MLS beats of ``lanes`` codes (and one g per chunk) in ``banks`` banks out.
 
@@ -185,14 +200,7 @@ class OperandLoader(wiring.Component):
                 m.d.sync += chunk_word.eq(Mux(chunk_word == words_per_chunk - 1, 0, chunk_word + 1))
                 with m.If(close):
                     m.d.sync += [beat.eq(0), lane_word.eq(0)]
-                    with m.If(t + 1 == bpl):
-                        m.d.sync += [t.eq(0), c_lines.eq(c_lines + 1)]
-                        with m.If(bank == B - 1):
-                            m.d.sync += [bank.eq(0), line_base.eq(line_base + bpl)]
-                        with m.Else():
-                            m.d.sync += bank.eq(bank + 1)
-                    with m.Else():
-                        m.d.sync += t.eq(t + 1)
+                    _walk_lines(m, t, bpl, bank, B, line_base, c_lines)
                 with m.Else():
                     m.d.sync += [beat.eq(filled), lane_word.eq(lane_word + 1)]
         else:
@@ -215,14 +223,7 @@ class OperandLoader(wiring.Component):
             with m.If(self.start):
                 m.d.sync += [t_row.eq(0), bank.eq(0), row_base.eq(0), c_lines.eq(0)]
             with m.Elif(qu.o.valid):
-                with m.If(t_row + 1 == words_per_line):
-                    m.d.sync += [t_row.eq(0), c_lines.eq(c_lines + 1)]
-                    with m.If(bank == B - 1):
-                        m.d.sync += [bank.eq(0), row_base.eq(row_base + words_per_line)]
-                    with m.Else():
-                        m.d.sync += bank.eq(bank + 1)
-                with m.Else():
-                    m.d.sync += t_row.eq(t_row + 1)
+                _walk_lines(m, t_row, words_per_line, bank, B, row_base, c_lines)
 
         # group side: one g per chunk
         gc = Signal.like(self.chunks)
@@ -239,14 +240,7 @@ class OperandLoader(wiring.Component):
         with m.If(self.start):
             m.d.sync += [gc.eq(0), gbank.eq(0), gbase.eq(0), g_lines.eq(0), overrun.eq(0)]
         with m.Elif(qu.g.valid):
-            with m.If(gc + 1 == chunks):
-                m.d.sync += [gc.eq(0), g_lines.eq(g_lines + 1)]
-                with m.If(gbank == B - 1):
-                    m.d.sync += [gbank.eq(0), gbase.eq(gbase + chunks)]
-                with m.Else():
-                    m.d.sync += gbank.eq(gbank + 1)
-            with m.Else():
-                m.d.sync += gc.eq(gc + 1)
+            _walk_lines(m, gc, chunks, gbank, B, gbase, g_lines)
 
         convert_done = mode & ~active & (c_lines == lines) & (g_lines == lines)
         m.d.comb += [self.overrun.eq(overrun), self.done.eq(~self.start & (amax_done | convert_done))]
