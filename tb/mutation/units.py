@@ -105,6 +105,21 @@ def _int8_mac(work_dir):
     return Int8MAC(), {"pe": "int8"}  # as tb/test_baseline.py::test_int8_mac
 
 
+def _psum(work_dir):
+    from hw.engine.psum import PartialSumBuffer
+
+    from tb.test_psum import CONFIGS, tb_parameters, write_cases
+
+    # tb/test_psum.py::test_psum[a6_l2_d4]: a power-of-two depth, so a row past the buffer aliases
+    # a real address (a mutant that drops the range check reads or overwrites a stored row), and
+    # two lanes, every (stored, row) pair in each (psum_pairs)
+    acc_bits, lanes, depth = CONFIGS["a6_l2_d4"]
+    path = pathlib.Path(work_dir) / "cases.json"
+    write_cases(path, acc_bits, lanes, depth, seed=23)
+    dut = PartialSumBuffer(acc_bits, lanes, depth)
+    return dut, tb_parameters(dut, lanes, path)
+
+
 UNITS = {
     "mls_pe": Unit("mls_pe", "mls_pe", "MLS PE (hw/pe/pe.py MLSPE), e2m1g3, narrow accumulator",
                    "tb/test_pe.py", _mls_pe, ("pe_cocotb:saturation_boundaries", "pe_cocotb:accumulate_tiles",
@@ -123,6 +138,9 @@ UNITS = {
     "int8_mac": Unit("int8_mac", "int8_mac", "baseline INT8 MAC (hw/baseline/int8_mac.py Int8MAC)",
                      "tb/test_baseline.py", _int8_mac, ("baseline_cocotb:int8_accumulate_random",
                                                         "baseline_cocotb:int8_products_exhaustive")),
+    "psum": Unit("psum", "mls_psum", "partial-sum buffer (hw/engine/psum.py PartialSumBuffer), 6-bit, 2 lanes, depth 4",
+                 "tb/test_psum.py", _psum, ("psum_cocotb:psum_full_rate", "psum_cocotb:psum_stalls",
+                                            "psum_cocotb:psum_pairs")),
 }
 
 
