@@ -33,7 +33,9 @@ class PartialSumBuffer(wiring.Component):
 
     Latency: one register stage (``LATENCY``); the synchronous read of ``mem[r]`` is issued in
     the cycle row ``r`` is taken, so the sum is formed in the stage's cycle. Full rate; the
-    stage holds while ``o`` is not ready. ``stored`` pulses for every row written back.
+    stage holds while ``o`` is not ready. ``stored`` pulses for every row taken with ``store``
+    (written back, or refused past ``depth``), so the engine can count a storing command's rows.
+    No row may be offered in the ``start`` cycle (it is dropped; the engine's array has none then).
 
     Members
     -------
