@@ -107,3 +107,25 @@ def test_report_regenerates(tmp_path):
     bad = tmp_path / "file"
     bad.write_text("x")
     assert main(["--out", str(bad)]) == 2
+
+
+def test_plan_double_buffered_by_hand():
+    """Double buffering: every amax pass first, then the loads of block i + 1 under the GEMM of
+    block i (blocks of 16 rows of A; W loaded once, with the first block): the total is the
+    amax passes + the first block's loads + max(GEMM i, loads i + 1) over the blocks + the last
+    GEMM; the commands' own cycles are those of the single-buffered engine."""
+    single = _scalar()
+    double = EngineConfig("e2m1g3", "e2m1g3", rows=4, cols=4, lanes=1, group_len=9, quant_lanes=1, a_depth=160,
+                          w_depth=160, double_buffer=True)
+    one, two = EngineCycles.of(single), EngineCycles.of(double)
+    blocks = [16] * 6 + [4]
+    amax = sum(one.amax(b, 36) for b in blocks) + one.amax(10, 36)
+    loads = [one.load(blocks[0], 36) + one.load(10, 36)] + [one.load(b, 36) for b in blocks[1:]]
+    gemms = [one.gemm(b, 10, 36) for b in blocks]
+    expected = amax + loads[0] + sum(max(gemms[i], loads[i + 1]) for i in range(6)) + gemms[-1]
+    p1, p2 = plan(one, 100, 10, 36), plan(two, 100, 10, 36)
+    assert (p2.quant_cycles, p2.gemm_cycles) == (p1.quant_cycles, p1.gemm_cycles)
+    assert p2.cycles == expected < p1.cycles == p1.quant_cycles + p1.gemm_cycles
+    assert double.slots == 2 and single.slots == 1 and str(double).endswith("_db")
+    with pytest.raises(TypeError, match=r"^double_buffer must be a bool, not 1$"):
+        EngineConfig("e2m1g3", "e2m1g3", double_buffer=1)

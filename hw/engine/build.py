@@ -52,11 +52,14 @@ def engine_manifest(engine: Engine, name: str) -> dict:
         "buffers": {
             "a": {"banks": cfg.rows, "beat_rows": cfg.a_depth, "beat_bits_per_bank": cfg.lanes * cfg.fmt_a.elem_bits,
                   "group_rows": loader_a.gdepth, "group_bits_per_bank": cfg.fmt_a.group_bits,
-                  "bits": cfg.a_depth * a_row_bits + loader_a.gdepth * cfg.rows * cfg.fmt_a.group_bits},
+                  "slots": cfg.slots,
+                  "bits": cfg.slots * (cfg.a_depth * a_row_bits + loader_a.gdepth * cfg.rows * cfg.fmt_a.group_bits)},
             "w": {"banks": cfg.cols, "beat_rows": cfg.w_depth, "beat_bits_per_bank": cfg.lanes * cfg.fmt_w.elem_bits,
                   "group_rows": loader_w.gdepth, "group_bits_per_bank": cfg.fmt_w.group_bits,
-                  "bits": cfg.w_depth * w_row_bits + loader_w.gdepth * cfg.cols * cfg.fmt_w.group_bits},
+                  "slots": cfg.slots,
+                  "bits": cfg.slots * (cfg.w_depth * w_row_bits + loader_w.gdepth * cfg.cols * cfg.fmt_w.group_bits)},
         },
+        "double_buffer": cfg.double_buffer, "slots": cfg.slots,
         "partial_sums": {"rows": cfg.psum_depth, "accumulators_per_row": cfg.cols,
                          "bits": cfg.psum_depth * cfg.cols * cfg.accumulator_bits,
                          "latency_cycles": Engine.psum_latency_of(cfg)},
@@ -104,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows of the partial-sum buffer for K longer than a buffer line (default 0: none)")
     parser.add_argument("--split-k-max", type=int, default=None,
                         help="longest K of a split GEMM the default accumulator is exact for (needs --psum-depth)")
+    parser.add_argument("--double-buffer", action="store_true",
+                        help="two slots per operand buffer: loads run while a GEMM reads the other slot")
     parser.add_argument("--sr-bits", type=int, default=8, help="random bits per element for stochastic rounding (default 8)")
     parser.add_argument("--name", default="mls_engine", help="Verilog top module and file name (default mls_engine)")
 
@@ -120,4 +125,4 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
                         lanes=preset.lanes if args.lanes is None else args.lanes, group_len=args.group_len,
                         quant_lanes=args.quant_lanes, a_depth=args.a_depth, w_depth=args.w_depth,
                         acc_bits=args.acc_bits, sr_bits=args.sr_bits, psum_depth=args.psum_depth,
-                        split_k_max=args.split_k_max)
+                        split_k_max=args.split_k_max, double_buffer=args.double_buffer)

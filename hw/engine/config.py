@@ -50,6 +50,9 @@ class EngineConfig:
         segment (docs/engine.md, "Split K").
     split_k_max : the longest K a split GEMM may have with the default (exact) accumulator;
         None: ``max_k``. Only with ``psum_depth`` > 0.
+    double_buffer : two slots per operand buffer (each of ``a_depth`` / ``w_depth`` beat rows)
+        and decoupled commands: a load fills one slot while a GEMM reads the other
+        (docs/engine.md, "Double buffering").
     """
 
     fmt_a: MLSFormat
@@ -65,8 +68,11 @@ class EngineConfig:
     sr_bits: int = DEFAULT_SR_BITS
     psum_depth: int = 0
     split_k_max: int | None = None
+    double_buffer: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.double_buffer, bool):
+            raise TypeError(f"double_buffer must be a bool, not {self.double_buffer!r}")
         for name in ("fmt_a", "fmt_w"):
             fmt = MLSFormat.parse(getattr(self, name))
             if fmt.group_bits < 1:
@@ -209,4 +215,9 @@ class EngineConfig:
     def __str__(self) -> str:
         return (f"{self.fmt_a}x{self.fmt_w}_{self.rows}x{self.cols}_l{self.lanes}_g{self.group_len}"
                 f"_q{self.quant_lanes}_d{self.a_depth}x{self.w_depth}"
-                + (f"_p{self.psum_depth}" if self.psum_depth else ""))
+                + (f"_p{self.psum_depth}" if self.psum_depth else "") + ("_db" if self.double_buffer else ""))
+
+    @property
+    def slots(self) -> int:
+        """Slots per operand buffer: 2 with ``double_buffer``."""
+        return 2 if self.double_buffer else 1

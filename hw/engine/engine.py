@@ -41,6 +41,8 @@ def command_layout(config: EngineConfig) -> data.StructLayout:
         "stochastic": 1,
         "psum_add": 1,     # GEMM: add the partial-sum buffer's rows (every K segment but the first)
         "psum_store": 1,   # GEMM: store the sums there instead of sending C (every segment but the last)
+        # double buffering: the slot LOAD_A / LOAD_W fills and the slots a GEMM reads
+        **({"slot_a": 1, "slot_w": 1} if config.double_buffer else {}),
     })
 
 
@@ -98,6 +100,7 @@ class Engine(wiring.Component):
             "inv": In(FP32.bits), "seed": In(32),
             "scale_a": In(FP32.bits), "scale_w": In(FP32.bits),
             "busy": Out(1), "done": Out(1),
+            **({"units_busy": Out(3)} if config.double_buffer else {}),
             "amax": Out(FP32.bits),
             "flags": Out(flags_layout()),
         })
@@ -126,8 +129,10 @@ class Engine(wiring.Component):
 
     def make_loaders(self) -> tuple[OperandLoader, OperandLoader]:
         cfg = self._config
-        return (OperandLoader(cfg.fmt_a, cfg.rows, cfg.lanes, cfg.quant_lanes, cfg.group_len, cfg.a_depth, cfg.sr_bits),
-                OperandLoader(cfg.fmt_w, cfg.cols, cfg.lanes, cfg.quant_lanes, cfg.group_len, cfg.w_depth, cfg.sr_bits))
+        return (OperandLoader(cfg.fmt_a, cfg.rows, cfg.lanes, cfg.quant_lanes, cfg.group_len, cfg.a_depth, cfg.sr_bits,
+                              cfg.slots),
+                OperandLoader(cfg.fmt_w, cfg.cols, cfg.lanes, cfg.quant_lanes, cfg.group_len, cfg.w_depth, cfg.sr_bits,
+                              cfg.slots))
 
     @staticmethod
     def pe_latency_of(config: EngineConfig) -> int:
@@ -152,59 +157,103 @@ class Engine(wiring.Component):
         m.submodules.convert = conv = self.make_converter()
 
         # -- command ------------------------------------------------------------------------
-        op = Signal(3)
-        busy, done = Signal(), Signal()
+        # three units run commands: loader A (AMAX_A, LOAD_A), loader W (AMAX_W, LOAD_W) and the
+        # GEMM sequencer. Without double buffering one command runs at a time; with it, a command
+        # is taken whenever its own unit is idle and it does not touch the slot another running
+        # command uses (a load into the slot a GEMM reads, or a GEMM of a slot being loaded).
+        busy_a, busy_w, busy_g = Signal(), Signal(), Signal()
+        busy = Signal()
+        m.d.comb += busy.eq(busy_a | busy_w | busy_g)
+        done_flag = Signal()            # the last command taken has ended (done = flag & idle)
+        op_a, op_w = Signal(3), Signal(3)
+        amax_w_last = Signal()          # the last amax-unit command was W's (selects ``amax``)
         m_, n_, chunks = Signal.like(self.cmd.m), Signal.like(self.cmd.n), Signal.like(self.cmd.chunks)
         psum_add, psum_store = Signal(), Signal()
         scale_a, scale_w = Signal(32), Signal(32)
         flags = Signal(flags_layout())
         set_flags = Signal(flags_layout())
-        finish = Signal()
+        finish_a, finish_w, finish_g = Signal(), Signal(), Signal()
         cmd = self.cmd
         zero_dim = (cmd.m == 0) | (cmd.n == 0) | (cmd.chunks == 0)
-        takes = Signal()
-        m.d.comb += takes.eq(self.start & ~busy)
+        uses_a = (cmd.op == Op.AMAX_A) | (cmd.op == Op.LOAD_A)
+        uses_w = (cmd.op == Op.AMAX_W) | (cmd.op == Op.LOAD_W)
+        is_gemm = cmd.op == Op.GEMM
         # a split-K GEMM on an engine without the partial-sum buffer is refused
         no_psum = Signal()
         if not cfg.psum_depth:
-            m.d.comb += no_psum.eq((cmd.op == Op.GEMM) & (cmd.psum_add | cmd.psum_store))
-        with m.If(self.start & busy):
+            m.d.comb += no_psum.eq(is_gemm & (cmd.psum_add | cmd.psum_store))
+        unit_busy, hazard = Signal(), Signal()
+        slot_a, slot_w = Signal(), Signal()         # the slots the running GEMM reads
+        lslot_a, lslot_w = Signal(), Signal()       # the slots the loaders fill
+        if cfg.double_buffer:
+            m.d.comb += [
+                unit_busy.eq(Mux(is_gemm, busy_g, Mux(uses_a, busy_a, Mux(uses_w, busy_w, busy)))),
+                hazard.eq(((cmd.op == Op.LOAD_A) & busy_g & (cmd.slot_a == slot_a))
+                          | ((cmd.op == Op.LOAD_W) & busy_g & (cmd.slot_w == slot_w))
+                          | (is_gemm & busy_a & (op_a == Op.LOAD_A) & (lslot_a == cmd.slot_a))
+                          | (is_gemm & busy_w & (op_w == Op.LOAD_W) & (lslot_w == cmd.slot_w))),
+            ]
+        else:
+            m.d.comb += unit_busy.eq(busy)
+        takes = Signal()
+        m.d.comb += takes.eq(self.start & ~unit_busy & ~hazard)
+        with m.If(self.start & (unit_busy | hazard)):
             m.d.comb += set_flags.refused.eq(1)
         with m.If(takes):
-            m.d.sync += [op.eq(cmd.op), m_.eq(cmd.m), n_.eq(cmd.n), chunks.eq(cmd.chunks), done.eq(0),
-                         scale_a.eq(self.scale_a), scale_w.eq(self.scale_w),
-                         psum_add.eq(cmd.psum_add), psum_store.eq(cmd.psum_store)]
+            m.d.sync += done_flag.eq(0)
             with m.If((cmd.op == Op.CLEAR) | (cmd.op > Op.GEMM) | ((cmd.op != Op.CLEAR) & zero_dim) | no_psum):
-                m.d.sync += done.eq(1)
+                m.d.sync += done_flag.eq(1)
                 with m.If(cmd.op != Op.CLEAR):
                     m.d.comb += set_flags.refused.eq(1)
+            with m.Elif(uses_a):
+                m.d.sync += [busy_a.eq(1), op_a.eq(cmd.op), amax_w_last.eq(0)]
+                if cfg.double_buffer:
+                    m.d.sync += lslot_a.eq(cmd.slot_a)
+            with m.Elif(uses_w):
+                m.d.sync += [busy_w.eq(1), op_w.eq(cmd.op), amax_w_last.eq(1)]
+                if cfg.double_buffer:
+                    m.d.sync += lslot_w.eq(cmd.slot_w)
             with m.Else():
-                m.d.sync += busy.eq(1)
-        with m.If(finish):
-            m.d.sync += [busy.eq(0), done.eq(1)]
+                m.d.sync += [busy_g.eq(1), m_.eq(cmd.m), n_.eq(cmd.n), chunks.eq(cmd.chunks),
+                             scale_a.eq(self.scale_a), scale_w.eq(self.scale_w),
+                             psum_add.eq(cmd.psum_add), psum_store.eq(cmd.psum_store)]
+                if cfg.double_buffer:
+                    m.d.sync += [slot_a.eq(cmd.slot_a), slot_w.eq(cmd.slot_w)]
+        for unit_busy_, unit_finish in ((busy_a, finish_a), (busy_w, finish_w), (busy_g, finish_g)):
+            with m.If(unit_finish):
+                m.d.sync += [unit_busy_.eq(0), done_flag.eq(1)]
         with m.If(takes & (cmd.op == Op.CLEAR)):
             m.d.sync += flags.eq(0)
         with m.Else():
             m.d.sync += flags.eq(flags.as_value() | set_flags.as_value())
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.flags.eq(flags)]
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done_flag & ~busy), self.flags.eq(flags)]
+        if cfg.double_buffer:
+            m.d.comb += self.units_busy.eq(Cat(busy_a, busy_w, busy_g))
 
         # -- quantization passes -----------------------------------------------------------
         valid_cmd = takes & ~zero_dim & ~no_psum
-        for loader, stream_in, amax_op, load_op, lines in ((load_a, self.a, Op.AMAX_A, Op.LOAD_A, cmd.m),
-                                                          (load_w, self.w, Op.AMAX_W, Op.LOAD_W, cmd.n)):
-            mine = (cmd.op == amax_op) | (cmd.op == load_op)
-            running = busy & ((op == amax_op) | (op == load_op))
+        for loader, stream_in, mine, lines, running, op_unit, finish_unit, slot_field in (
+                (load_a, self.a, uses_a, cmd.m, busy_a, op_a, finish_a, "slot_a"),
+                (load_w, self.w, uses_w, cmd.n, busy_w, op_w, finish_w, "slot_w")):
+            load_op = Op.LOAD_A if loader is load_a else Op.LOAD_W
             m.d.comb += [
                 loader.start.eq(valid_cmd & mine), loader.mode.eq(cmd.op == load_op),
                 loader.stochastic.eq(cmd.stochastic), loader.inv.eq(self.inv), loader.seed.eq(self.seed),
                 loader.lines.eq(lines), loader.chunks.eq(cmd.chunks),
             ]
+            if cfg.double_buffer:
+                m.d.comb += loader.slot.eq(cmd[slot_field])
             wiring.connect(m, wiring.flipped(stream_in), loader.i)
+            # flags are only ever set here (a comb ``eq(0)`` would undo another unit's or a
+            # refused start's flag in the same cycle)
             with m.If(running):
-                m.d.comb += [set_flags.invalid.eq(loader.invalid), set_flags.refused.eq(loader.overrun)]
+                with m.If(loader.invalid):
+                    m.d.comb += set_flags.invalid.eq(1)
+                with m.If(loader.overrun):
+                    m.d.comb += set_flags.refused.eq(1)
                 with m.If(loader.done):
-                    m.d.comb += finish.eq(1)
-        m.d.comb += self.amax.eq(Mux((op == Op.AMAX_W) | (op == Op.LOAD_W), load_w.amax, load_a.amax))
+                    m.d.comb += finish_unit.eq(1)
+        m.d.comb += self.amax.eq(Mux(amax_w_last, load_w.amax, load_a.amax))
 
         # -- GEMM sequencer: folds over M (outer) and N, beats along K ----------------------
         gemm_start = valid_cmd & (cmd.op == Op.GEMM)
@@ -227,9 +276,17 @@ class Engine(wiring.Component):
         m.d.comb += advance.eq(~beat_valid | arr.a.ready)
         m.d.comb += [
             load_a.rd_en.eq(advance), load_w.rd_en.eq(advance),
-            load_a.rd_addr.eq(a_addr), load_w.rd_addr.eq(w_addr),
-            load_a.rd_gaddr.eq(ga_addr), load_w.rd_gaddr.eq(gw_addr),
         ]
+        if cfg.double_buffer:   # the slot's rows follow the other slot's
+            m.d.comb += [
+                load_a.rd_addr.eq(a_addr + slot_a * cfg.a_depth), load_w.rd_addr.eq(w_addr + slot_w * cfg.w_depth),
+                load_a.rd_gaddr.eq(ga_addr + slot_a * load_a.gdepth), load_w.rd_gaddr.eq(gw_addr + slot_w * load_w.gdepth),
+            ]
+        else:
+            m.d.comb += [
+                load_a.rd_addr.eq(a_addr), load_w.rd_addr.eq(w_addr),
+                load_a.rd_gaddr.eq(ga_addr), load_w.rd_gaddr.eq(gw_addr),
+            ]
         out_of_range = (a_addr >= cfg.a_depth) | (w_addr >= cfg.w_depth) | \
                        (ga_addr >= load_a.gdepth) | (gw_addr >= load_w.gdepth)
         last_beat = t + 1 == bpl
@@ -331,13 +388,16 @@ class Engine(wiring.Component):
             m.d.sync += [out_row.eq(0), out_mt.eq(0), out_nt.eq(0)]
         with m.Elif(converted | stored):
             with m.If(converted & row_ok):
-                m.d.comb += [set_flags.infinite.eq(infinite), set_flags.invalid.eq(conv.nan)]
+                with m.If(infinite):
+                    m.d.comb += set_flags.infinite.eq(1)
+                with m.If(conv.nan):
+                    m.d.comb += set_flags.invalid.eq(1)
             with m.If(out_row == R - 1):
                 m.d.sync += out_row.eq(0)
                 with m.If(out_last_nt):
                     m.d.sync += [out_nt.eq(0), out_mt.eq(out_mt + R)]
-                    with m.If(out_last_mt & busy & (op == Op.GEMM)):
-                        m.d.comb += finish.eq(1)
+                    with m.If(out_last_mt & busy_g):
+                        m.d.comb += finish_g.eq(1)
                 with m.Else():
                     m.d.sync += out_nt.eq(out_nt + C)
             with m.Else():

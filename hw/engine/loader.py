@@ -66,7 +66,10 @@ class OperandLoader(wiring.Component):
     """
 
     def __init__(self, fmt: MLSFormat, banks: int, lanes: int, quant_lanes: int, group_len: int,
-                 depth: int, sr_bits: int):
+                 depth: int, sr_bits: int, slots: int = 1):
+        if slots not in (1, 2):
+            raise ValueError(f"slots must be 1 or 2, got {slots!r}")
+        self._slots = slots
         self._fmt = MLSFormat.parse(fmt)
         self._banks, self._lanes, self._q, self._gl, self._depth = banks, lanes, quant_lanes, group_len, depth
         self._qconfig = QuantUnitConfig(self._fmt, quant_lanes, group_len, sr_bits)
@@ -81,15 +84,18 @@ class OperandLoader(wiring.Component):
             raise ValueError(f"depth {depth} must be a multiple of quant_lanes / lanes = {self._k}")
         self._gdepth = depth // self._bpc
         fmt = self._fmt
-        super().__init__({
+        members = {
             "i": In(stream.Signature(data.ArrayLayout(FP32.bits, quant_lanes))),
             "start": In(1), "mode": In(1), "stochastic": In(1), "inv": In(32), "seed": In(32),
             "lines": In(range(banks * self._gdepth + 1)), "chunks": In(range(self._gdepth + 1)),
             "amax": Out(32), "invalid": Out(1), "overrun": Out(1), "done": Out(1),
-            "rd_en": In(1), "rd_addr": In(range(depth)), "rd_gaddr": In(range(self._gdepth)),
+            "rd_en": In(1), "rd_addr": In(range(slots * depth)), "rd_gaddr": In(range(slots * self._gdepth)),
             "rd_codes": Out(data.ArrayLayout(lanes * fmt.elem_bits, banks)),
             "rd_g": Out(data.ArrayLayout(fmt.group_bits, banks)),
-        })
+        }
+        if slots > 1:
+            members["slot"] = In(1)   # the slot a convert pass fills (latched by start)
+        super().__init__(members)
 
     depth = property(lambda self: self._depth)
     beats_per_word = property(lambda self: self._k)
@@ -108,9 +114,16 @@ class OperandLoader(wiring.Component):
         eb, G = fmt.elem_bits, fmt.group_bits
         words_per_beat, words_per_chunk = max(1, L // q), gl // q
         m.submodules.quant = qu = QuantUnit(self._qconfig)
-        k = self._k
+        k, S = self._k, self._slots
+        # the slot being filled: its rows follow the other slot's in every memory
+        def in_slot(address, rows_per_slot):
+            return address + slot * rows_per_slot if S > 1 else address
+        if S > 1:
+            slot = Signal()
+            with m.If(self.start):
+                m.d.sync += slot.eq(self.slot)
         if k == 1:
-            m.submodules.codes = codes = Memory(shape=unsigned(B * L * eb), depth=self._depth, init=[])
+            m.submodules.codes = codes = Memory(shape=unsigned(B * L * eb), depth=S * self._depth, init=[])
             cw = codes.write_port(granularity=L * eb)
             cr = codes.read_port()
             m.d.comb += [cr.en.eq(self.rd_en), cr.addr.eq(self.rd_addr), self.rd_codes.eq(cr.data)]
@@ -119,7 +132,7 @@ class OperandLoader(wiring.Component):
             # r // k, so one word is one write into each of the k sub-banks at the same row
             subs = []
             for j in range(k):
-                mem = Memory(shape=unsigned(B * L * eb), depth=self._depth // k, init=[])
+                mem = Memory(shape=unsigned(B * L * eb), depth=S * self._depth // k, init=[])
                 m.submodules[f"codes{j}"] = mem
                 subs.append(mem)
             sub_w = [mem.write_port(granularity=L * eb) for mem in subs]
@@ -133,7 +146,7 @@ class OperandLoader(wiring.Component):
                 for j, port in enumerate(sub_r):
                     with m.Case(j):
                         m.d.comb += self.rd_codes.eq(port.data)
-        m.submodules.groups = groups = Memory(shape=unsigned(B * G), depth=self._gdepth, init=[])
+        m.submodules.groups = groups = Memory(shape=unsigned(B * G), depth=S * self._gdepth, init=[])
         gw = groups.write_port(granularity=G)
         gr = groups.read_port()
         m.d.comb += [gr.en.eq(self.rd_en), gr.addr.eq(self.rd_gaddr), self.rd_g.eq(gr.data)]
@@ -187,7 +200,7 @@ class OperandLoader(wiring.Component):
                                       for k in range(words_per_beat)))
             close = (lane_word == words_per_beat - 1) | (chunk_word == words_per_chunk - 1)
             addr = line_base + t
-            m.d.comb += [cw.addr.eq(addr), cw.data.eq(filled.replicate(B))]
+            m.d.comb += [cw.addr.eq(in_slot(addr, self._depth)), cw.data.eq(filled.replicate(B))]
             with m.If(qu.o.valid & close):
                 with m.If(addr < self._depth):
                     m.d.comb += cw.en.eq(1 << bank)
@@ -213,7 +226,7 @@ class OperandLoader(wiring.Component):
             row = row_base + t_row
             word = qu.o.payload.as_value()
             for j, port in enumerate(sub_w):
-                m.d.comb += [port.addr.eq(row), port.data.eq(word[j * L * eb:(j + 1) * L * eb].replicate(B))]
+                m.d.comb += [port.addr.eq(in_slot(row, self._depth // k)), port.data.eq(word[j * L * eb:(j + 1) * L * eb].replicate(B))]
             with m.If(qu.o.valid):
                 with m.If(row < self._depth // k):
                     for port in sub_w:
@@ -231,7 +244,7 @@ class OperandLoader(wiring.Component):
         gbase = Signal(range(self._gdepth * self._gdepth + 1))
         g_lines = Signal.like(self.lines)
         gaddr = gbase + gc
-        m.d.comb += [gw.addr.eq(gaddr), gw.data.eq(qu.g.payload.replicate(B))]
+        m.d.comb += [gw.addr.eq(in_slot(gaddr, self._gdepth)), gw.data.eq(qu.g.payload.replicate(B))]
         with m.If(qu.g.valid):
             with m.If(gaddr < self._gdepth):
                 m.d.comb += gw.en.eq(1 << gbank)
