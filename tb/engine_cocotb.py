@@ -142,14 +142,7 @@ async def run_gemm(dut, name, rng, p_in=1.0, p_out=1.0, check_cycles=True):
         else:
             model.append((cmd.op, cmd.segment, CYCLES.gemm(M, N, seg_k, store=bool(cmd.psum_store))))
     assert amax["A"] == reference_amax(a) and amax["W"] == reference_amax(w), "amax differs from the golden model"
-    order = output_order(CFG, M, N)
-    assert len(rows) == len(order), f"{len(rows)} rows of C for {len(order)} expected"
-    expected = DATA[f"{name}_c"]
-    for index, ((row, col0), (words, last)) in enumerate(zip(order, rows)):
-        assert last == int(index == len(order) - 1), f"row {index}: last={last}"
-        for j in range(C):
-            want = int(expected[row, col0 + j]) if col0 + j < N else 0
-            assert words[j] == want, f"C[{row}, {col0 + j}] = {words[j]:#010x}, expected {want:#010x}"
+    _check_c(name, rows, M, N)
     flags = _flags(dut)
     assert flags["overflow"] == int(DATA[f"{name}_overflow"]), f"overflow flag {flags}"
     assert flags["invalid"] == 0 and flags["refused"] == 0, f"flags {flags}"
@@ -294,6 +287,7 @@ def _operands(name):
 
 
 def _check_c(name, rows, M, N):
+    """The rows of C received, in the engine's order, against the golden FP32 bit patterns."""
     order = output_order(CFG, M, N)
     assert len(rows) == len(order), f"{name}: {len(rows)} rows of C for {len(order)} expected"
     expected = DATA[f"{name}_c"]
