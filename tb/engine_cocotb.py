@@ -101,8 +101,7 @@ async def run_gemm(dut, name, rng, p_in=1.0, p_out=1.0, check_cycles=True):
     """One whole GEMM as ``hw.engine.host.gemm_commands`` sequences it (K zero-padded, split into
     segments through the partial-sum buffer when longer than a line): C bit for bit, flags, and
     every command's cycles against ``sim.engine.EngineCycles``."""
-    a = torch.from_numpy(DATA[f"{name}_a"])
-    w = torch.from_numpy(DATA[f"{name}_w"])
+    a, w = _operands(name)
     meta = DATA[f"{name}_meta"].tolist()   # stochastic_a, stochastic_w, seed_a, seed_w
     M, K = a.shape
     N = w.shape[1]

@@ -45,8 +45,8 @@ import torch
 from model.fp32 import bits_fp32, fp32_bits
 
 from .host import BoardClient, decode_counters, decode_word, encode_level, encode_pulse, encode_read, \
-    encode_simple, encode_write
-from .protocol import COUNTERS_REPLY, MAGIC, Op, PortInfo, PortKind
+    encode_simple, encode_write, ports_by_name
+from .protocol import COUNTERS_REPLY, MAGIC, Op
 
 __all__ = ["BlockingTransport", "run_blocking", "as_transport", "EngineError", "GemmResult", "EngineHost",
            "pack_fields", "unpack_fields"]
@@ -169,11 +169,7 @@ class EngineHost:
 
         self.io = as_transport(transport)
         self.config = config
-        self.ports = {}
-        for p in ports:
-            if isinstance(p, dict):
-                p = PortInfo(p["index"], p["name"], PortKind(p["kind"]), p["width"])
-            self.ports[p.name] = p
+        self.ports = ports_by_name(ports)
         for name in ("a", "w", "c", "cmd", "start", "inv", "seed", "scale_a", "scale_w", "done", "amax", "flags"):
             if name not in self.ports:
                 raise ValueError(f"the bridge has no port {name!r}: is this the engine design? ports: {', '.join(self.ports)}")

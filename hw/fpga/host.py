@@ -18,7 +18,17 @@ import dataclasses
 from .protocol import COUNTER_BYTES, COUNTERS_REPLY, FLAG_BITS, MAGIC, Op, PortInfo, PortKind, word_bytes
 
 __all__ = ["encode_write", "encode_pulse", "encode_read", "encode_level", "encode_simple",
-           "decode_word", "decode_counters", "Counters", "BoardClient"]
+           "decode_word", "decode_counters", "Counters", "BoardClient", "ports_by_name"]
+
+
+def ports_by_name(ports) -> dict[str, PortInfo]:
+    """The bridge's ports by name, from the manifest's port list (dicts) or ``PortInfo``s."""
+    out = {}
+    for p in ports:
+        if isinstance(p, dict):
+            p = PortInfo(p["index"], p["name"], PortKind(p["kind"]), p["width"])
+        out[p.name] = p
+    return out
 
 
 def _check_port(port: PortInfo, kinds) -> None:
@@ -91,11 +101,7 @@ class BoardClient:
 
     def __init__(self, transport, ports):
         self.transport = transport
-        self.ports = {}
-        for p in ports:
-            if isinstance(p, dict):
-                p = PortInfo(p["index"], p["name"], PortKind(p["kind"]), p["width"])
-            self.ports[p.name] = p
+        self.ports = ports_by_name(ports)
 
     def port(self, name: str) -> PortInfo:
         try:
